@@ -1,0 +1,5 @@
+import sys
+
+from tornado_files.cli import main
+
+sys.exit(main())

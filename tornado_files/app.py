@@ -1,0 +1,62 @@
+"""The application factory: configuration in, a wired Tornado application out.
+
+No module-level state: every store, policy and pool lives in one ``Services`` object in the
+application settings, so tests build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tornado.web import Application
+
+from tornado_files.blocking import Offload
+from tornado_files.config import Config
+from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.policy import build_policies
+from tornado_files.services import Services
+from tornado_files.sniff import Sniffer
+from tornado_files.storage.disk import DiskBlobStore
+from tornado_files.web.base import NotFoundHandler
+from tornado_files.web.download import ContentHandler
+from tornado_files.web.files import FileHandler, FilesCollectionHandler
+from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
+from tornado_files.web.uploads import UploadHandler
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+FILE_ID = r"([0-9a-f]{32})"
+
+
+def build_services(config: Config) -> Services:
+    """Stores, policies and pools for ``config`` (not started: call ``startup()``)."""
+    offload = Offload()
+    data_dir = config.data_dir
+    return Services(
+        config=config,
+        policies=build_policies(config),
+        blob_stores={"disk": DiskBlobStore(data_dir, offload)},
+        metadata=SqliteMetadataStore(data_dir / "metadata.sqlite3", offload),
+        sniffer=Sniffer(offload),
+        offload=offload,
+    )
+
+
+def make_app(services: Services, static_dir: Path = STATIC_DIR) -> Application:
+    default, *others = services.policies
+    handlers: list[Any] = [
+        (r"/api/files", FilesCollectionHandler, {"policy": default}),
+        (rf"/api/files/{FILE_ID}", FileHandler),
+        (rf"/api/files/{FILE_ID}/content", ContentHandler),
+        (r"/api/routes", RoutesHandler),
+        (r"/healthz", HealthHandler),
+        *[(policy.path, UploadHandler, {"policy": policy}) for policy in others],
+        (r"/()", PageHandler, {"path": str(static_dir), "default_filename": "index.html"}),
+        (r"/static/(.+)", PageHandler, {"path": str(static_dir)}),
+    ]
+    return Application(
+        handlers,
+        services=services,
+        default_handler_class=NotFoundHandler,
+        compress_response=False,
+    )

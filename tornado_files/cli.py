@@ -1,0 +1,103 @@
+"""Command line: ``tornado-files serve`` (and ``python server.py``) → Config → running server.
+
+Every start-up problem ends in one line on stderr and a non-zero exit, before the port opens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from tornado_files.app import build_services, make_app
+from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
+
+log = logging.getLogger("tornado_files")
+READ_CHUNK = 512 * 1024
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="A server for very large file uploads.")
+    add = parser.add_argument
+    add("--host", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, help="port to listen on (default 8888)")
+    add("--data-dir", dest="data_dir", help="files and SQLite database (default ./data)")
+    add("--config", help="TOML file: routes, CORS origins, limits")
+    add("--storage", help="default blob store: disk")
+    add("--max-upload-size", dest="max_upload_size", help="cap of /api/files (default 10GiB)")
+    return parser
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str], prog: str) -> Config:
+    """CLI over environment over TOML over defaults; raises ConfigError."""
+    args = vars(_parser(prog).parse_args(list(argv)))
+    config_path = args.pop("config") or environ.get("TORNADO_FILES_CONFIG")
+    toml: dict[str, Any] = {}
+    if config_path:
+        toml = load_toml(Path(config_path))
+    return build_config(toml, env_settings(environ), args,
+                        Path(config_path) if config_path else None)
+
+
+async def _serve(config: Config) -> None:
+    services = build_services(config)
+    try:
+        await services.startup()
+    except Exception as exc:
+        raise ConfigError(f"cannot prepare {config.data_dir}: {exc}") from None
+    try:
+        sockets = bind_sockets(config.port, config.host)
+    except OSError as exc:
+        await services.close()
+        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+    server = HTTPServer(make_app(services), max_body_size=config.max_json_body,
+                        chunk_size=READ_CHUNK, idle_connection_timeout=120)
+    server.add_sockets(sockets)
+    log.info("tornado-files listening on http://%s:%d (data in %s)", config.host, config.port,
+             config.data_dir.resolve())
+    log.warning("no tokens are configured: the server is open to anyone who can reach it")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    server.stop()
+    await server.close_all_connections()
+    await services.close()
+
+
+def serve(argv: Sequence[str], prog: str = "tornado-files serve") -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = load_config(argv, os.environ, prog)
+        asyncio.run(_serve(config))
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: tornado-files serve [options]   (tornado-files serve --help)")
+        return 0 if argv else 2
+    if argv[0] != "serve":
+        print(f"tornado-files: error: unknown command {argv[0]!r} (try: serve)", file=sys.stderr)
+        return 2
+    return serve(argv[1:])

@@ -1,0 +1,266 @@
+"""Configuration: frozen values, size parsing and validation.
+
+Sources, strongest first: command-line options, ``TORNADO_FILES_<NAME>`` environment
+variables, the TOML file named by ``--config``, then the defaults below. Every problem is a
+:class:`ConfigError` whose message is one line a person can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+DEFAULT_ROUTE = "/api/files"
+STORAGE_KINDS = ("disk",)
+# Paths the server itself serves; an upload route may not take them over.
+BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/healthz", "/static")
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+    "t": 1000**4, "tb": 1000**4,
+    "kib": KIB, "mib": MIB, "gib": GIB, "tib": 1024 * GIB,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person starting the server."""
+
+
+def parse_size(value: object, name: str = "size") -> int:
+    """Parse ``40KiB``, ``10GiB``, ``1.5MB`` or a plain number of bytes.
+
+    >>> parse_size("40KiB"), parse_size("10GiB"), parse_size(512), parse_size("1.5 MB")
+    (40960, 10737418240, 512, 1500000)
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a size like 40KiB or 10GiB, got {value!r}")
+    if isinstance(value, int):
+        number, unit = float(value), ""
+    elif isinstance(value, str) and (match := _SIZE_RE.match(value)):
+        number, unit = float(match.group(1)), match.group(2).lower()
+    else:
+        raise ConfigError(f"{name}: expected a size like 40KiB or 10GiB, got {value!r}")
+    if unit not in _UNITS:
+        raise ConfigError(f"{name}: unknown size unit {unit!r} in {value!r} (use B, KiB, MiB, GiB)")
+    size = int(number * _UNITS[unit])
+    if size < 0:
+        raise ConfigError(f"{name}: a size cannot be negative")
+    return size
+
+
+def format_size(size: int) -> str:
+    """The shortest exact binary spelling of a size.
+
+    >>> format_size(40960), format_size(10 * GIB), format_size(1000)
+    ('40KiB', '10GiB', '1000B')
+    """
+    for unit, factor in (("TiB", 1024 * GIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """One upload route as configured; ``None`` caps fall back to the route's body cap."""
+
+    path: str
+    max_body_size: int
+    max_file_size: int | None = None
+    max_files: int | None = None
+    allowed_mime_types: tuple[str, ...] = ()
+    storage: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the application factory needs; built once, never mutated."""
+
+    host: str = "127.0.0.1"
+    port: int = 8888
+    data_dir: Path = Path("data")
+    storage: str = "disk"
+    max_upload_size: int = 10 * GIB
+    routes: tuple[RouteConfig, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    # Seconds a request body may stay silent before the upload is dropped (408).
+    idle_timeout: float = 60.0
+    # After an early rejection: how long / how much input we discard so the client reads
+    # the error before the connection closes (nginx's lingering close).
+    linger_seconds: float = 2.0
+    linger_bytes: int = 64 * MIB
+    # Cap on each non-file multipart field and on JSON request bodies.
+    max_field_size: int = 64 * KIB
+    max_json_body: int = 1 * MIB
+    # How many bytes of each file libmagic sees.
+    sniff_bytes: int = 64 * KIB
+    config_file: Path | None = field(default=None, compare=False)
+
+    def all_routes(self) -> tuple[RouteConfig, ...]:
+        """The default route first, then the configured ones."""
+        default = RouteConfig(path=DEFAULT_ROUTE, max_body_size=self.max_upload_size)
+        return (default, *self.routes)
+
+
+# name → (parser, TOML/ENV allowed). CLI options use the same names with dashes.
+_SCALARS: dict[str, Any] = {
+    "host": str,
+    "port": int,
+    "data_dir": Path,
+    "storage": str,
+    "max_upload_size": parse_size,
+    "idle_timeout": float,
+    "linger_seconds": float,
+    "linger_bytes": parse_size,
+    "max_field_size": parse_size,
+    "max_json_body": parse_size,
+    "sniff_bytes": parse_size,
+}
+_ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
+               "storage"}
+_FUTURE_KEYS = {
+    "mongodb_uri": "MongoDB support is not available yet",
+    "processes": "--processes is not available yet",
+    "tokens": "tokens are not available yet",
+}
+_MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$")
+
+
+def _convert(name: str, parser: Any, value: object) -> Any:
+    if parser is parse_size:
+        return parse_size(value, name)
+    try:
+        if parser is int and isinstance(value, bool | float):
+            raise ValueError
+        if parser is str and not isinstance(value, str):
+            raise ValueError
+        return parser(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: invalid value {value!r}") from None
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read the TOML file; a missing or unreadable file is a ConfigError."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``TORNADO_FILES_<NAME>`` variables for the scalar options (and ``CORS_ORIGINS``)."""
+    found: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith("TORNADO_FILES_") or key.startswith("TORNADO_FILES_TEST_"):
+            continue
+        name = key.removeprefix("TORNADO_FILES_").lower()
+        if name == "config":
+            continue  # handled by the CLI layer
+        if name == "cors_origins":
+            found[name] = [o.strip() for o in value.split(",") if o.strip()]
+        elif name in _SCALARS or name in _FUTURE_KEYS:
+            found[name] = value
+        else:
+            raise ConfigError(f"unknown environment variable {key}")
+    return found
+
+
+def _route(raw: object, index: int, default_storage: str) -> RouteConfig:
+    where = f"routes[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = set(raw) - _ROUTE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    path = raw.get("path")
+    if not isinstance(path, str) or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", path):
+        raise ConfigError(f"{where}: path must look like /api/avatars, got {path!r}")
+    if "max_body_size" not in raw:
+        raise ConfigError(f"{where} ({path}): max_body_size is required")
+    body = parse_size(raw["max_body_size"], f"{where}.max_body_size")
+    file_cap = raw.get("max_file_size")
+    max_files = raw.get("max_files")
+    if max_files is not None and (
+        not isinstance(max_files, int) or isinstance(max_files, bool) or max_files < 1
+    ):
+        raise ConfigError(f"{where}.max_files: expected a whole number ≥ 1, got {max_files!r}")
+    mimes = raw.get("allowed_mime_types", [])
+    if not isinstance(mimes, list) or not all(
+        isinstance(m, str) and _MIME_RE.match(m) for m in mimes
+    ):
+        raise ConfigError(f"{where}.allowed_mime_types: expected a list like [\"image/png\"]")
+    storage = raw.get("storage", default_storage)
+    if storage not in STORAGE_KINDS:
+        raise ConfigError(f"{where}.storage: {storage!r} is not one of {list(STORAGE_KINDS)}")
+    return RouteConfig(
+        path=path,
+        max_body_size=body,
+        max_file_size=None if file_cap is None else parse_size(file_cap, f"{where}.max_file_size"),
+        max_files=max_files,
+        allowed_mime_types=tuple(mimes),
+        storage=storage,
+    )
+
+
+def build_config(
+    toml: Mapping[str, Any], env: Mapping[str, Any], cli: Mapping[str, Any],
+    config_file: Path | None = None,
+) -> Config:
+    """Merge the three sources (CLI over env over TOML) and validate the result."""
+    merged: dict[str, Any] = {}
+    for source in (toml, env, cli):
+        merged.update({k: v for k, v in source.items() if v is not None})
+    for key, message in _FUTURE_KEYS.items():
+        if key in merged:
+            raise ConfigError(message)
+    known = set(_SCALARS) | {"routes", "cors_origins"}
+    unknown = set(merged) - known
+    if unknown:
+        raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
+    values = {name: _convert(name, _SCALARS[name], merged[name])
+              for name in _SCALARS if name in merged}
+    config = replace(Config(), **values, config_file=config_file)
+    if config.storage not in STORAGE_KINDS:
+        raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
+    if not 0 < config.port < 65536:
+        raise ConfigError(f"port: {config.port} is not between 1 and 65535")
+    if config.idle_timeout <= 0 or config.linger_seconds < 0:
+        raise ConfigError("idle_timeout must be positive and linger_seconds not negative")
+    origins = merged.get("cors_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError("cors_origins: expected a list of origins like https://example.com")
+    for origin in origins:
+        if origin == "*" or "*" in origin:
+            raise ConfigError("cors_origins: '*' is not allowed; list each origin explicitly")
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigError(f"cors_origins: {origin!r} is not an origin like https://host:port")
+    raw_routes = merged.get("routes", [])
+    if not isinstance(raw_routes, list):
+        raise ConfigError("routes: expected [[routes]] tables")
+    routes = tuple(_route(r, i, config.storage) for i, r in enumerate(raw_routes))
+    seen: set[str] = set()
+    for route in routes:
+        if route.path in seen:
+            raise ConfigError(f"routes: duplicate path {route.path}")
+        seen.add(route.path)
+        for builtin in BUILTIN_PREFIXES:
+            if route.path == builtin or route.path.startswith(builtin + "/"):
+                raise ConfigError(f"routes: {route.path} would shadow the built-in {builtin}")
+        if route.path == "/":
+            raise ConfigError("routes: / is the upload page")
+    return replace(config, routes=routes, cors_origins=tuple(origins))

@@ -1,0 +1,130 @@
+"""Domain errors: each carries the stable API ``code``, a title, a detail and ``meta``.
+
+No HTTP here (Starlette's habit): ``web/errors.py`` is the one place that turns these into
+statuses and JSON:API documents. Backends raise these at their own edge so that no driver
+or file-system message travels further.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TornadoFilesError(Exception):
+    """Base of every error a client may be told about."""
+
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+    default_detail: ClassVar[str] = "The server could not complete the request"
+
+    def __init__(self, detail: str | None = None, meta: dict[str, Any] | None = None) -> None:
+        self.detail = detail or self.default_detail
+        self.meta = dict(meta or {})
+        super().__init__(self.detail)
+
+
+class FileFieldMissing(TornadoFilesError):
+    code = "file_field_missing"
+    title = "No file was uploaded"
+    default_detail = "Send the file in a part named 'file' (or 'files' for several)"
+
+
+class EmptySelection(TornadoFilesError):
+    code = "empty_selection"
+    title = "No file was selected"
+    default_detail = "A file part arrived with no filename and no content"
+
+
+class TooManyFiles(TornadoFilesError):
+    code = "too_many_files"
+    title = "Too many files"
+    default_detail = "Exactly one file must be uploaded per request"
+
+
+class MalformedMultipart(TornadoFilesError):
+    code = "malformed_multipart"
+    title = "The multipart body could not be parsed"
+    default_detail = "Check the body is multipart/form-data with the boundary it declares"
+
+
+class InvalidJson(TornadoFilesError):
+    code = "invalid_json"
+    title = "Invalid JSON"
+    default_detail = "The JSON must be an object"
+
+
+class InvalidParameter(TornadoFilesError):
+    code = "invalid_parameter"
+    title = "Invalid parameter"
+    default_detail = "A parameter has a value the server does not accept"
+
+
+class NotFound(TornadoFilesError):
+    code = "not_found"
+    title = "Not found"
+    default_detail = "There is nothing at this address"
+
+
+class MethodNotAllowed(TornadoFilesError):
+    code = "method_not_allowed"
+    title = "Method not allowed"
+    default_detail = "This address does not support that method"
+
+
+class RequestTimeout(TornadoFilesError):
+    code = "request_timeout"
+    title = "The request body stopped arriving"
+    default_detail = "No data arrived for too long; the upload was dropped"
+
+
+class RequestTooLarge(TornadoFilesError):
+    code = "request_too_large"
+    title = "Request content length is too great"
+    default_detail = (
+        "Check the content length of the request is less than the maximum allowed"
+    )
+
+
+class FileTooLarge(TornadoFilesError):
+    code = "file_too_large"
+    title = "File is too large"
+    default_detail = "Check each file is smaller than the maximum allowed"
+
+
+class FieldTooLarge(RequestTooLarge):
+    """A non-file multipart field or a JSON body passed its small cap (still 413)."""
+
+    title = "A form field is too large"
+    default_detail = "Non-file fields and JSON bodies must be small"
+
+
+class UnsupportedMediaType(TornadoFilesError):
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+    default_detail = "The file's type is not accepted here"
+
+
+class RangeNotSatisfiable(TornadoFilesError):
+    code = "range_not_satisfiable"
+    title = "Range not satisfiable"
+    default_detail = "The requested range lies outside the file"
+
+
+class InsufficientStorage(TornadoFilesError):
+    code = "insufficient_storage"
+    title = "Insufficient storage"
+    default_detail = "The server has no room to store this upload"
+
+
+class BackendUnavailable(TornadoFilesError):
+    code = "backend_unavailable"
+    title = "Storage backend unavailable"
+    default_detail = "A storage backend did not answer; try again later"
+
+
+class InternalError(TornadoFilesError):
+    pass
+
+
+class BlobNotFound(NotFound):
+    """A blob store has no object under that key."""

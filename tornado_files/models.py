@@ -1,0 +1,114 @@
+"""Frozen values passed between the pieces: stored blobs, file records, list queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+SortKey = Literal["added", "-added", "size", "-size", "filename", "-filename"]
+SORT_KEYS: tuple[str, ...] = ("added", "-added", "size", "-size", "filename", "-filename")
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, with microseconds (ordering needs them; the API shows seconds)."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a ``Z``, to the second, as API.md asks.
+
+    >>> iso(datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC))
+    '2026-11-22T10:00:00Z'
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What a blob store reports once a writer committed."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One stored file's metadata: the source of the API's file resource."""
+
+    id: str
+    filename: str
+    original_filename: str
+    size: int
+    mime_type: str
+    declared_type: str
+    type_os: str
+    sha256: str
+    route: str
+    storage: str
+    blob_key: str
+    added: datetime
+    modified: datetime
+    owner: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_resource(self) -> dict[str, Any]:
+        """The file resource of API.md §2."""
+        url = f"/api/files/{self.id}"
+        content = f"{url}/content"
+        return {
+            "id": self.id,
+            "url": url,
+            "download_url": content,
+            "filename": self.filename,
+            "original_filename": self.original_filename,
+            "size": self.size,
+            "mime_type": self.mime_type,
+            "declared_type": self.declared_type,
+            "type_os": self.type_os,
+            "sha256": self.sha256,
+            "route": self.route,
+            "storage": self.storage,
+            "owner": self.owner,
+            "added": iso(self.added),
+            "modified": iso(self.modified),
+            "data": self.data,
+            "metadata": self.metadata,
+            "file_urls": {
+                "original": content,
+                "thumbnail": None,
+                "square_thumbnail": None,
+                "fullsize": None,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A validated listing request (API.md §4.1). ``cursor`` is already decoded."""
+
+    mime_type: str | None = None  # exact, or "image/*"
+    size_greater_than: int | None = None
+    size_less_than: int | None = None
+    added_since: datetime | None = None
+    modified_since: datetime | None = None
+    filename: str | None = None  # case-insensitive substring
+    route: str | None = None
+    owner: str | None = None
+    sha256: str | None = None
+    data_equals: tuple[tuple[str, str], ...] = ()
+    sort: str = "-added"
+    limit: int = DEFAULT_LIMIT
+    # Keyset cursor: the sort value and id of the last item of the previous page.
+    after: tuple[Any, str] | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; ``after`` is the keyset position of the next page, if any."""
+
+    records: tuple[FileRecord, ...]
+    after: tuple[Any, str] | None

@@ -1,0 +1,103 @@
+"""Client-supplied filenames: made safe for display and for download headers.
+
+The stored object's name never depends on these (DESIGN.md invariant 4).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import quote, unquote
+
+MAX_FILENAME_BYTES = 255
+FALLBACK_NAME = "unknown"
+# Types a browser would execute or render as a document: never served inline.
+_NEVER_INLINE = re.compile(r"(html|xml|svg|javascript|ecmascript|xhtml)", re.IGNORECASE)
+_INLINE_PREFIXES = ("image/", "audio/", "video/")
+
+
+def safe_filename(original: str | None) -> str:
+    """A display name from the client's filename: last path part only, no control or
+    format characters, no NUL, at most 255 UTF-8 bytes (the extension is kept).
+
+    >>> safe_filename("../../report.pdf"), safe_filename("C:\\\\x\\\\a.txt")
+    ('report.pdf', 'a.txt')
+    >>> safe_filename("a\\x00b\\r\\n.txt"), safe_filename(".."), safe_filename("")
+    ('ab.txt', 'unknown', 'unknown')
+    """
+    if not original:
+        return FALLBACK_NAME
+    name = re.split(r"[/\\]", original)[-1]
+    name = "".join(
+        ch for ch in unicodedata.normalize("NFC", name)
+        if unicodedata.category(ch)[0] != "C"
+    ).strip()
+    if name in ("", ".", ".."):
+        return FALLBACK_NAME
+    return _truncate(name)
+
+
+def _truncate(name: str) -> str:
+    if len(name.encode("utf-8")) <= MAX_FILENAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    suffix = (dot + ext) if dot and stem and len(ext.encode()) <= 16 else ""
+    base = name[: len(name) - len(suffix)] if suffix else name
+    budget = MAX_FILENAME_BYTES - len(suffix.encode("utf-8"))
+    while len(base.encode("utf-8")) > budget:
+        base = base[:-1]
+    return base + suffix
+
+
+def raw_upload_filename(x_filename: str | None, content_disposition: str | None) -> str | None:
+    """The filename of a raw-body upload: ``X-Filename`` (percent-encoded UTF-8 allowed),
+    else ``Content-Disposition: attachment; filename*=UTF-8''…`` (or plain ``filename=``).
+
+    >>> raw_upload_filename("caf%C3%A9.txt", None)
+    'café.txt'
+    >>> raw_upload_filename(None, "attachment; filename*=UTF-8''na%C3%AFve.bin")
+    'naïve.bin'
+    >>> raw_upload_filename(None, 'attachment; filename="plain.txt"')
+    'plain.txt'
+    """
+    if x_filename:
+        return unquote(x_filename, encoding="utf-8", errors="replace")
+    if not content_disposition:
+        return None
+    star = re.search(r"filename\*\s*=\s*([^;]+)", content_disposition, re.IGNORECASE)
+    if star:
+        value = star.group(1).strip().strip('"')
+        charset, _, rest = value.partition("'")
+        _lang, _, encoded = rest.partition("'")
+        if encoded:
+            codec = charset if charset.lower() in ("utf-8", "iso-8859-1") else "utf-8"
+            return unquote(encoded, encoding=codec, errors="replace")
+    plain = re.search(r'filename\s*=\s*("([^"]*)"|[^;]+)', content_disposition, re.IGNORECASE)
+    if plain:
+        return (plain.group(2) if plain.group(2) is not None else plain.group(1)).strip()
+    return None
+
+
+def inline_allowed(mime_type: str) -> bool:
+    """Types safe to render in a browser tab: raster images, audio, video, plain text.
+
+    >>> [inline_allowed(t) for t in ("image/png", "image/svg+xml", "text/plain", "text/html")]
+    [True, False, True, False]
+    """
+    if _NEVER_INLINE.search(mime_type):
+        return False
+    return mime_type.startswith(_INLINE_PREFIXES) or mime_type == "text/plain"
+
+
+def content_disposition(filename: str, inline: bool = False) -> str:
+    """RFC 6266 header value with an ASCII fallback and a UTF-8 ``filename*``; quotes,
+    backslashes and control characters cannot break out of it.
+
+    >>> content_disposition('a"b\\r\\n.txt')
+    'attachment; filename="a_b__.txt"; filename*=UTF-8\\'\\'a%22b%0D%0A.txt'
+    """
+    kind = "inline" if inline else "attachment"
+    fallback = "".join(
+        ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%' else "_" for ch in filename
+    )
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -1,0 +1,176 @@
+"""One upload request's files: writers, budgets, sniffing, hashing, and all-or-nothing.
+
+The session owns DESIGN.md invariant 2: either ``commit`` made every file durable, or
+``abort`` removed everything any writer produced. ``abort`` is idempotent because Tornado
+may report a closed connection after we already answered with an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+from tornado_files.blocking import Offload
+from tornado_files.errors import EmptySelection, TooManyFiles
+from tornado_files.models import StoredBlob
+from tornado_files.policy import UploadPolicy
+from tornado_files.sniff import Sniffed, Sniffer
+from tornado_files.storage.base import BlobStore, BlobWriter
+
+log = logging.getLogger("tornado_files.session")
+
+DEFAULT_DECLARED_TYPE = "application/octet-stream"
+# Below this, hashing inline is cheaper than a hop to the thread pool.
+_INLINE_HASH_BYTES = 16 * 1024
+
+
+@dataclass
+class FilePart:
+    """One file of the request, from its first byte to its committed blob."""
+
+    id: str
+    field_name: str
+    original_filename: str
+    writer: BlobWriter
+    declared_type: str = DEFAULT_DECLARED_TYPE
+    size: int = 0
+    head: bytearray = field(default_factory=bytearray)
+    sniffed: Sniffed | None = None
+    blob: StoredBlob | None = None
+    hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+    @property
+    def sha256(self) -> str:
+        return self.hasher.hexdigest()
+
+
+class UploadSession:
+    """Everything one request writes. Call order: (``start_file`` ``feed``* ``end_file``)*
+    then ``commit`` — or ``abort`` at any point, any number of times."""
+
+    def __init__(
+        self,
+        *,
+        policy: UploadPolicy,
+        store: BlobStore,
+        sniffer: Sniffer,
+        offload: Offload,
+        sniff_bytes: int,
+        declared_length: int | None,
+        received: Callable[[], int],
+        new_id: Callable[[], str] = lambda: uuid4().hex,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self._sniffer = sniffer
+        self._offload = offload
+        self._sniff_bytes = sniff_bytes
+        self._declared = declared_length
+        self._received = received
+        self._new_id = new_id
+        self.files: list[FilePart] = []
+        self._current: FilePart | None = None
+        self._aborted = False
+        self._committed = False
+        self._settled = False
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    async def start_file(self, field: str, filename: str) -> None:
+        """Open a writer for the next file; over ``max_files`` → TooManyFiles at once."""
+        self._check_open()
+        limit = self.policy.max_files
+        if limit is not None and len(self.files) >= limit:
+            noun = "file" if limit == 1 else "files"
+            raise TooManyFiles(
+                detail=f"At most {limit} {noun} may be uploaded per request here",
+                meta={"max_files": limit},
+            )
+        file_id = self._new_id()
+        part = FilePart(file_id, field, filename, await self.store.open_writer(file_id))
+        self.files.append(part)
+        self._current = part
+
+    async def feed(self, chunk: bytes) -> None:
+        """Count, sniff (once 64 KiB are in), hash and write one chunk of the current file."""
+        part = self._require_current()
+        part.size += len(chunk)
+        if part.size > self.policy.max_file_size:
+            raise self.policy.file_too_large(self._declared, self._received())
+        if part.sniffed is None:
+            room = self._sniff_bytes - len(part.head)
+            part.head += chunk[:room]
+            if len(part.head) >= self._sniff_bytes:
+                await self._sniff(part)
+        if len(chunk) < _INLINE_HASH_BYTES:
+            part.hasher.update(chunk)
+            await part.writer.write(chunk)
+        else:
+            # Hash on a worker thread while the store writes: both release the GIL, so the
+            # two cores share the work and the event loop only waits.
+            await asyncio.gather(self._offload(part.hasher.update, chunk), part.writer.write(chunk))
+
+    async def end_file(self, declared_type: str | None) -> None:
+        """Close the current file: a nameless empty part is a browser's "no file chosen"."""
+        part = self._require_current()
+        self._current = None
+        if declared_type:
+            part.declared_type = declared_type
+        if part.original_filename == "" and part.size == 0:
+            raise EmptySelection()
+        if part.sniffed is None:
+            await self._sniff(part)
+
+    async def commit(self) -> list[FilePart]:
+        """Make every file durable. On any failure every blob (committed or not) is removed."""
+        self._check_open()
+        if self._current is not None:
+            raise RuntimeError("commit with a file still open")
+        try:
+            for part in self.files:
+                part.blob = await part.writer.commit()
+        except BaseException:
+            await self.abort()
+            raise
+        self._committed = True
+        return list(self.files)
+
+    def settle(self) -> None:
+        """The records are stored: from now on ``abort`` must leave the blobs alone."""
+        self._settled = True
+
+    async def abort(self) -> None:
+        """Remove everything this request wrote, including blobs already committed (a record
+        insert failed after commit). Idempotent; never raises; a no-op once settled."""
+        if self._aborted or self._settled:
+            return
+        self._aborted = True
+        self._current = None
+        for part in self.files:
+            try:
+                await part.writer.abort()
+                if part.blob is not None:
+                    await self.store.delete(part.blob.key)
+            except Exception:
+                log.exception("cleanup of blob %s failed", part.id)
+
+    async def _sniff(self, part: FilePart) -> None:
+        part.sniffed = await self._sniffer.sniff(bytes(part.head))
+        part.head = bytearray()
+        self.policy.check_mime(part.sniffed.mime_type)
+
+    def _require_current(self) -> FilePart:
+        self._check_open()
+        if self._current is None:
+            raise RuntimeError("no file is open")
+        return self._current
+
+    def _check_open(self) -> None:
+        if self._aborted or self._committed:
+            raise RuntimeError("the upload session is finished")

@@ -1,0 +1,70 @@
+"""Blob store interfaces (tusd's habit: small protocols whose docs say what must hold).
+
+A blob is an opaque byte string under a key the server generated; the client never names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from tornado_files.models import StoredBlob
+
+
+class BlobWriter(Protocol):
+    """One blob being written. Nothing is visible to readers until ``commit``."""
+
+    key: str
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk``. Awaiting this is the back-pressure: a slow store slows the
+        client. Raises ``InsufficientStorage`` / ``BackendUnavailable``; after an error the
+        caller must ``abort``."""
+
+    async def commit(self) -> StoredBlob:
+        """Make the blob durable and visible under ``key``; afterwards ``abort`` is a
+        no-op and the blob is removed only by ``BlobStore.delete``."""
+
+    async def abort(self) -> None:
+        """Remove everything this writer produced. Idempotent, never raises for a
+        missing temp object, safe after a failed ``write`` or ``commit``."""
+
+
+class BlobReader(Protocol):
+    """A committed blob opened for reading."""
+
+    size: int
+
+    def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield the bytes ``[start, end)`` in bounded chunks, seeking first: bytes before
+        ``start`` are never read."""
+
+    async def close(self) -> None:
+        """Release the reader; idempotent."""
+
+
+class BlobStore(Protocol):
+    """A place blobs live: ``disk`` or (later) ``gridfs``."""
+
+    name: str
+
+    async def open_writer(self, key: str) -> BlobWriter:
+        """Start a new blob under the generated ``key`` (not visible until commit)."""
+
+    async def open_reader(self, key: str) -> BlobReader:
+        """Open a committed blob; raises ``BlobNotFound``."""
+
+    async def delete(self, key: str) -> None:
+        """Remove a committed blob; a missing key is success (idempotent)."""
+
+    async def exists(self, key: str) -> bool:
+        """Whether a committed blob is stored under ``key``."""
+
+    async def ping(self) -> None:
+        """Raise ``BackendUnavailable`` unless the store can take writes."""
+
+    async def startup(self) -> None:
+        """Prepare the store and remove leftovers of a crash (stale temp objects)."""
+
+    async def close(self) -> None:
+        """Release resources at shutdown."""

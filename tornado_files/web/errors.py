@@ -1,0 +1,71 @@
+"""The one place domain errors become HTTP statuses and JSON:API error documents."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import uuid4
+
+from tornado_files import errors as e
+
+log = logging.getLogger("tornado_files.web")
+
+STATUS: dict[type[e.TornadoFilesError], int] = {
+    e.FileFieldMissing: 400,
+    e.EmptySelection: 400,
+    e.TooManyFiles: 400,
+    e.MalformedMultipart: 400,
+    e.InvalidJson: 400,
+    e.InvalidParameter: 400,
+    e.NotFound: 404,
+    e.MethodNotAllowed: 405,
+    e.RequestTimeout: 408,
+    e.RequestTooLarge: 413,
+    e.FileTooLarge: 413,
+    e.UnsupportedMediaType: 415,
+    e.RangeNotSatisfiable: 416,
+    e.InsufficientStorage: 507,
+    e.BackendUnavailable: 503,
+    e.InternalError: 500,
+}
+
+# Tornado's own HTTPErrors (405 for unknown methods, 400 for bad requests) by status.
+FROM_STATUS: dict[int, type[e.TornadoFilesError]] = {
+    400: e.InvalidParameter,
+    404: e.NotFound,
+    405: e.MethodNotAllowed,
+    413: e.RequestTooLarge,
+    415: e.UnsupportedMediaType,
+    416: e.RangeNotSatisfiable,
+    503: e.BackendUnavailable,
+}
+
+
+def status_of(error: e.TornadoFilesError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_document(error: e.TornadoFilesError) -> tuple[int, str, dict[str, Any]]:
+    """(status, error id, JSON:API document). The id is fresh and goes to the log too."""
+    status = status_of(error)
+    error_id = str(uuid4())
+    body: dict[str, Any] = {
+        "id": error_id,
+        "status": str(status),
+        "code": error.code,
+        "title": error.title,
+        "detail": error.detail,
+    }
+    if error.meta:
+        body["meta"] = error.meta
+    return status, error_id, {"errors": [body]}
+
+
+def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
+    """Headers an error response must carry besides its body (RFC 9110 §15.5.17)."""
+    if isinstance(error, e.RangeNotSatisfiable) and "size" in error.meta:
+        return {"Content-Range": f"bytes */{error.meta['size']}"}
+    return {}

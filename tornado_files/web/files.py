@@ -1,0 +1,107 @@
+"""The file resource: list, read, change and delete (API.md §4, §4.1)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tornado_files import errors as e
+from tornado_files.listing import next_url, parse_list_query
+from tornado_files.models import FileRecord, utcnow
+from tornado_files.names import safe_filename
+from tornado_files.web.body import StreamingHandler
+from tornado_files.web.download import send_file
+from tornado_files.web.uploads import UploadHandler
+
+log = logging.getLogger("tornado_files.web")
+
+
+class FilesCollectionHandler(UploadHandler):
+    """``/api/files``: POST uploads on the default route, GET lists."""
+
+    async def get(self) -> None:
+        args = {k: [v.decode("utf-8", "replace") for v in vs]
+                for k, vs in self.request.query_arguments.items()}
+        query = parse_list_query(args)
+        page = await self.services.metadata.list(query)
+        self.write_json({
+            "files": [r.to_resource() for r in page.records],
+            "next": next_url(self.request.path, args, query.sort, page.after)
+            if page.after is not None else None,
+        })
+
+
+class FileHandler(StreamingHandler):
+    """``/api/files/{id}``: GET, PATCH, PUT, DELETE (and ``?alt=media`` → the content)."""
+
+    async def get(self, file_id: str) -> None:
+        if self.get_query_argument("alt", None) == "media":
+            await self.send_content(file_id)
+            return
+        record = await self.services.metadata.get(file_id)
+        self.write_json(record.to_resource())
+
+    async def head(self, file_id: str) -> None:
+        if self.get_query_argument("alt", None) == "media":
+            await self.send_content(file_id)
+            return
+        raise e.MethodNotAllowed()
+
+    async def send_content(self, file_id: str) -> None:
+        await send_file(self, file_id)
+
+    async def patch(self, file_id: str) -> None:
+        if self._failed:
+            return
+        changes = self.json_object(self.body)
+        record = await self.services.metadata.get(file_id)
+        data = dict(record.data)
+        for key, value in _data_field(changes).items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        await self._save(record, changes, data)
+
+    async def put(self, file_id: str) -> None:
+        if self._failed:
+            return
+        changes = self.json_object(self.body)
+        record = await self.services.metadata.get(file_id)
+        await self._save(record, changes, _data_field(changes))
+
+    async def _save(self, record: FileRecord, changes: dict[str, Any],
+                    data: dict[str, Any]) -> None:
+        unknown = set(changes) - {"filename", "data"}
+        if unknown:
+            raise e.InvalidParameter(detail=f"Unknown key {sorted(unknown)[0]!r}",
+                                     meta={"parameter": sorted(unknown)[0]})
+        filename = changes.get("filename")
+        if filename is not None and (not isinstance(filename, str) or not filename.strip()):
+            raise e.InvalidParameter(detail="filename must be a non-empty string",
+                                     meta={"parameter": "filename"})
+        updated = await self.services.metadata.update(
+            record.id,
+            filename=safe_filename(filename) if filename is not None else None,
+            data=data,
+            modified=utcnow(),
+        )
+        self.write_json(updated.to_resource())
+
+    async def delete(self, file_id: str) -> None:
+        # Record first, then the blob (DESIGN.md): a crash in between leaves an orphan blob
+        # for the sweeper, never a record pointing at nothing.
+        record = await self.services.metadata.delete(file_id)
+        try:
+            await self.services.blob_store(record.storage).delete(record.blob_key)
+        except Exception:
+            log.exception("blob %s of deleted file %s not removed", record.blob_key, file_id)
+        self.set_status(204)
+        self.finish()
+
+
+def _data_field(changes: dict[str, Any]) -> dict[str, Any]:
+    data = changes.get("data", {})
+    if not isinstance(data, dict):
+        raise e.InvalidJson(detail="'data' must be a JSON object")
+    return data

@@ -1,0 +1,52 @@
+"""Small read-only endpoints: health, the route table, the upload page and its assets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tornado.web import StaticFileHandler
+
+from tornado_files import errors as e
+from tornado_files.web.body import StreamingHandler
+
+log = logging.getLogger("tornado_files.web")
+
+
+class HealthHandler(StreamingHandler):
+    """``GET /healthz``: 200 when the metadata store and every blob store answer, else 503."""
+
+    async def get(self) -> None:
+        services = self.services
+        checks: dict[str, str] = {}
+        ok = True
+        probes: list[tuple[str, Any]] = [("metadata", services.metadata)]
+        probes += [(f"storage:{name}", store) for name, store in services.blob_stores.items()]
+        for name, target in probes:
+            try:
+                await target.ping()
+                checks[name] = "ok"
+            except Exception as exc:
+                # The reason stays in the log: no driver or path text reaches the client.
+                log.warning("health check %s failed: %s", name, exc)
+                checks[name] = "unavailable"
+                ok = False
+        self.write_json({"status": "ok" if ok else "unavailable", "checks": checks},
+                        status=200 if ok else 503)
+
+
+class RoutesHandler(StreamingHandler):
+    """``GET /api/routes``: every upload route's limits, the default route first."""
+
+    def get(self) -> None:
+        self.write_json({"routes": [p.describe() for p in self.services.policies]})
+
+
+class PageHandler(StreamingHandler, StaticFileHandler):
+    """The upload page and its assets from ``static/``, with JSON:API errors like the API."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def options(self, *_args: str) -> None:
+        raise e.MethodNotAllowed()

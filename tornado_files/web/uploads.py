@@ -1,0 +1,158 @@
+"""Upload routes: multipart and raw bodies streamed into an UploadSession (API.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from tornado_files import errors as e
+from tornado_files.models import FileRecord, utcnow
+from tornado_files.multipart import MultipartBridge
+from tornado_files.names import raw_upload_filename, safe_filename
+from tornado_files.policy import UploadPolicy
+from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
+from tornado_files.web.body import StreamingHandler
+
+RAW_FIELD = "body"
+
+
+class Sink(Protocol):
+    async def feed(self, chunk: bytes) -> None: ...
+    async def end(self) -> tuple[bool, dict[str, Any]]: ...
+
+
+class RawSink:
+    """A raw body is one file (API.md §3.2)."""
+
+    def __init__(self, session: UploadSession, declared_type: str) -> None:
+        self._session = session
+        self._declared_type = declared_type
+
+    async def feed(self, chunk: bytes) -> None:
+        await self._session.feed(chunk)
+
+    async def end(self) -> tuple[bool, dict[str, Any]]:
+        await self._session.end_file(self._declared_type)
+        return True, {}
+
+
+class MultipartSink:
+    def __init__(self, bridge: MultipartBridge) -> None:
+        self._bridge = bridge
+
+    async def feed(self, chunk: bytes) -> None:
+        await self._bridge.feed(chunk)
+
+    async def end(self) -> tuple[bool, dict[str, Any]]:
+        return self._bridge.finish()
+
+
+class UploadHandler(StreamingHandler):
+    """POST on an upload route. ``policy`` comes from the route table (``initialize``)."""
+
+    policy: UploadPolicy
+    session: UploadSession | None = None
+    sink: Sink | None = None
+
+    def initialize(self, policy: UploadPolicy) -> None:
+        self.policy = policy
+        # Serialises the parser against cleanup: a disconnect never aborts mid-write.
+        self._lock = asyncio.Lock()
+
+    def body_cap(self) -> int:
+        if self.request.method == "POST":
+            return self.policy.max_body_size
+        return super().body_cap()
+
+    def too_large(self, declared: int | None, received: int) -> e.RequestTooLarge:
+        if self.request.method == "POST":
+            return self.policy.body_too_large(declared, received)
+        return super().too_large(declared, received)
+
+    async def begin(self) -> None:
+        if self.request.method != "POST":
+            await super().begin()
+            return
+        services = self.services
+        self.session = UploadSession(
+            policy=self.policy,
+            store=services.blob_store(self.policy.storage),
+            sniffer=services.sniffer,
+            offload=services.offload,
+            sniff_bytes=services.config.sniff_bytes,
+            declared_length=self.declared_length(),
+            received=self.received,
+        )
+        self.sink = await self._open_sink(self.session)
+
+    async def _open_sink(self, session: UploadSession) -> Sink:
+        content_type = self.request.headers.get("Content-Type", "")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type == "multipart/form-data":
+            bridge = MultipartBridge(
+                self.request.headers, session, self.services.config.max_field_size
+            )
+            return MultipartSink(bridge)
+        if media_type == "application/x-www-form-urlencoded":
+            raise e.UnsupportedMediaType(
+                detail="A form-urlencoded body cannot carry a file: use multipart/form-data",
+                meta={"allowed_mime_types": ["multipart/form-data", "application/octet-stream"],
+                      "instance_mime_type": media_type},
+            )
+        name = raw_upload_filename(
+            self.request.headers.get("X-Filename"),
+            self.request.headers.get("Content-Disposition"),
+        )
+        await session.start_file(RAW_FIELD, name or "unknown")
+        return RawSink(session, media_type or DEFAULT_DECLARED_TYPE)
+
+    async def consume(self, chunk: bytes) -> None:
+        if self.sink is None:
+            await super().consume(chunk)
+            return
+        async with self._lock:
+            await self.sink.feed(chunk)
+
+    async def cleanup(self) -> None:
+        if self.session is not None:
+            async with self._lock:
+                await self.session.abort()
+
+    async def post(self, *_args: str) -> None:
+        if self._failed or self.session is None or self.sink is None:
+            return
+        try:
+            async with self._lock:
+                single, data = await self.sink.end()
+                parts = await self.session.commit()
+                records = [self._record(part, data) for part in parts]
+                await self.services.metadata.insert_many(records)
+                self.session.settle()
+        except Exception as exc:
+            await self.fail(exc)
+            return
+        if single:
+            self.set_header("Location", f"/api/files/{records[0].id}")
+            self.write_json(records[0].to_resource(), status=201)
+        else:
+            self.write_json({"files": [r.to_resource() for r in records]}, status=201)
+
+    def _record(self, part: FilePart, data: dict[str, Any]) -> FileRecord:
+        assert part.sniffed is not None and part.blob is not None
+        now = utcnow()
+        return FileRecord(
+            id=part.id,
+            filename=safe_filename(part.original_filename),
+            original_filename=part.original_filename,
+            size=part.size,
+            mime_type=part.sniffed.mime_type,
+            declared_type=part.declared_type,
+            type_os=part.sniffed.type_os,
+            sha256=part.sha256,
+            route=self.policy.path,
+            storage=self.policy.storage,
+            blob_key=part.blob.key,
+            added=now,
+            modified=now,
+            data=data,
+        )
