@@ -138,7 +138,8 @@ class UploadHandler(StreamingHandler):
             self.write_json({"files": [r.to_resource() for r in records]}, status=201)
 
     def _record(self, part: FilePart, data: dict[str, Any]) -> FileRecord:
-        assert part.sniffed is not None and part.blob is not None
+        assert part.sniffed is not None
+        assert part.blob is not None
         now = utcnow()
         return FileRecord(
             id=part.id,

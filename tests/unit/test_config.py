@@ -1,0 +1,125 @@
+"""Configuration: sizes, sources and their precedence, and every validation rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tornado_files.cli import load_config
+from tornado_files.config import (
+    GIB,
+    ConfigError,
+    RouteConfig,
+    build_config,
+    env_settings,
+    parse_size,
+)
+from tornado_files.policy import UploadPolicy, build_policies
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("40KiB", 40960), ("10GiB", 10 * GIB), ("1MiB", 1 << 20), ("1MB", 10**6), ("7", 7),
+    (7, 7), ("0.5KiB", 512), ("2 gib", 2 * GIB), ("100B", 100),
+])
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "KiB", "10XB", "-1KiB", "ten", None, True, [1]])
+def test_parse_size_rejects(text):
+    with pytest.raises(ConfigError):
+        parse_size(text)
+
+
+def test_defaults_are_the_embedded_default():
+    config = build_config({}, {}, {})
+    assert (config.host, config.port, str(config.data_dir)) == ("127.0.0.1", 8888, "data")
+    assert config.max_upload_size == 10 * GIB
+    assert config.storage == "disk"
+    assert [r.path for r in config.all_routes()] == ["/api/files"]
+
+
+def test_cli_beats_env_beats_toml(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('port = 9001\nhost = "127.0.0.2"\nmax_upload_size = "1GiB"\n')
+    env = {"TORNADO_FILES_PORT": "9002", "TORNADO_FILES_MAX_UPLOAD_SIZE": "2GiB"}
+    config = load_config(["--config", str(toml), "--port", "9003"], env, "t")
+    assert config.port == 9003
+    assert config.host == "127.0.0.2"
+    assert config.max_upload_size == 2 * GIB
+
+
+def test_config_file_may_come_from_the_environment(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('cors_origins = ["https://a.example"]\n')
+    config = load_config([], {"TORNADO_FILES_CONFIG": str(toml)}, "t")
+    assert config.cors_origins == ("https://a.example",)
+
+
+def test_routes_become_policies():
+    config = build_config({"routes": [{
+        "path": "/api/avatars", "max_body_size": "40KiB", "max_file_size": "1MiB",
+        "max_files": 1, "allowed_mime_types": ["image/*"]}]}, {}, {})
+    assert config.routes == (RouteConfig("/api/avatars", 40960, 1 << 20, 1, ("image/*",), "disk"),)
+    default, avatars = build_policies(config)
+    assert default == UploadPolicy("/api/files", 10 * GIB, 10 * GIB, None, (), "disk")
+    # A file cap above the body cap is clamped: no file can be bigger than its request.
+    assert avatars.max_file_size == 40960
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"colour": "blue"}, "unknown setting 'colour'"),
+    ({"port": "many"}, "port: invalid value"),
+    ({"port": 70000}, "port: 70000 is not between"),
+    ({"max_upload_size": "big"}, "max_upload_size: expected a size"),
+    ({"storage": "s3"}, "storage: 's3' is not one of"),
+    ({"cors_origins": ["*"]}, "'*' is not allowed"),
+    ({"cors_origins": ["example.com"]}, "is not an origin"),
+    ({"mongodb_uri": "mongodb://x"}, "MongoDB support is not available yet"),
+    ({"routes": [{"path": "/a"}]}, "max_body_size is required"),
+    ({"routes": [{"path": "/a", "max_body_size": 1, "colour": 1}]}, "unknown key 'colour'"),
+    ({"routes": [{"path": "a", "max_body_size": 1}]}, "path must look like"),
+    ({"routes": [{"path": "/a", "max_body_size": 1}] * 2}, "duplicate path /a"),
+    ({"routes": [{"path": "/api/files/x", "max_body_size": 1}]}, "shadow the built-in"),
+    ({"routes": [{"path": "/healthz", "max_body_size": 1}]}, "shadow the built-in"),
+    ({"routes": [{"path": "/a", "max_body_size": 1, "max_files": 0}]}, "max_files"),
+    ({"routes": [{"path": "/a", "max_body_size": 1, "allowed_mime_types": ["png"]}]},
+     "allowed_mime_types"),
+])
+def test_validation_names_the_problem(settings, message):
+    with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
+        build_config(settings, {}, {})
+
+
+def test_unknown_environment_variable_is_an_error():
+    with pytest.raises(ConfigError, match="TORNADO_FILES_COLOUR"):
+        env_settings({"TORNADO_FILES_COLOUR": "1"})
+    assert env_settings({"TORNADO_FILES_TEST_MONGODB_URI": "x", "HOME": "/"}) == {}
+
+
+@pytest.mark.parametrize(("args", "toml", "message"), [
+    (["--port", "x"], None, "argument --port: invalid int value"),
+    (["--bogus"], None, "unrecognized arguments: --bogus"),
+    ([], "port = [", "is not valid TOML"),
+    ([], 'routes = [{path = "/api/tus/x", max_body_size = 1}]', "shadow the built-in /api/tus"),
+    (["--config", "/nonexistent.toml"], None, "does not exist"),
+])
+def test_bad_start_up_is_one_line_and_nonzero_before_listening(tmp_path, args, toml, message):
+    if toml is not None:
+        path = tmp_path / "c.toml"
+        path.write_text(toml)
+        args = [*args, "--config", str(path)]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"), *args],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "d").exists()

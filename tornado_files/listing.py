@@ -1,0 +1,119 @@
+"""``GET /api/files`` query parameters → :class:`ListQuery`, and opaque cursors (pure)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado_files.errors import InvalidParameter
+from tornado_files.models import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS, ListQuery
+
+_STRINGS = ("mime_type", "filename", "route", "owner", "sha256")
+_SIZES = ("size_greater_than", "size_less_than")
+_DATES = ("added_since", "modified_since")
+_KNOWN = {*_STRINGS, *_SIZES, *_DATES, "sort", "limit", "cursor"}
+
+
+def _bad(name: str, detail: str) -> InvalidParameter:
+    return InvalidParameter(detail=detail, meta={"parameter": name})
+
+
+def parse_when(name: str, value: str) -> datetime:
+    """ISO 8601 with ``Z`` or an offset; a naive time is taken as UTC.
+
+    >>> parse_when("x", "2026-11-22T10:00:00Z").isoformat()
+    '2026-11-22T10:00:00+00:00'
+    """
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _bad(name, f"{name} must be an ISO 8601 time like 2026-11-22T10:00:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _size(name: str, value: str) -> int:
+    if not value.isdigit():
+        raise _bad(name, f"{name} must be a whole number of bytes")
+    return int(value)
+
+
+def _limit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise _bad("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def encode_cursor(sort: str, after: tuple[Any, str]) -> str:
+    value, file_id = after
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC).isoformat()
+    raw = json.dumps([sort, value, file_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort: str, cursor: str) -> tuple[Any, str]:
+    """The keyset position a cursor stands for; it must have been made for ``sort``.
+
+    >>> decode_cursor("size", encode_cursor("size", (5, "ab")))
+    (5, 'ab')
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for, value, file_id = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error):
+        raise _bad("cursor", "cursor is not one this server issued") from None
+    if made_for != sort or not isinstance(file_id, str):
+        raise _bad("cursor", "cursor belongs to another sort order")
+    field = sort.lstrip("-")
+    if field == "added" and isinstance(value, str):
+        return parse_when("cursor", value), file_id
+    if field == "size" and isinstance(value, int) and not isinstance(value, bool):
+        return value, file_id
+    if field == "filename" and isinstance(value, str):
+        return value, file_id
+    raise _bad("cursor", "cursor is not one this server issued")
+
+
+def _single(args: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, given in args.items():
+        if name not in _KNOWN and not (name.startswith("data.") and len(name) > 5):
+            raise _bad(name, f"unknown parameter {name!r}")
+        if len(given) != 1:
+            raise _bad(name, f"{name} may be given only once")
+        values[name] = given[0]
+    return values
+
+
+def parse_list_query(args: Mapping[str, Sequence[str]]) -> ListQuery:
+    """Validate every parameter of API.md §4.1; anything malformed → InvalidParameter."""
+    values = _single(args)
+    sort = values.get("sort", "-added")
+    if sort not in SORT_KEYS:
+        raise _bad("sort", f"sort must be one of {', '.join(SORT_KEYS)}")
+    mime = values.get("mime_type")
+    if mime is not None and ("/" not in mime or "*" in mime.split("/", 1)[0]):
+        raise _bad("mime_type", "mime_type must look like image/png or image/*")
+    filters: dict[str, Any] = {name: values[name] for name in _STRINGS if name in values}
+    filters.update({name: _size(name, values[name]) for name in _SIZES if name in values})
+    filters.update({name: parse_when(name, values[name]) for name in _DATES if name in values})
+    return ListQuery(
+        **filters,
+        data_equals=tuple(sorted((k[5:], v) for k, v in values.items() if k.startswith("data."))),
+        sort=sort,
+        limit=_limit(values["limit"]) if "limit" in values else DEFAULT_LIMIT,
+        after=decode_cursor(sort, values["cursor"]) if "cursor" in values else None,
+    )
+
+
+def next_url(path: str, args: Mapping[str, Sequence[str]], sort: str,
+             after: tuple[Any, str]) -> str:
+    """The same listing's next page: every parameter kept, the cursor replaced."""
+    kept = [(k, v) for k, vs in sorted(args.items()) if k != "cursor" for v in vs]
+    kept.append(("cursor", encode_cursor(sort, after)))
+    return f"{path}?{urlencode(kept)}"

@@ -1,0 +1,234 @@
+"""File records in SQLite (stdlib): WAL mode, work off the event loop, versioned schema.
+
+One connection, used only from the offload pool and serialised by a lock: SQLite allows one
+writer at a time anyway, and a single connection keeps WAL readers and the writer in one
+place. Times are stored as integer microseconds (exact ordering); ``data`` and ``metadata``
+as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tornado_files.blocking import Offload
+from tornado_files.errors import BackendUnavailable, NotFound
+from tornado_files.models import FileRecord, ListQuery, Page
+
+log = logging.getLogger("tornado_files.metadata.sqlite")
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+_COLUMNS = ("id", "filename", "original_filename", "size", "mime_type", "declared_type",
+            "type_os", "sha256", "route", "storage", "blob_key", "owner", "added_us",
+            "modified_us", "data", "metadata")
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE files (
+        id TEXT PRIMARY KEY, filename TEXT NOT NULL, original_filename TEXT NOT NULL,
+        size INTEGER NOT NULL, mime_type TEXT NOT NULL, declared_type TEXT NOT NULL,
+        type_os TEXT NOT NULL, sha256 TEXT NOT NULL, route TEXT NOT NULL,
+        storage TEXT NOT NULL, blob_key TEXT NOT NULL, owner TEXT,
+        added_us INTEGER NOT NULL, modified_us INTEGER NOT NULL,
+        data TEXT NOT NULL, metadata TEXT NOT NULL
+    );
+    CREATE INDEX files_added ON files (added_us, id);
+    CREATE INDEX files_size ON files (size, id);
+    CREATE INDEX files_filename ON files (filename, id);
+    CREATE INDEX files_modified ON files (modified_us);
+    CREATE INDEX files_mime ON files (mime_type);
+    CREATE INDEX files_route ON files (route);
+    CREATE INDEX files_owner ON files (owner);
+    CREATE INDEX files_sha256 ON files (sha256);
+    CREATE INDEX files_blob ON files (storage, blob_key);
+    """,
+}
+# Sort name → column; only these names ever reach SQL text.
+_SORT_COLUMNS = {"added": "added_us", "size": "size", "filename": "filename"}
+
+
+def _us(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(value: int) -> datetime:
+    seconds, micros = divmod(value, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+
+
+def _row(record: FileRecord) -> tuple[Any, ...]:
+    return (record.id, record.filename, record.original_filename, record.size,
+            record.mime_type, record.declared_type, record.type_os, record.sha256,
+            record.route, record.storage, record.blob_key, record.owner, _us(record.added),
+            _us(record.modified), json.dumps(record.data), json.dumps(record.metadata))
+
+
+def _record(row: sqlite3.Row) -> FileRecord:
+    return FileRecord(
+        id=row["id"], filename=row["filename"], original_filename=row["original_filename"],
+        size=row["size"], mime_type=row["mime_type"], declared_type=row["declared_type"],
+        type_os=row["type_os"], sha256=row["sha256"], route=row["route"],
+        storage=row["storage"], blob_key=row["blob_key"], owner=row["owner"],
+        added=_from_us(row["added_us"]), modified=_from_us(row["modified_us"]),
+        data=json.loads(row["data"]), metadata=json.loads(row["metadata"]),
+    )
+
+
+def _filters(query: ListQuery) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if query.mime_type is not None:
+        if query.mime_type.endswith("/*"):
+            where.append("substr(mime_type, 1, ?) = ?")
+            prefix = query.mime_type[:-1]
+            params += [len(prefix), prefix]
+        else:
+            where.append("mime_type = ?")
+            params.append(query.mime_type)
+    simple = {"route": query.route, "owner": query.owner, "sha256": query.sha256}
+    for column, value in simple.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    ranges = [("size > ?", query.size_greater_than), ("size < ?", query.size_less_than),
+              ("added_us >= ?", query.added_since and _us(query.added_since)),
+              ("modified_us >= ?", query.modified_since and _us(query.modified_since))]
+    for clause, bound in ranges:
+        if bound is not None:
+            where.append(clause)
+            params.append(bound)
+    if query.filename is not None:
+        # instr, not LIKE: the user's % and _ are plain characters here.
+        where.append("instr(lower(filename), lower(?)) > 0")
+        params.append(query.filename)
+    for key, value in query.data_equals:
+        path = '$."' + key.replace('"', '') + '"'
+        where.append("json_type(data, ?) = 'text' AND json_extract(data, ?) = ?")
+        params += [path, path, value]
+    return where, params
+
+
+class SqliteMetadataStore:
+    """Implements ``MetadataStore`` on one SQLite file."""
+
+    def __init__(self, path: Path, offload: Offload) -> None:
+        self.path = path
+        self._offload = offload
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._offload(self._locked, work)
+
+    def _locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            if self._db is None:
+                raise BackendUnavailable()
+            try:
+                return work(self._db)
+            except sqlite3.Error as exc:
+                log.error("sqlite: %s", exc)
+                raise BackendUnavailable() from None
+
+    async def startup(self) -> None:
+        await self._offload(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for target in sorted(v for v in _MIGRATIONS if v > version):
+            db.executescript(f"BEGIN; {_MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;")
+        with self._lock:
+            self._db = db
+
+    async def close(self) -> None:
+        def _close() -> None:
+            with self._lock:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+        await self._offload(_close)
+
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def insert_many(self, records: Sequence[FileRecord]) -> None:
+        marks = ", ".join("?" for _ in _COLUMNS)
+        sql = f"INSERT INTO files ({', '.join(_COLUMNS)}) VALUES ({marks})"  # noqa: S608
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(sql, [_row(r) for r in records])
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        await self._run(work)
+
+    async def get(self, file_id: str) -> FileRecord:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
+        if row is None:
+            raise NotFound()
+        return _record(row)
+
+    async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
+                     modified: datetime) -> FileRecord:
+        def work(db: sqlite3.Connection) -> sqlite3.Row | None:
+            db.execute(
+                "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
+                " WHERE id = ?", (filename, json.dumps(data), _us(modified), file_id))
+            row: sqlite3.Row | None = db.execute(
+                "SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+            return row
+        row = await self._run(work)
+        if row is None:
+            raise NotFound()
+        return _record(row)
+
+    async def delete(self, file_id: str) -> FileRecord:
+        row = await self._run(lambda db: db.execute(
+            "DELETE FROM files WHERE id = ? RETURNING *", (file_id,)).fetchone())
+        if row is None:
+            raise NotFound()
+        return _record(row)
+
+    async def list(self, query: ListQuery) -> Page:
+        where, params = _filters(query)
+        field = query.sort.lstrip("-")
+        column = _SORT_COLUMNS[field]
+        op, order = ("<", "DESC") if query.sort.startswith("-") else (">", "ASC")
+        if query.after is not None:
+            value, last_id = query.after
+            bound = _us(value) if field == "added" else value
+            where.append(f"({column} {op} ? OR ({column} = ? AND id {op} ?))")
+            params += [bound, bound, last_id]
+        # Only fixed column names and operators are formatted in; every value is a parameter.
+        sql = (f"SELECT * FROM files {'WHERE ' + ' AND '.join(where) if where else ''}"  # noqa: S608
+               f" ORDER BY {column} {order}, id {order} LIMIT ?")
+        params.append(query.limit + 1)
+        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
+        records = tuple(_record(r) for r in rows[: query.limit])
+        if len(rows) <= query.limit:
+            return Page(records, None)
+        last = records[-1]
+        sort_value: Any = {"added": last.added, "size": last.size,
+                           "filename": last.filename}[field]
+        return Page(records, (sort_value, last.id))
+
+    async def blob_keys(self, storage: str) -> set[str]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT blob_key FROM files WHERE storage = ?", (storage,)).fetchall())
+        return {row[0] for row in rows}
