@@ -144,7 +144,7 @@ async def test_raw_body_with_percent_encoded_x_filename(http_client, base_url, r
     ({"Content-Disposition": "attachment; filename*=UTF-8''na%C3%AFve.txt"}, "naïve.txt"),
     ({}, "unknown"),
 ])
-async def test_raw_body_filename_sources(http_port, headers, filename):
+async def test_raw_body_filename_sources(http_server, http_port, headers, filename):
     # No Content-Type at all (Tornado's client would add form-urlencoded): a raw socket.
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (f"POST /api/files HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n{head}\r\n")

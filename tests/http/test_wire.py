@@ -15,6 +15,7 @@ from tests.support import PNG_1PX, Part, RawResponse, multipart, raw_request
 
 MIB = 1024 * 1024
 CAP = 1 * MIB
+pytestmark = pytest.mark.usefixtures("http_server")
 
 
 @pytest.fixture
