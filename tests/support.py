@@ -108,6 +108,7 @@ def raw_request(
             time.sleep(pause_after_head)
             _drain(sock, received)
         for chunk in chunks:
+            _drain(sock, received)
             if _parse_response(bytes(received)) is not None:
                 break
             try:

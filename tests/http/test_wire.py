@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("http_server")
 
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
-    return {"routes": [{"path": "/api/small", "max_body_size": CAP, "max_file_size": CAP},
+    return {"routes": [{"path": "/api/small", "max_body_size": CAP},
+                       {"path": "/api/filecap", "max_body_size": 4 * CAP, "max_file_size": CAP},
                        {"path": "/api/images", "max_body_size": "64MiB",
                         "allowed_mime_types": ["image/png"]}],
             "linger_seconds": 1.0, "idle_timeout": 1.0}
@@ -77,7 +78,7 @@ def assert_413(response: RawResponse, code: str) -> dict[str, Any]:
 async def test_chunked_multipart_over_cap_gets_413_while_still_sending(http_port, residue):
     _, body, ctype = multipart_stream(64 * MIB)
     response = await in_thread(raw_request, http_port, head(
-        "/api/small", {"Content-Type": ctype, "Transfer-Encoding": "chunked"}), chunked(body))
+        "/api/filecap", {"Content-Type": ctype, "Transfer-Encoding": "chunked"}), chunked(body))
     error = assert_413(response, "file_too_large")
     assert error["meta"]["request_content_length"] is None
     assert CAP < error["meta"]["received"] <= CAP + MIB
@@ -91,8 +92,11 @@ async def test_chunked_raw_body_over_cap_is_request_too_large(http_port, residue
     response = await in_thread(raw_request, http_port, head(
         "/api/small", {"Content-Type": "application/octet-stream",
                        "Transfer-Encoding": "chunked"}), chunked(zeros(64 * MIB)))
-    error = assert_413(response, "file_too_large")
+    error = assert_413(response, "request_too_large")
     assert error["meta"]["maximum_content_length_allowed"] == CAP
+    assert error["meta"]["request_content_length"] is None
+    assert CAP < error["meta"]["received"] <= CAP + MIB
+    assert response.sent < 32 * MIB
     residue.assert_clean()
 
 
