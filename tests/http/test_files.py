@@ -1,0 +1,191 @@
+"""Reading, changing, deleting and listing files (API.md §4, §4.1), in-process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+
+from tests.support import PNG_1PX, Part, error_of, multipart
+
+CONTENT = os.urandom(3 * 1024 * 1024 + 17)  # several read chunks, not a multiple of any
+
+
+async def upload(client: AsyncHTTPClient, base_url: str, content: bytes, name: str,
+                 ctype: str = "application/octet-stream", path: str = "/api/files",
+                 data: dict[str, Any] | None = None) -> dict[str, Any]:
+    parts = [Part("file", content, name, ctype)]
+    if data is not None:
+        parts.insert(0, Part("data", json.dumps(data).encode()))
+    body, content_type = multipart(parts)
+    response = await client.fetch(base_url + path, method="POST", body=body,
+                                  headers={"Content-Type": content_type})
+    assert response.code == 201
+    return json.loads(response.body)
+
+
+async def fetch(client: AsyncHTTPClient, url: str, **kwargs: Any) -> Any:
+    return await client.fetch(url, raise_error=False, **kwargs)
+
+
+@pytest.mark.gen_test
+async def test_get_resource_and_404(http_client, base_url):
+    created = await upload(http_client, base_url, b"hello", "a.txt")
+    got = await fetch(http_client, base_url + created["url"])
+    assert json.loads(got.body) == created
+    error_of(await fetch(http_client, base_url + "/api/files/" + "0" * 32), 404, "not_found")
+    error_of(await fetch(http_client, base_url + "/api/files/not-an-id"), 404, "not_found")
+
+
+@pytest.mark.gen_test
+async def test_download_headers_and_bytes(http_client, base_url):
+    raw = await http_client.fetch(base_url + "/api/files", method="POST", body=CONTENT, headers={
+        "Content-Type": "application/octet-stream", "X-Filename": "we%22ird%0D%0Aname.bin"})
+    created = json.loads(raw.body)
+    assert created["original_filename"] == 'we"ird\r\nname.bin'
+    response = await fetch(http_client, base_url + created["download_url"])
+    assert response.code == 200
+    assert response.body == CONTENT
+    headers = response.headers
+    assert headers["Content-Length"] == str(len(CONTENT))
+    assert headers["ETag"] == f'"{hashlib.sha256(CONTENT).hexdigest()}"'
+    assert headers["Accept-Ranges"] == "bytes"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Type"] == created["mime_type"]
+    assert headers["Last-Modified"].endswith("GMT")
+    disposition = headers["Content-Disposition"]
+    assert disposition.startswith("attachment; ")
+    assert "\r" not in disposition
+    assert "\n" not in disposition
+    assert "filename*=UTF-8''we%22irdname.bin" in disposition
+    alt = await fetch(http_client, base_url + created["url"] + "?alt=media")
+    assert alt.body == CONTENT
+    head = await fetch(http_client, base_url + created["download_url"], method="HEAD")
+    assert head.code == 200
+    assert head.body == b""
+    assert head.headers["Content-Length"] == str(len(CONTENT))
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("header", "start", "end"), [
+    ("bytes=0-0", 0, 1), ("bytes=100-1048675", 100, 1048676), ("bytes=3145700-", 3145700, None),
+    ("bytes=-17", -17, None), ("bytes=1048575-1048577", 1048575, 1048578),
+])
+async def test_ranges(http_client, base_url, header, start, end):
+    created = await upload(http_client, base_url, CONTENT, "r.bin")
+    response = await fetch(http_client, base_url + created["download_url"],
+                           headers={"Range": header})
+    assert response.code == 206
+    expected = CONTENT[start:end]
+    assert response.body == expected
+    first = start % len(CONTENT)
+    assert response.headers["Content-Range"] == \
+        f"bytes {first}-{first + len(expected) - 1}/{len(CONTENT)}"
+
+
+@pytest.mark.gen_test
+async def test_unsatisfiable_range_and_conditionals(http_client, base_url):
+    created = await upload(http_client, base_url, CONTENT, "c.bin")
+    url = base_url + created["download_url"]
+    bad = await fetch(http_client, url, headers={"Range": f"bytes={len(CONTENT)}-"})
+    error_of(bad, 416, "range_not_satisfiable")
+    assert bad.headers["Content-Range"] == f"bytes */{len(CONTENT)}"
+    etag = (await fetch(http_client, url, method="HEAD")).headers["ETag"]
+    cached = await fetch(http_client, url, headers={"If-None-Match": etag})
+    assert cached.code == 304
+    assert cached.body == b""
+    stale = await fetch(http_client, url, headers={"If-None-Match": '"other"'})
+    assert stale.code == 200
+    fresh_range = await fetch(http_client, url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert fresh_range.code == 206
+    changed = await fetch(http_client, url, headers={"Range": "bytes=0-9", "If-Range": '"x"'})
+    assert changed.code == 200
+    assert len(changed.body) == len(CONTENT)
+
+
+@pytest.mark.gen_test
+async def test_inline_only_for_safe_types(http_client, base_url):
+    png = await upload(http_client, base_url, PNG_1PX, "p.png")
+    html = await upload(http_client, base_url, b"<html><body><script>x</script></body></html>",
+                        "x.html", "text/html")
+    assert html["mime_type"] == "text/html"
+    inline = await fetch(http_client, base_url + png["download_url"] + "?disposition=inline")
+    assert inline.headers["Content-Disposition"].startswith("inline; ")
+    forced = await fetch(http_client, base_url + html["download_url"] + "?disposition=inline")
+    assert forced.headers["Content-Disposition"].startswith("attachment; ")
+    bad = await fetch(http_client, base_url + png["download_url"] + "?disposition=evil")
+    error_of(bad, 400, "invalid_parameter")
+
+
+@pytest.mark.gen_test
+async def test_patch_put_and_delete(http_client, base_url, residue):
+    created = await upload(http_client, base_url, b"x", "a.txt", data={"keep": 1, "drop": 2})
+    url = base_url + created["url"]
+    patched = await fetch(http_client, url, method="PATCH", body=json.dumps(
+        {"filename": "../b.txt", "data": {"drop": None, "new": "v"}}))
+    assert patched.code == 200
+    resource = json.loads(patched.body)
+    assert resource["filename"] == "b.txt"
+    assert resource["data"] == {"keep": 1, "new": "v"}
+    assert resource["original_filename"] == "a.txt"
+    assert resource["modified"] >= created["modified"]
+    replaced = json.loads((await fetch(http_client, url, method="PUT",
+                                       body=json.dumps({"data": {"only": True}}))).body)
+    assert replaced["data"] == {"only": True}
+    assert replaced["filename"] == "b.txt"
+    for body, code in ((b"[1]", "invalid_json"), (b"{bad", "invalid_json"),
+                       (b'{"size": 3}', "invalid_parameter"), (b'{"data": 3}', "invalid_json")):
+        error_of(await fetch(http_client, url, method="PATCH", body=body), 400, code)
+    too_big = await fetch(http_client, url, method="PATCH", body=b" " * (1024 * 1024 + 1))
+    error_of(too_big, 413, "request_too_large")
+    missing = base_url + "/api/files/" + "f" * 32
+    error_of(await fetch(http_client, missing, method="PATCH", body=b"{}"), 404, "not_found")
+    residue.assert_clean(committed=1)
+    deleted = await fetch(http_client, url, method="DELETE")
+    assert deleted.code == 204
+    residue.assert_clean(committed=0)
+    error_of(await fetch(http_client, url, method="DELETE"), 404, "not_found")
+    error_of(await fetch(http_client, base_url + created["download_url"]), 404, "not_found")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_listing_filters_sorting_and_paging(http_client, base_url):
+    made = []
+    for i in range(7):
+        made.append(await upload(http_client, base_url, b"line of text\n" * (i + 1),
+                                 f"File_{i}.txt",
+                                 data={"group": "odd" if i % 2 else "even"}))
+    made.append(await upload(http_client, base_url, PNG_1PX, "pixel.png"))
+
+    async def listing(query: str) -> dict[str, Any]:
+        response = await fetch(http_client, base_url + "/api/files" + query)
+        assert response.code == 200, response.body
+        return json.loads(response.body)
+
+    newest_first = [f["id"] for f in (await listing(""))["files"]]
+    assert newest_first == [f["id"] for f in reversed(made)]
+    assert [f["filename"] for f in (await listing("?mime_type=image/*"))["files"]] == ["pixel.png"]
+    assert len((await listing("?mime_type=text/plain"))["files"]) == 7
+    sizes = [f["size"] for f in (await listing("?size_greater_than=26&size_less_than=65"))["files"]]
+    assert sorted(sizes) == [39, 52]
+    assert len((await listing("?filename=file_"))["files"]) == 7
+    assert len((await listing("?data.group=odd"))["files"]) == 3
+    assert len((await listing(f"?sha256={made[0]['sha256']}"))["files"]) == 1
+    assert [f["size"] for f in (await listing("?sort=size&limit=3"))["files"]] == [13, 26, 39]
+    assert (await listing("?added_since=2000-01-01T00:00:00Z"))["files"]
+    assert not (await listing("?added_since=2999-01-01T00:00:00Z"))["files"]
+    seen: list[str] = []
+    url = "?sort=-size&limit=3"
+    while url:
+        page = await listing(url if url.startswith("?") else url[len("/api/files"):])
+        seen += [f["id"] for f in page["files"]]
+        url = page["next"]
+    assert len(seen) == len(set(seen)) == 8
+    for query in ("?sort=colour", "?limit=0", "?limit=1001", "?size_less_than=-1",
+                  "?added_since=yesterday", "?cursor=garbage", "?colour=red", "?limit=1&limit=2"):
+        error_of(await fetch(http_client, base_url + "/api/files" + query), 400,
+                 "invalid_parameter")
