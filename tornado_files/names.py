@@ -95,9 +95,16 @@ def content_disposition(filename: str, inline: bool = False) -> str:
 
     >>> content_disposition('a"b\\r\\n.txt')
     'attachment; filename="a_b__.txt"; filename*=UTF-8\\'\\'a%22b%0D%0A.txt'
+    >>> content_disposition("résumé 東.pdf", inline=True)
+    'inline; filename="resume _.pdf"; filename*=UTF-8\\'\\'r%C3%A9sum%C3%A9%20%E6%9D%B1.pdf'
     """
     kind = "inline" if inline else "attachment"
+    # ASCII fallback for clients that ignore filename* (curl -J does): accents folded away.
+    folded = "".join(
+        unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode() or ch
+        for ch in filename
+    )
     fallback = "".join(
-        ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%' else "_" for ch in filename
+        ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%' else "_" for ch in folded
     )
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
