@@ -3,6 +3,7 @@ that fails any test during which the server logged an unexpected error (Tornado'
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -19,6 +20,21 @@ from tornado.web import Application
 from tornado_files.app import build_services, make_app
 from tornado_files.config import Config, build_config
 from tornado_files.services import Services
+
+
+@pytest.fixture
+def io_loop() -> Iterator[IOLoop]:
+    """pytest-tornado's loop, minus its leak: Tornado's ``IOLoop()`` asks asyncio for the
+    "old" current loop and so creates one that nobody closes. Here the asyncio loop is made
+    explicitly, set as current, and closed afterwards."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    io = IOLoop.current()
+    yield io
+    io.close(all_fds=True)
+    asyncio.set_event_loop(None)
+    if not loop.is_closed():
+        loop.close()
 
 
 @pytest.fixture
