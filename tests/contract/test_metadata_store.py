@@ -1,0 +1,193 @@
+"""The MetadataStore contract, run against every backend's real resource.
+
+Today that is SQLite, checked against its rows; a MongoDB store joins the ``backend``
+parameter list and must give the same results for the same queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tornado_files.blocking import Offload
+from tornado_files.errors import BackendUnavailable, NotFound
+from tornado_files.listing import decode_cursor, encode_cursor
+from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.models import FileRecord, ListQuery
+
+T0 = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
+
+
+def record(n: int, **changes: Any) -> FileRecord:
+    base = FileRecord(
+        id=f"{n:032x}", filename=f"file_{n % 5}.txt", original_filename=f"dir/file_{n}.txt",
+        size=100 * (n % 7), mime_type="text/plain" if n % 3 else "image/png",
+        declared_type="application/octet-stream", type_os="ASCII text", sha256=f"{n:064x}",
+        route="/api/files" if n % 2 else "/api/avatars", storage="disk", blob_key=f"{n:032x}",
+        added=T0 + timedelta(microseconds=n), modified=T0 + timedelta(seconds=n),
+        owner="alice" if n % 4 == 0 else None, data={"group": str(n % 3), "n": n},
+        metadata={"width": n},
+    )
+    return replace(base, **changes)
+
+
+class SqliteProbe:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def count(self) -> int:
+        with sqlite3.connect(self.path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+
+@pytest.fixture
+def offload() -> Iterator[Offload]:
+    pool = Offload(2)
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request, tmp_path, offload, io_loop):
+    store = SqliteMetadataStore(tmp_path / "meta.sqlite3", offload)
+    io_loop.run_sync(store.startup)
+    yield store, SqliteProbe(tmp_path / "meta.sqlite3")
+    io_loop.run_sync(store.close)
+
+
+async def ids(store, **query: Any) -> list[str]:
+    page = await store.list(ListQuery(**query))
+    return [r.id for r in page.records]
+
+
+@pytest.mark.gen_test
+async def test_insert_get_roundtrip_is_exact(backend):
+    store, probe = backend
+    original = record(1, filename="ünï \"quoted\".txt", data={"nested": {"a": [1, None]}})
+    await store.insert_many([original])
+    assert await store.get(original.id) == original
+    assert probe.count() == 1
+    with pytest.raises(NotFound):
+        await store.get("f" * 32)
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_insert_many_is_all_or_nothing(backend):
+    store, probe = backend
+    await store.insert_many([record(1)])
+    with pytest.raises(BackendUnavailable):
+        await store.insert_many([record(2), record(3), record(1)])  # duplicate id
+    assert probe.count() == 1
+    with pytest.raises(NotFound):
+        await store.get(record(2).id)
+
+
+@pytest.mark.gen_test
+async def test_update_and_delete(backend):
+    store, probe = backend
+    await store.insert_many([record(1)])
+    later = T0 + timedelta(days=1)
+    updated = await store.update(record(1).id, filename=None, data={"x": 1}, modified=later)
+    assert updated == replace(record(1), data={"x": 1}, modified=later)
+    renamed = await store.update(record(1).id, filename="new.txt", data={}, modified=later)
+    assert renamed.filename == "new.txt"
+    assert await store.get(record(1).id) == renamed
+    with pytest.raises(NotFound):
+        await store.update("f" * 32, filename=None, data={}, modified=later)
+    assert await store.delete(record(1).id) == renamed
+    assert probe.count() == 0
+    with pytest.raises(NotFound):
+        await store.delete(record(1).id)
+
+
+@pytest.fixture
+def many(backend, io_loop):
+    store, _ = backend
+    records = [record(n) for n in range(1, 24)]
+    io_loop.run_sync(lambda: store.insert_many(records))
+    return store, records
+
+
+def expect(records: list[FileRecord], keep: Any, key: Any = None, reverse: bool = True
+           ) -> list[str]:
+    chosen = [r for r in records if keep(r)]
+    chosen.sort(key=key or (lambda r: (r.added, r.id)), reverse=reverse)
+    return [r.id for r in chosen]
+
+
+@pytest.mark.gen_test
+async def test_every_filter(many):
+    store, records = many
+    cases: list[tuple[dict[str, Any], Any]] = [
+        ({}, lambda r: True),
+        ({"mime_type": "image/png"}, lambda r: r.mime_type == "image/png"),
+        ({"mime_type": "image/*"}, lambda r: r.mime_type.startswith("image/")),
+        ({"mime_type": "text/*"}, lambda r: r.mime_type.startswith("text/")),
+        ({"size_greater_than": 200}, lambda r: r.size > 200),
+        ({"size_less_than": 200}, lambda r: r.size < 200),
+        ({"added_since": T0 + timedelta(microseconds=20)}, lambda r: r.added >= T0 +
+         timedelta(microseconds=20)),
+        ({"modified_since": T0 + timedelta(seconds=10)}, lambda r: r.modified >= T0 +
+         timedelta(seconds=10)),
+        ({"filename": "FILE_3"}, lambda r: "file_3" in r.filename),
+        ({"route": "/api/avatars"}, lambda r: r.route == "/api/avatars"),
+        ({"owner": "alice"}, lambda r: r.owner == "alice"),
+        ({"sha256": record(7).sha256}, lambda r: r.id == record(7).id),
+        ({"data_equals": (("group", "1"),)}, lambda r: r.data["group"] == "1"),
+        ({"data_equals": (("n", "5"),)}, lambda r: False),  # a number is not the string "5"
+        ({"data_equals": (("group", "1"),), "route": "/api/files", "size_less_than": 400},
+         lambda r: r.data["group"] == "1" and r.route == "/api/files" and r.size < 400),
+    ]
+    for query, keep in cases:
+        assert await ids(store, limit=1000, **query) == expect(records, keep), query
+
+
+@pytest.mark.gen_test
+async def test_filename_filter_treats_wildcards_literally(backend):
+    store, _ = backend
+    await store.insert_many([record(1, filename="100%_done.txt"), record(2, filename="1000.txt")])
+    assert await ids(store, filename="0%_") == [record(1).id]
+    assert await ids(store, filename="_") == [record(1).id]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("sort", ["added", "-added", "size", "-size", "filename", "-filename"])
+async def test_sort_and_keyset_paging_visit_each_record_once(many, sort):
+    store, records = many
+    field = sort.lstrip("-")
+    key = {"added": lambda r: (r.added, r.id), "size": lambda r: (r.size, r.id),
+           "filename": lambda r: (r.filename, r.id)}[field]
+    wanted = expect(records, lambda r: True, key=key, reverse=sort.startswith("-"))
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        page = await store.list(ListQuery(sort=sort, limit=5, after=after))
+        seen += [r.id for r in page.records]
+        if page.after is None:
+            break
+        # The cursor survives its trip through the opaque string clients see.
+        after = decode_cursor(sort, encode_cursor(sort, page.after))
+    assert seen == wanted
+
+
+@pytest.mark.gen_test
+async def test_blob_keys(many):
+    store, records = many
+    assert await store.blob_keys("disk") == {r.blob_key for r in records}
+    assert await store.blob_keys("gridfs") == set()
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_closed_store_is_unavailable(backend):
+    store, _ = backend
+    await store.ping()
+    await store.close()
+    with pytest.raises(BackendUnavailable):
+        await store.ping()
