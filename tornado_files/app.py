@@ -6,6 +6,7 @@ application settings, so tests build as many independent apps as they like.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ from tornado_files.web.files import FileHandler, FilesCollectionHandler
 from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
 from tornado_files.web.uploads import UploadHandler
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+def find_static_dir() -> Path:
+    """``static/`` beside the package in a checkout, else where ``pip install`` put it."""
+    checkout = Path(__file__).resolve().parent.parent / "static"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "tornado-files" / "static"
+
+
 FILE_ID = r"([0-9a-f]{32})"
 
 
@@ -42,7 +51,8 @@ def build_services(config: Config) -> Services:
     )
 
 
-def make_app(services: Services, static_dir: Path = STATIC_DIR) -> Application:
+def make_app(services: Services, static_dir: Path | None = None) -> Application:
+    static_dir = static_dir or find_static_dir()
     default, *others = services.policies
     handlers: list[Any] = [
         (r"/api/files", FilesCollectionHandler, {"policy": default}),

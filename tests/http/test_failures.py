@@ -1,0 +1,109 @@
+"""Storage failures seen from HTTP: the right JSON:API error, nothing internal in it, the error
+id in the log, and nothing left behind. Faults are injected at the OS / driver boundary."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import shutil
+from typing import Any
+
+import pytest
+
+import tornado_files.storage.disk as disk_module
+from tests.support import Part, error_of, multipart
+from tornado_files.metadata.sqlite import SqliteMetadataStore
+
+
+class FillingFile:
+    """A temp file on a disk that fills up after ``room`` bytes."""
+
+    def __init__(self, inner: Any, room: int) -> None:
+        self.inner = inner
+        self.room = room
+
+    def write(self, data: bytes) -> int:
+        if self.room < len(data):
+            raise OSError(errno.ENOSPC, "No space left on device: /secret/path")
+        self.room -= len(data)
+        return self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def upload(client: Any, base_url: str, size: int) -> Any:
+    body, ctype = multipart([Part("files", b"a" * 1000, "ok.txt"),
+                             Part("files", b"b" * size, "big.bin")])
+    return await client.fetch(base_url + "/api/files", method="POST", body=body,
+                              headers={"Content-Type": ctype}, raise_error=False)
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_disk_full_is_507_and_removes_every_file_of_the_request(
+        http_client, base_url, residue, monkeypatch, caplog):
+    real_open = disk_module._open_exclusive
+    monkeypatch.setattr(disk_module, "_open_exclusive",
+                        lambda path: FillingFile(real_open(path), room=512 * 1024))
+    with caplog.at_level(logging.INFO):
+        response = await upload(http_client, base_url, 2 * 1024 * 1024)
+    error = error_of(response, 507, "insufficient_storage")
+    assert b"secret" not in response.body
+    assert b"Errno" not in response.body
+    assert error["id"] in caplog.text
+    residue.assert_clean()
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_record_failure_is_500_and_the_committed_blobs_are_removed(
+        http_client, base_url, residue, monkeypatch, caplog):
+    async def broken(self: Any, records: Any) -> None:
+        raise RuntimeError("driver exploded at /var/secret")
+    monkeypatch.setattr(SqliteMetadataStore, "insert_many", broken)
+    with caplog.at_level(logging.INFO):
+        response = await upload(http_client, base_url, 10)
+    error = error_of(response, 500, "internal_error")
+    assert b"secret" not in response.body
+    assert b"Traceback" not in response.body
+    # The traceback and the id are in the log, for the operator.
+    assert error["id"] in caplog.text
+    assert "driver exploded" in caplog.text
+    residue.assert_clean()
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_health_is_503_when_a_store_fails_and_200_when_it_returns(http_client, base_url,
+                                                                       data_dir):
+    ok = await http_client.fetch(base_url + "/healthz")
+    assert json.loads(ok.body)["checks"] == {"metadata": "ok", "storage:disk": "ok"}
+    shutil.move(data_dir / "tmp", data_dir / "tmp-away")
+    down = await http_client.fetch(base_url + "/healthz", raise_error=False)
+    assert down.code == 503
+    assert json.loads(down.body) == {"status": "unavailable",
+                                     "checks": {"metadata": "ok", "storage:disk": "unavailable"}}
+    shutil.move(data_dir / "tmp-away", data_dir / "tmp")
+    again = await http_client.fetch(base_url + "/healthz")
+    assert again.code == 200
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_metadata_down_is_503_backend_unavailable(http_client, base_url, services):
+    await services.metadata.close()
+    response = await http_client.fetch(base_url + "/api/files", raise_error=False)
+    error_of(response, 503, "backend_unavailable")
+    health = await http_client.fetch(base_url + "/healthz", raise_error=False)
+    assert health.code == 503
+
+
+@pytest.mark.gen_test
+async def test_client_errors_are_logged_with_their_id(http_client, base_url, caplog):
+    with caplog.at_level(logging.INFO, logger="tornado_files"):
+        response = await http_client.fetch(base_url + "/api/files/" + "0" * 32,
+                                           raise_error=False)
+    error = error_of(response, 404, "not_found")
+    assert any(error["id"] in r.getMessage() for r in caplog.records)
