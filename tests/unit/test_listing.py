@@ -1,0 +1,84 @@
+"""Listing parameters → ListQuery, strictly (API.md §4.1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tornado_files.errors import InvalidParameter
+from tornado_files.listing import encode_cursor, next_url, parse_list_query
+from tornado_files.models import ListQuery
+
+
+def parse(**params: str) -> ListQuery:
+    return parse_list_query({k: [v] for k, v in params.items()})
+
+
+def test_defaults():
+    assert parse() == ListQuery(sort="-added", limit=50)
+
+
+def test_every_parameter():
+    query = parse_list_query({
+        "mime_type": ["image/*"], "size_greater_than": ["10"], "size_less_than": ["99"],
+        "added_since": ["2026-11-22T10:00:00Z"], "modified_since": ["2026-11-22T12:00:00+02:00"],
+        "filename": ["Rep"], "route": ["/api/avatars"], "owner": ["alice"], "sha256": ["ab"],
+        "data.tag": ["x"], "data.b": ["y"], "sort": ["size"], "limit": ["1000"],
+    })
+    assert query == ListQuery(
+        mime_type="image/*", size_greater_than=10, size_less_than=99,
+        added_since=datetime(2026, 11, 22, 10, tzinfo=UTC),
+        modified_since=datetime(2026, 11, 22, 10, tzinfo=UTC), filename="Rep",
+        route="/api/avatars", owner="alice", sha256="ab",
+        data_equals=(("b", "y"), ("tag", "x")), sort="size", limit=1000)
+
+
+def test_naive_times_are_utc():
+    assert parse(added_since="2026-11-22T10:00:00").added_since == \
+        datetime(2026, 11, 22, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("params", [
+    {"sort": "name"}, {"limit": "0"}, {"limit": "1001"}, {"limit": "ten"},
+    {"size_greater_than": "-1"}, {"size_less_than": "1e3"}, {"added_since": "yesterday"},
+    {"modified_since": "2026-13-01"}, {"mime_type": "png"}, {"mime_type": "*/*"},
+    {"cursor": "!!"}, {"cursor": encode_cursor("size", (3, "a"))}, {"colour": "red"},
+    {"data.": "x"},
+])
+def test_invalid_parameters(params):
+    with pytest.raises(InvalidParameter) as caught:
+        parse(**params)
+    assert caught.value.meta["parameter"] in params
+
+
+def test_repeated_parameter_is_invalid():
+    with pytest.raises(InvalidParameter):
+        parse_list_query({"limit": ["1", "2"]})
+
+
+@pytest.mark.parametrize(("sort", "value"), [
+    ("-added", datetime(2026, 1, 1, 0, 0, 0, 7, tzinfo=UTC)), ("size", 42),
+    ("-filename", "ä b.txt"),
+])
+def test_cursor_round_trip(sort, value):
+    cursor = encode_cursor(sort, (value, "f" * 32))
+    assert parse(sort=sort, cursor=cursor).after == (value, "f" * 32)
+
+
+def test_cursor_keeps_time_zone_exact():
+    moment = datetime(2026, 1, 1, 5, tzinfo=timezone(timedelta(hours=5)))
+    cursor = encode_cursor("added", (moment, "a"))
+    assert parse(sort="added", cursor=cursor).after == (moment, "a")
+
+
+def test_next_url_keeps_parameters_and_replaces_the_cursor():
+    args = {"sort": ["size"], "filename": ["a b"], "cursor": ["old"]}
+    url = next_url("/api/files", args, "size", (5, "id1"))
+    parsed = urlparse(url)
+    assert parsed.path == "/api/files"
+    query = parse_qs(parsed.query)
+    assert query["sort"] == ["size"]
+    assert query["filename"] == ["a b"]
+    assert parse(sort="size", cursor=query["cursor"][0]).after == (5, "id1")

@@ -1,0 +1,49 @@
+"""Client filenames: safe display names and header values that cannot be broken out of."""
+
+from __future__ import annotations
+
+import pytest
+
+from tornado_files.names import content_disposition, raw_upload_filename, safe_filename
+
+
+@pytest.mark.parametrize(("given", "safe"), [
+    ("report.pdf", "report.pdf"), ("../../etc/passwd", "passwd"), ("a\\b\\c.txt", "c.txt"),
+    ("\x00\x01name\x7f.txt", "name.txt"), ("  spaced  ", "spaced"), ("/", "unknown"),
+    (None, "unknown"), ("e\u0301.txt", "é.txt"), ("rtl\u202eexe.txt", "rtlexe.txt"),
+])
+def test_safe_filename(given, safe):
+    assert safe_filename(given) == safe
+
+
+def test_long_names_are_cut_to_255_bytes_keeping_the_extension():
+    name = safe_filename("é" * 300 + ".tar.gz")
+    assert len(name.encode()) <= 255
+    assert name.endswith(".gz")
+    assert name.startswith("é")
+
+
+@pytest.mark.parametrize("name", ['a"b.txt', "a\r\nSet-Cookie: x=1.txt", "a;b=c.txt",
+                                  "naïve 東京.txt", "%41.txt"])
+def test_content_disposition_cannot_be_broken(name):
+    header = content_disposition(name)
+    assert "\r" not in header
+    assert "\n" not in header
+    kind, fallback, star = header.split("; ")
+    assert kind == "attachment"
+    assert fallback.startswith('filename="')
+    assert fallback.endswith('"')
+    assert '"' not in fallback[len('filename="'):-1]
+    assert star.startswith("filename*=UTF-8''")
+    assert all(c.isalnum() or c in "%-._~" for c in star[len("filename*=UTF-8''"):])
+
+
+@pytest.mark.parametrize(("x_filename", "disposition", "name"), [
+    ("a%20b.txt", "attachment; filename=other", "a b.txt"),
+    (None, "attachment; filename=\"q.txt\"; filename*=UTF-8''%E2%82%AC.txt", "€.txt"),
+    (None, "attachment; filename*=iso-8859-1''%E9.txt", "é.txt"),
+    (None, "inline", None),
+    (None, None, None),
+])
+def test_raw_upload_filename(x_filename, disposition, name):
+    assert raw_upload_filename(x_filename, disposition) == name
