@@ -19,7 +19,7 @@ from tornado_files.policy import build_policies
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.disk import DiskBlobStore
-from tornado_files.web.base import NotFoundHandler
+from tornado_files.web.body import NotFoundHandler
 from tornado_files.web.download import ContentHandler
 from tornado_files.web.files import FileHandler, FilesCollectionHandler
 from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler

@@ -119,10 +119,3 @@ class BaseHandler(RequestHandler):
                       tb: TracebackType | None) -> None:
         # write_error logs every error once, with its id; unexpected ones with a traceback.
         return
-
-
-class NotFoundHandler(BaseHandler):
-    """Unknown paths: a JSON:API 404 for every method."""
-
-    def prepare(self) -> None:
-        raise e.NotFound()

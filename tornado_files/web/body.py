@@ -63,14 +63,21 @@ class StreamingHandler(BaseHandler):
         return bytes(getattr(self, "_body", b""))
 
     # -- Tornado hooks ------------------------------------------------------------------
+    def _open_body_limit(self) -> None:
+        """Room for our own cap, the lingering discard and one read, so that Tornado's size
+        limit (a bare 400 written after our answer) never fires."""
+        declared = self.declared_length() or 0
+        room = max(declared, self.body_cap()) + self.services.config.linger_bytes + _SLACK
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(room)
+
     async def prepare(self) -> None:
         declared = self.declared_length()
         cap = self.body_cap()
-        linger = self.services.config.linger_bytes
-        # Room for our own cap, the lingering discard and one read; never Tornado's 400.
-        connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(max(declared or 0, cap) + linger + _SLACK)
+        self._open_body_limit()
+        if self.request.method not in self.allowed_methods():
+            raise e.MethodNotAllowed()  # before any size check: 405 says more than 413
         if declared is not None and declared > cap:
             raise self.too_large(declared, 0)
         self._touch()
@@ -104,8 +111,10 @@ class StreamingHandler(BaseHandler):
         return future is not None and future.done()
 
     def _handle_request_exception(self, exc: BaseException) -> None:
-        # An error raised by prepare() comes before the body: answer it with a linger too.
+        # An error raised by prepare() (or Tornado's 405 before it) comes before the body:
+        # answer it with a linger too.
         if not self._finished and not self._failed and not self.body_complete():
+            self._open_body_limit()
             IOLoop.current().add_callback(self._cleanup_once)
             self._reject(exc)
             return
@@ -197,3 +206,12 @@ class StreamingHandler(BaseHandler):
             if timer is not None:
                 loop.remove_timeout(timer)
         self._linger_timer = self._idle_timer = None
+
+
+class NotFoundHandler(StreamingHandler):
+    """Unknown paths: a JSON:API 404 for every method (streaming, so a large body to an
+    unknown path is answered and lingered over like any other)."""
+
+    async def prepare(self) -> None:
+        self._open_body_limit()
+        raise e.NotFound()
