@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,7 @@ def test_unknown_environment_variable_is_an_error():
     ([], "port = [", "is not valid TOML"),
     ([], 'routes = [{path = "/api/tus/x", max_body_size = 1}]', "shadow the built-in /api/tus"),
     (["--config", "/nonexistent.toml"], None, "does not exist"),
+    (["--data-dir", "/proc/no/such/place"], None, "cannot prepare /proc/no/such/place"),
 ])
 def test_bad_start_up_is_one_line_and_nonzero_before_listening(tmp_path, args, toml, message):
     if toml is not None:
@@ -123,3 +125,17 @@ def test_bad_start_up_is_one_line_and_nonzero_before_listening(tmp_path, args, t
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_port_in_use_is_one_line_and_nonzero(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"),
+             "--port", str(port)], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert result.returncode == 2
+    expected = f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert result.stderr.strip().endswith(expected)
+    assert result.stderr.count("\n") == 1

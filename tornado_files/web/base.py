@@ -35,6 +35,7 @@ class BaseHandler(RequestHandler):
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Expose-Headers", ", ".join(cors.EXPOSED_HEADERS))
         self.add_header("Vary", "Origin")
+        self.set_header("X-Content-Type-Options", "nosniff")
 
     def allowed_methods(self) -> list[str]:
         """The methods this handler class implements (for preflight and 405's Allow)."""
