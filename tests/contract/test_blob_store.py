@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, BlobNotFound, InsufficientStorage
 from tornado_files.storage.disk import DiskBlobStore
 
@@ -31,13 +30,6 @@ class DiskProbe:
 
     def in_progress(self) -> list[Path]:
         return list((self.root / "tmp").iterdir())
-
-
-@pytest.fixture
-def offload() -> Iterator[Offload]:
-    pool = Offload(4)
-    yield pool
-    pool.shutdown()
 
 
 @pytest.fixture(params=["disk"])

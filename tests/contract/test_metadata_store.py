@@ -6,7 +6,6 @@ parameter list and must give the same results for the same queries."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, NotFound
 from tornado_files.listing import decode_cursor, encode_cursor
 from tornado_files.metadata.sqlite import SqliteMetadataStore
@@ -43,13 +41,6 @@ class SqliteProbe:
     def count(self) -> int:
         with sqlite3.connect(self.path) as db:
             return int(db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
-
-
-@pytest.fixture
-def offload() -> Iterator[Offload]:
-    pool = Offload(2)
-    yield pool
-    pool.shutdown()
 
 
 @pytest.fixture(params=["sqlite"])

@@ -75,34 +75,31 @@ def assert_413(response: RawResponse, code: str) -> dict[str, Any]:
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_chunked_multipart_over_cap_gets_413_while_still_sending(http_port, residue):
-    _, body, ctype = multipart_stream(64 * MIB)
+@pytest.mark.parametrize(("kind", "path", "code", "cap"), [
+    ("multipart", "/api/filecap", "file_too_large", CAP),
+    ("raw", "/api/small", "request_too_large", CAP),
+])
+async def test_chunked_body_over_cap_gets_413_while_still_sending(http_port, residue, kind,
+                                                                  path, code, cap):
+    if kind == "multipart":
+        _, body, ctype = multipart_stream(64 * MIB)
+    else:
+        body, ctype = zeros(64 * MIB), "application/octet-stream"
     response = await in_thread(raw_request, http_port, head(
-        "/api/filecap", {"Content-Type": ctype, "Transfer-Encoding": "chunked"}), chunked(body))
-    error = assert_413(response, "file_too_large")
+        path, {"Content-Type": ctype, "Transfer-Encoding": "chunked"}), chunked(body))
+    error = assert_413(response, code)
+    assert error["meta"]["maximum_content_length_allowed"] == cap
     assert error["meta"]["request_content_length"] is None
-    assert CAP < error["meta"]["received"] <= CAP + MIB
-    # The answer came long before the body ended, and the server stopped reading soon after.
+    # Rejected within one read past the cap ...
+    assert cap < error["meta"]["received"] <= cap + MIB
+    # ... and answered long before the client had sent its body.
     assert response.sent < 32 * MIB
     residue.assert_clean()
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_chunked_raw_body_over_cap_is_request_too_large(http_port, residue):
-    response = await in_thread(raw_request, http_port, head(
-        "/api/small", {"Content-Type": "application/octet-stream",
-                       "Transfer-Encoding": "chunked"}), chunked(zeros(64 * MIB)))
-    error = assert_413(response, "request_too_large")
-    assert error["meta"]["maximum_content_length_allowed"] == CAP
-    assert error["meta"]["request_content_length"] is None
-    assert CAP < error["meta"]["received"] <= CAP + MIB
-    assert response.sent < 32 * MIB
-    residue.assert_clean()
-
-
-@pytest.mark.gen_test(timeout=30)
-async def test_lying_content_length_is_cut_at_the_cap(http_port, residue):
-    # Declares less than the cap, sends far more: counted while streaming.
+async def test_bytes_past_content_length_are_not_part_of_the_file(http_port, residue):
+    # Declares less than the cap, sends far more.
     response = await in_thread(raw_request, http_port, head(
         "/api/small", {"Content-Type": "application/octet-stream",
                        "Content-Length": str(CAP - 10)}), zeros(8 * MIB))
@@ -111,6 +108,16 @@ async def test_lying_content_length_is_cut_at_the_cap(http_port, residue):
     assert response.status == 201
     assert response.json()["size"] == CAP - 10
     residue.assert_clean(committed=1)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_multipart_longer_than_its_content_length_is_malformed(http_port, residue):
+    _, body, ctype = multipart_stream(2 * MIB)
+    response = await in_thread(raw_request, http_port, head(
+        "/api/files", {"Content-Type": ctype, "Content-Length": str(MIB)}), body)
+    assert response.status == 400
+    assert response.json()["errors"][0]["code"] == "malformed_multipart"
+    residue.assert_clean()
 
 
 @pytest.mark.gen_test(timeout=30)
