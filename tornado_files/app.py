@@ -7,6 +7,7 @@ application settings, so tests build as many independent apps as they like.
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,16 @@ from tornado.web import Application
 
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
+from tornado_files.metadata.base import MetadataStore
+from tornado_files.metadata.mongo import MongoMetadataStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.mongo import database_of, make_client
 from tornado_files.policy import build_policies
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffer
+from tornado_files.storage.base import BlobStore
 from tornado_files.storage.disk import DiskBlobStore
+from tornado_files.storage.gridfs import GridFSBlobStore
 from tornado_files.web.body import NotFoundHandler
 from tornado_files.web.download import ContentHandler
 from tornado_files.web.files import FileHandler, FilesCollectionHandler
@@ -38,16 +44,32 @@ FILE_ID = r"([0-9a-f]{32})"
 
 
 def build_services(config: Config) -> Services:
-    """Stores, policies and pools for ``config`` (not started: call ``startup()``)."""
+    """Stores, policies and pools for ``config`` (not started: call ``startup()``).
+
+    Embedded default: blobs on disk, records in SQLite under the data directory. With a
+    MongoDB URI: records in MongoDB and a GridFS store beside the disk store."""
     offload = Offload()
     data_dir = config.data_dir
+    blob_stores: dict[str, BlobStore] = {"disk": DiskBlobStore(data_dir, offload)}
+    metadata: MetadataStore
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    if config.mongodb_uri:
+        client = make_client(config.mongodb_uri)
+        db = database_of(client)
+        metadata = MongoMetadataStore(db)
+        blob_stores["gridfs"] = GridFSBlobStore(db, config.gridfs_bucket,
+                                                config.gridfs_chunk_size)
+        closers = (client.close,)
+    else:
+        metadata = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
     return Services(
         config=config,
         policies=build_policies(config),
-        blob_stores={"disk": DiskBlobStore(data_dir, offload)},
-        metadata=SqliteMetadataStore(data_dir / "metadata.sqlite3", offload),
+        blob_stores=blob_stores,
+        metadata=metadata,
         sniffer=Sniffer(offload),
         offload=offload,
+        closers=closers,
     )
 
 

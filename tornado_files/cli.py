@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
 from tornado_files.app import build_services, make_app
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
+from tornado_files.errors import BackendUnavailable
+from tornado_files.mongo import describe
+from tornado_files.services import Services
 
 log = logging.getLogger("tornado_files")
 READ_CHUNK = 512 * 1024
@@ -37,7 +41,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--port", type=int, help="port to listen on (default 8888)")
     add("--data-dir", dest="data_dir", help="files and SQLite database (default ./data)")
     add("--config", help="TOML file: routes, CORS origins, limits")
-    add("--storage", help="default blob store: disk")
+    add("--storage", choices=("disk", "gridfs"), help="default blob store (default disk)")
+    add("--mongodb-uri", dest="mongodb_uri",
+        help="keep metadata in MongoDB (mongodb://host:27017/tornado_files)")
     add("--max-upload-size", dest="max_upload_size", help="cap of /api/files (default 10GiB)")
     return parser
 
@@ -53,12 +59,25 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str], prog: str) -> C
                         Path(config_path) if config_path else None)
 
 
-async def _serve(config: Config) -> None:
+async def _start(config: Config) -> Services:
     services = build_services(config)
     try:
         await services.startup()
-    except Exception as exc:
-        raise ConfigError(f"cannot prepare {config.data_dir}: {exc}") from None
+        await services.sweeper().sweep_once()  # leftovers of a crash, before serving
+    except BackendUnavailable:
+        await services.close()
+        where = describe(config.mongodb_uri) if config.mongodb_uri else str(config.data_dir)
+        raise ConfigError(f"cannot reach MongoDB at {where}" if config.mongodb_uri
+                          else f"cannot use {where}") from None
+    except OSError as exc:
+        await services.close()
+        raise ConfigError(f"cannot prepare {config.data_dir}: {exc.strerror}") from None
+    return services
+
+
+async def _serve(config: Config) -> None:
+    services = await _start(config)
+    periodic = PeriodicCallback(services.sweeper().sweep_safely, config.sweep_interval * 1000)
     try:
         sockets = bind_sockets(config.port, config.host)
     except OSError as exc:
@@ -67,8 +86,10 @@ async def _serve(config: Config) -> None:
     server = HTTPServer(make_app(services), max_body_size=config.max_json_body,
                         chunk_size=READ_CHUNK, idle_connection_timeout=120)
     server.add_sockets(sockets)
-    log.info("tornado-files listening on http://%s:%d (data in %s)", config.host, config.port,
-             config.data_dir.resolve())
+    periodic.start()
+    log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
+             config.host, config.port, config.data_dir.resolve(),
+             describe(config.mongodb_uri) if config.mongodb_uri else "SQLite")
     log.warning("no tokens are configured: the server is open to anyone who can reach it")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,6 +97,7 @@ async def _serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    periodic.stop()
     server.stop()
     await server.close_all_connections()
     await services.close()

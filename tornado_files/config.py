@@ -19,7 +19,7 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 DEFAULT_ROUTE = "/api/files"
-STORAGE_KINDS = ("disk",)
+STORAGE_KINDS = ("disk", "gridfs")
 # Paths the server itself serves; an upload route may not take them over.
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/healthz", "/static")
 
@@ -104,6 +104,13 @@ class Config:
     max_json_body: int = 1 * MIB
     # How many bytes of each file libmagic sees.
     sniff_bytes: int = 64 * KIB
+    # MongoDB: metadata (and GridFS blobs, when a route's storage is "gridfs").
+    mongodb_uri: str | None = None
+    gridfs_bucket: str = "fs"
+    gridfs_chunk_size: int = 255 * KIB
+    # Orphan sweeping: how often, and how old a blob or record must be to be touched.
+    sweep_interval: float = 3600.0
+    sweep_grace: float = 86400.0
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -125,11 +132,15 @@ _SCALARS: dict[str, Any] = {
     "max_field_size": parse_size,
     "max_json_body": parse_size,
     "sniff_bytes": parse_size,
+    "mongodb_uri": str,
+    "gridfs_bucket": str,
+    "gridfs_chunk_size": parse_size,
+    "sweep_interval": float,
+    "sweep_grace": float,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage"}
 _FUTURE_KEYS = {
-    "mongodb_uri": "MongoDB support is not available yet",
     "processes": "--processes is not available yet",
     "tokens": "tokens are not available yet",
 }
@@ -237,6 +248,7 @@ def build_config(
     config = replace(Config(), **values, config_file=config_file)
     if config.storage not in STORAGE_KINDS:
         raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
+    _check_mongo(config)
     if not 0 < config.port < 65536:
         raise ConfigError(f"port: {config.port} is not between 1 and 65535")
     if config.idle_timeout <= 0 or config.linger_seconds < 0:
@@ -263,4 +275,20 @@ def build_config(
                 raise ConfigError(f"routes: {route.path} would shadow the built-in {builtin}")
         if route.path == "/":
             raise ConfigError("routes: / is the upload page")
+    if config.mongodb_uri is None and any(r.storage == "gridfs" for r in routes):
+        raise ConfigError("routes: storage \"gridfs\" needs mongodb_uri (--mongodb-uri)")
     return replace(config, routes=routes, cors_origins=tuple(origins))
+
+
+def _check_mongo(config: Config) -> None:
+    uri = config.mongodb_uri
+    if uri is not None and not re.match(r"^mongodb(\+srv)?://[^/\s]+", uri):
+        raise ConfigError("mongodb_uri: expected mongodb://host:port/database")
+    if config.storage == "gridfs" and uri is None:
+        raise ConfigError("storage: gridfs needs mongodb_uri (--mongodb-uri)")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", config.gridfs_bucket):
+        raise ConfigError(f"gridfs_bucket: {config.gridfs_bucket!r} is not a plain name")
+    if not 1024 <= config.gridfs_chunk_size <= 15 * MIB:
+        raise ConfigError("gridfs_chunk_size: must be between 1KiB and 15MiB")
+    if config.sweep_interval <= 0 or config.sweep_grace < 0:
+        raise ConfigError("sweep_interval must be positive and sweep_grace not negative")

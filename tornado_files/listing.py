@@ -79,10 +79,17 @@ def decode_cursor(sort: str, cursor: str) -> tuple[Any, str]:
     raise _bad("cursor", "cursor is not one this server issued")
 
 
+def _data_key(name: str) -> bool:
+    """``data.KEY`` names a top-level key: no dots or ``$`` inside KEY (MongoDB would read
+    them as a path or an operator)."""
+    key = name.removeprefix("data.")
+    return name.startswith("data.") and bool(key) and "." not in key and "$" not in key
+
+
 def _single(args: Mapping[str, Sequence[str]]) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, given in args.items():
-        if name not in _KNOWN and not (name.startswith("data.") and len(name) > 5):
+        if name not in _KNOWN and not _data_key(name):
             raise _bad(name, f"unknown parameter {name!r}")
         if len(given) != 1:
             raise _bad(name, f"{name} may be given only once")

@@ -112,3 +112,7 @@ class Page:
 
     records: tuple[FileRecord, ...]
     after: tuple[Any, str] | None
+
+
+# (file id, blob key) pairs, for the orphan sweeper.
+BlobRefs = list[tuple[str, str]]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
@@ -11,6 +12,7 @@ from tornado_files.metadata.base import MetadataStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore
+from tornado_files.sweeper import Sweeper
 
 
 @dataclass(frozen=True)
@@ -21,12 +23,17 @@ class Services:
     metadata: MetadataStore
     sniffer: Sniffer
     offload: Offload
+    # Called last at close (e.g. the MongoDB client shared by the stores).
+    closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
 
     def blob_store(self, name: str) -> BlobStore:
         try:
             return self.blob_stores[name]
         except KeyError:
             raise InternalError(f"no blob store named {name!r}") from None
+
+    def sweeper(self) -> Sweeper:
+        return Sweeper(self.metadata, self.blob_stores, self.config.sweep_grace)
 
     async def startup(self) -> None:
         for store in self.blob_stores.values():
@@ -37,4 +44,6 @@ class Services:
         await self.metadata.close()
         for store in self.blob_stores.values():
             await store.close()
+        for closer in self.closers:
+            await closer()
         self.offload.shutdown()

@@ -45,7 +45,7 @@ def test_naive_times_are_utc():
     {"size_greater_than": "-1"}, {"size_less_than": "1e3"}, {"added_since": "yesterday"},
     {"modified_since": "2026-13-01"}, {"mime_type": "png"}, {"mime_type": "*/*"},
     {"cursor": "!!"}, {"cursor": encode_cursor("size", (3, "a"))}, {"colour": "red"},
-    {"data.": "x"},
+    {"data.": "x"}, {"data.a.b": "x"}, {"data.$where": "x"},
 ])
 def test_invalid_parameters(params):
     with pytest.raises(InvalidParameter) as caught:

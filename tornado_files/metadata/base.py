@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from tornado_files.models import FileRecord, ListQuery, Page
+from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page
 
 
 class MetadataStore(Protocol):
@@ -47,3 +47,7 @@ class MetadataStore(Protocol):
 
     async def blob_keys(self, storage: str) -> set[str]:
         """Every blob key referenced by a record of that storage (for sweeping)."""
+
+    async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
+        """(file id, blob key) of every record of that storage added before a moment (for
+        finding records whose blob is gone)."""

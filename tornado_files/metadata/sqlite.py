@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, NotFound
-from tornado_files.models import FileRecord, ListQuery, Page
+from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
@@ -60,6 +60,10 @@ def _us(moment: datetime) -> int:
 def _from_us(value: int) -> datetime:
     seconds, micros = divmod(value, 1_000_000)
     return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
 
 
 def _row(record: FileRecord) -> tuple[Any, ...]:
@@ -104,8 +108,9 @@ def _filters(query: ListQuery) -> tuple[list[str], list[Any]]:
             where.append(clause)
             params.append(bound)
     if query.filename is not None:
-        # instr, not LIKE: the user's % and _ are plain characters here.
-        where.append("instr(lower(filename), lower(?)) > 0")
+        # instr, not LIKE: the user's % and _ are plain characters here. Python's lower()
+        # (not SQLite's ASCII-only one) so non-ASCII names match as in MongoDB.
+        where.append("instr(py_lower(filename), py_lower(?)) > 0")
         params.append(query.filename)
     for key, value in query.data_equals:
         path = '$."' + key.replace('"', '') + '"'
@@ -143,6 +148,7 @@ class SqliteMetadataStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
+        db.create_function("py_lower", 1, _lower, deterministic=True)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
@@ -232,3 +238,9 @@ class SqliteMetadataStore:
         rows = await self._run(lambda db: db.execute(
             "SELECT blob_key FROM files WHERE storage = ?", (storage,)).fetchall())
         return {row[0] for row in rows}
+
+    async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT id, blob_key FROM files WHERE storage = ? AND added_us < ?",
+            (storage, _us(added_before))).fetchall())
+        return [(row[0], row[1]) for row in rows]

@@ -6,6 +6,7 @@ A blob is an opaque byte string under a key the server generated; the client nev
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Protocol
 
 from tornado_files.models import StoredBlob
@@ -68,3 +69,10 @@ class BlobStore(Protocol):
 
     async def close(self) -> None:
         """Release resources at shutdown."""
+
+    async def committed_keys(self, before: datetime) -> list[str]:
+        """Keys of committed blobs written before ``before`` (candidates for the sweeper)."""
+
+    async def sweep_incomplete(self, before: datetime) -> int:
+        """Remove the leftovers of writers that died (temp files, chunks without a files
+        document) untouched since ``before``; returns how many objects went."""

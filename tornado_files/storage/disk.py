@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -201,6 +202,31 @@ class DiskBlobStore:
 
     async def close(self) -> None:
         return None
+
+    # -- sweeping -----------------------------------------------------------------------
+    async def committed_keys(self, before: datetime) -> list[str]:
+        """Keys of committed blobs last changed before ``before``."""
+        return await self.offload(self._old_files, self._blobs, "*/*/*", before)
+
+    async def sweep_incomplete(self, before: datetime) -> int:
+        """Remove temp files untouched since ``before`` (a writer that died without abort).
+        A live upload's temp file is written to all the time, so it is never this old."""
+        stale = await self.offload(self._old_files, self._tmp, "*.part", before)
+        for name in stale:
+            await self.offload((self._tmp / name).unlink, missing_ok=True)
+        return len(stale)
+
+    @staticmethod
+    def _old_files(folder: Path, pattern: str, before: datetime) -> list[str]:
+        limit = before.timestamp()
+        found = []
+        for path in folder.glob(pattern):
+            try:
+                if path.stat().st_mtime < limit and path.is_file():
+                    found.append(path.name)
+            except FileNotFoundError:
+                continue
+        return found
 
 
 def _open_exclusive(path: Path) -> BinaryIO:

@@ -1,0 +1,206 @@
+"""File records in MongoDB (PyMongo's async API): same queries, same results as SQLite.
+
+One document per file in the ``files`` collection, ``_id`` = file id. Times are kept twice:
+``added``/``modified`` as BSON dates for people and tools, ``added_us``/``modified_us`` as
+integer microseconds for exact ordering (BSON dates stop at milliseconds). Every list filter
+and sort has an index, created at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from tornado_files.errors import BackendUnavailable, NotFound
+from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page
+from tornado_files.mongo import Document, driver_errors
+
+log = logging.getLogger("tornado_files.metadata.mongo")
+_SORT_FIELDS = {"added": "added_us", "size": "size", "filename": "filename"}
+_BATCH = 200
+
+
+def _us(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(value: int) -> datetime:
+    seconds, micros = divmod(value, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+
+
+def _document(record: FileRecord) -> Document:
+    return {
+        "_id": record.id, "filename": record.filename,
+        "original_filename": record.original_filename, "size": record.size,
+        "mime_type": record.mime_type, "declared_type": record.declared_type,
+        "type_os": record.type_os, "sha256": record.sha256, "route": record.route,
+        "storage": record.storage, "blob_key": record.blob_key, "owner": record.owner,
+        "added": record.added, "added_us": _us(record.added),
+        "modified": record.modified, "modified_us": _us(record.modified),
+        "data": record.data, "metadata": record.metadata,
+    }
+
+
+def _record(doc: Document) -> FileRecord:
+    return FileRecord(
+        id=doc["_id"], filename=doc["filename"], original_filename=doc["original_filename"],
+        size=doc["size"], mime_type=doc["mime_type"], declared_type=doc["declared_type"],
+        type_os=doc["type_os"], sha256=doc["sha256"], route=doc["route"],
+        storage=doc["storage"], blob_key=doc["blob_key"], owner=doc.get("owner"),
+        added=_from_us(doc["added_us"]), modified=_from_us(doc["modified_us"]),
+        data=doc.get("data") or {}, metadata=doc.get("metadata") or {},
+    )
+
+
+def _filters(query: ListQuery) -> Document:
+    where: Document = {}
+    if query.mime_type is not None:
+        if query.mime_type.endswith("/*"):
+            where["mime_type"] = {"$regex": "^" + re.escape(query.mime_type[:-1])}
+        else:
+            where["mime_type"] = query.mime_type
+    for name in ("route", "owner", "sha256"):
+        value = getattr(query, name)
+        if value is not None:
+            where[name] = value
+    size: Document = {}
+    if query.size_greater_than is not None:
+        size["$gt"] = query.size_greater_than
+    if query.size_less_than is not None:
+        size["$lt"] = query.size_less_than
+    if size:
+        where["size"] = size
+    if query.added_since is not None:
+        where["added_us"] = {"$gte": _us(query.added_since)}
+    if query.modified_since is not None:
+        where["modified_us"] = {"$gte": _us(query.modified_since)}
+    if query.filename is not None:
+        where["filename"] = {"$regex": re.escape(query.filename), "$options": "i"}
+    for key, value in query.data_equals:
+        # Equality with a string matches only string values, as in SQLite.
+        where[f"data.{key}"] = value
+    return where
+
+
+class MongoMetadataStore:
+    """Implements ``MetadataStore`` on one MongoDB database."""
+
+    def __init__(self, db: AsyncDatabase[Document], collection: str = "files") -> None:
+        self._files = db[collection]
+        self._db = db
+
+    async def startup(self) -> None:
+        indexes = [[("added_us", DESCENDING), ("_id", DESCENDING)],
+                   [("size", ASCENDING), ("_id", ASCENDING)],
+                   [("filename", ASCENDING), ("_id", ASCENDING)],
+                   [("modified_us", ASCENDING)], [("mime_type", ASCENDING)],
+                   [("route", ASCENDING)], [("owner", ASCENDING)], [("sha256", ASCENDING)],
+                   [("storage", ASCENDING), ("blob_key", ASCENDING)]]
+        with driver_errors("create indexes"):
+            for keys in indexes:
+                await self._files.create_index(keys)
+
+    async def close(self) -> None:
+        return None  # the client belongs to the application, which closes it
+
+    async def ping(self) -> None:
+        with driver_errors("ping"):
+            await self._db.command("ping")
+
+    async def insert_many(self, records: Sequence[FileRecord]) -> None:
+        if not records:
+            return
+        docs = [_document(r) for r in records]
+        try:
+            await self._files.insert_many(docs, ordered=True)
+        except BulkWriteError as exc:
+            # Without a transaction, "all or nothing" is kept by removing what went in.
+            inserted = exc.details.get("nInserted", 0)
+            await self._compensate([d["_id"] for d in docs[:inserted]])
+            log.error("mongodb: insert failed: %s", exc.details.get("writeErrors"))
+            raise BackendUnavailable() from None
+        except PyMongoError as exc:
+            # Unknown how far it got: the ids are fresh, so removing all of them is safe.
+            await self._compensate([d["_id"] for d in docs])
+            log.error("mongodb: insert failed: %s", exc)
+            raise BackendUnavailable() from None
+
+    async def _compensate(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        try:
+            await self._files.delete_many({"_id": {"$in": ids}})
+        except PyMongoError as exc:
+            log.error("mongodb: could not undo a partial insert of %s: %s", ids, exc)
+
+    async def get(self, file_id: str) -> FileRecord:
+        with driver_errors("get"):
+            doc = await self._files.find_one({"_id": file_id})
+        if doc is None:
+            raise NotFound()
+        return _record(doc)
+
+    async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
+                     modified: datetime) -> FileRecord:
+        changes: Document = {"data": data, "modified": modified, "modified_us": _us(modified)}
+        if filename is not None:
+            changes["filename"] = filename
+        with driver_errors("update"):
+            doc = await self._files.find_one_and_update(
+                {"_id": file_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+        if doc is None:
+            raise NotFound()
+        return _record(doc)
+
+    async def delete(self, file_id: str) -> FileRecord:
+        with driver_errors("delete"):
+            doc = await self._files.find_one_and_delete({"_id": file_id})
+        if doc is None:
+            raise NotFound()
+        return _record(doc)
+
+    async def list(self, query: ListQuery) -> Page:
+        where = _filters(query)
+        field = query.sort.lstrip("-")
+        column = _SORT_FIELDS[field]
+        descending = query.sort.startswith("-")
+        op = "$lt" if descending else "$gt"
+        if query.after is not None:
+            value, last_id = query.after
+            bound = _us(value) if field == "added" else value
+            keyset = {"$or": [{column: {op: bound}}, {column: bound, "_id": {op: last_id}}]}
+            where = {"$and": [where, keyset]} if where else keyset
+        direction = DESCENDING if descending else ASCENDING
+        with driver_errors("list"):
+            cursor = self._files.find(where, batch_size=min(query.limit + 1, _BATCH))
+            cursor = cursor.sort([(column, direction), ("_id", direction)]).limit(query.limit + 1)
+            docs = [doc async for doc in cursor]
+        records = tuple(_record(d) for d in docs[: query.limit])
+        if len(docs) <= query.limit:
+            return Page(records, None)
+        last = records[-1]
+        sort_value: Any = {"added": last.added, "size": last.size,
+                           "filename": last.filename}[field]
+        return Page(records, (sort_value, last.id))
+
+    async def blob_keys(self, storage: str) -> set[str]:
+        with driver_errors("blob keys"):
+            cursor = self._files.find({"storage": storage}, {"blob_key": 1}, batch_size=1000)
+            return {doc["blob_key"] async for doc in cursor}
+
+    async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
+        """(file id, blob key) of records of that storage added before a moment."""
+        with driver_errors("blob refs"):
+            cursor = self._files.find(
+                {"storage": storage, "added_us": {"$lt": _us(added_before)}},
+                {"blob_key": 1}, batch_size=1000)
+            return [(doc["_id"], doc["blob_key"]) async for doc in cursor]
