@@ -8,15 +8,18 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.web import Application
 
+from tests.mongo_support import Standin, fresh_database, start_standin
 from tornado_files.app import build_services, make_app
 from tornado_files.config import Config, build_config
 from tornado_files.services import Services
@@ -50,9 +53,41 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Standin]:
+    """One MongoDB stand-in for the whole run (or the server TORNADO_FILES_TEST_MONGODB_URI
+    names); each test gets a database of its own."""
+    server = start_standin()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", "mongo"])
+def stack(request: pytest.FixtureRequest) -> str:
+    """Every in-process HTTP test runs on both configurations: disk + SQLite, and
+    MongoDB + GridFS. A module overrides this fixture to run on one only."""
+    return str(request.param)
+
+
 @pytest.fixture
-def config(data_dir: Path, config_overrides: dict[str, Any]) -> Config:
-    base = build_config(config_overrides, {}, {})
+def mongo_uri(stack: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if stack != "mongo":
+        yield None
+        return
+    server: Standin = request.getfixturevalue("standin")
+    uri = server.uri(fresh_database())
+    yield uri
+    with MongoClient(uri) as client:
+        client.drop_database(client.get_default_database())
+
+
+@pytest.fixture
+def config(data_dir: Path, config_overrides: dict[str, Any], mongo_uri: str | None) -> Config:
+    settings = dict(config_overrides)
+    if mongo_uri is not None:
+        settings.setdefault("mongodb_uri", mongo_uri)
+        settings.setdefault("storage", "gridfs")
+    base = build_config(settings, {}, {})
     return replace(base, data_dir=data_dir, linger_seconds=min(base.linger_seconds, 1.0))
 
 
@@ -84,7 +119,8 @@ def http_server(request: pytest.FixtureRequest, io_loop: IOLoop, _unused_port: A
 
 
 class Residue:
-    """What a request left behind: files under the data directory and rows in SQLite."""
+    """What a request left behind: files under the data directory, rows in SQLite, and
+    (with MongoDB) GridFS files and chunk documents and file records."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -105,8 +141,11 @@ class Residue:
         return [f for f in self.files() if not f.startswith("blobs" + os.sep)]
 
     def rows(self) -> int:
-        with sqlite3.connect(self.data_dir / "metadata.sqlite3") as db:
+        with closing(sqlite3.connect(self.data_dir / "metadata.sqlite3")) as db:
             return int(db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+    def close(self) -> None:
+        return None
 
     def assert_clean(self, committed: int = 0) -> None:
         """Nothing but ``committed`` blobs and exactly as many records."""
@@ -115,9 +154,36 @@ class Residue:
         assert self.rows() == committed
 
 
+class MongoResidue(Residue):
+    def __init__(self, data_dir: Path, uri: str, bucket: str) -> None:
+        super().__init__(data_dir)
+        self.client: MongoClient[dict[str, Any]] = MongoClient(uri)
+        db = self.client.get_default_database()
+        self.records = db["files"]
+        self.gridfs_files = db[f"{bucket}.files"]
+        self.gridfs_chunks = db[f"{bucket}.chunks"]
+
+    def blobs(self) -> list[str]:
+        return super().blobs() + [str(d["_id"]) for d in self.gridfs_files.find({}, {"_id": 1})]
+
+    def temp_files(self) -> list[str]:
+        complete = {d["_id"] for d in self.gridfs_files.find({}, {"_id": 1})}
+        owners = self.gridfs_chunks.distinct("files_id")
+        return super().temp_files() + [f"chunks of {o}" for o in owners if o not in complete]
+
+    def rows(self) -> int:
+        return int(self.records.count_documents({}))
+
+    def close(self) -> None:
+        self.client.close()
+
+
 @pytest.fixture
-def residue(data_dir: Path) -> Residue:
-    return Residue(data_dir)
+def residue(data_dir: Path, config: Config) -> Iterator[Residue]:
+    probe = (MongoResidue(data_dir, config.mongodb_uri, config.gridfs_bucket)
+             if config.mongodb_uri else Residue(data_dir))
+    yield probe
+    probe.close()
 
 
 class _ErrorTrap(logging.Handler):

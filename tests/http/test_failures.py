@@ -16,6 +16,13 @@ from tests.support import Part, error_of, multipart
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 
 
+@pytest.fixture
+def stack() -> str:
+    """Faults injected into the disk store and SQLite: the embedded default only (MongoDB
+    faults are in tests/http/test_mongo_faults.py)."""
+    return "embedded"
+
+
 class FillingFile:
     """A temp file on a disk that fills up after ``room`` bytes."""
 

@@ -35,7 +35,8 @@ async def post(client: AsyncHTTPClient, url: str, body: bytes, content_type: str
 
 
 @pytest.mark.gen_test
-async def test_single_file_is_stored_with_detected_type_and_hash(http_client, base_url, residue):
+async def test_single_file_is_stored_with_detected_type_and_hash(http_client, base_url, residue,
+                                                                stack):
     body, ctype = multipart([Part("file", PNG_1PX, "../../pic.png", "application/octet-stream")])
     response = await post(http_client, base_url + "/api/files", body, ctype)
     assert response.code == 201
@@ -50,7 +51,7 @@ async def test_single_file_is_stored_with_detected_type_and_hash(http_client, ba
     assert resource["sha256"] == hashlib.sha256(PNG_1PX).hexdigest()
     assert resource["size"] == len(PNG_1PX)
     assert resource["route"] == "/api/files"
-    assert resource["storage"] == "disk"
+    assert resource["storage"] == ("gridfs" if stack == "mongo" else "disk")
     assert resource["owner"] is None
     assert resource["added"].endswith("Z")
     assert resource["file_urls"]["original"] == resource["download_url"]
@@ -232,13 +233,13 @@ async def test_max_files_of_a_route(http_client, base_url, residue):
 
 
 @pytest.mark.gen_test
-async def test_routes_are_listed_default_first(http_client, base_url):
+async def test_routes_are_listed_default_first(http_client, base_url, config):
     routes = json.loads((await http_client.fetch(base_url + "/api/routes")).body)["routes"]
     assert [r["path"] for r in routes] == ["/api/files", "/api/avatars", "/api/docs"]
     assert routes[0]["max_body_size"] == 10 * 1024**3
     assert routes[1] == {"path": "/api/avatars", "max_body_size": 40960, "max_file_size": 20480,
                          "max_files": 1, "allowed_mime_types": ["image/jpeg", "image/png"],
-                         "storage": "disk"}
+                         "storage": config.storage}
 
 
 @pytest.mark.gen_test
