@@ -17,6 +17,21 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 
+# The MongoDB wire-compatible stand-in (mongoeco needs Python 3.13, which pyenv provides).
+# Skipped only when a real server is named by TORNADO_FILES_TEST_MONGODB_URI.
+if [ -z "${TORNADO_FILES_TEST_MONGODB_URI:-}" ]; then
+  PY313=${PYTHON313:-$(command -v python3.13 2>/dev/null || true)}
+  if [ -z "$PY313" ] || ! "$PY313" --version >/dev/null 2>&1; then
+    PY313=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+  fi
+  if [ -z "$PY313" ]; then
+    echo "scripts/test.sh: Python 3.13 is needed for the MongoDB stand-in (mongoeco)" >&2
+    exit 1
+  fi
+  [ -x .venv-standin/bin/python ] || "$PY313" -m venv .venv-standin
+  .venv-standin/bin/python -m pip install -q --disable-pip-version-check "mongoeco[wire]==4.11.0"
+fi
+
 .venv/bin/ruff check .
 .venv/bin/mypy
 # Every test runs: a skip would hide missing work, so skips fail the run.

@@ -1,22 +1,25 @@
-"""The MetadataStore contract, run against every backend's real resource.
-
-Today that is SQLite, checked against its rows; a MongoDB store joins the ``backend``
-parameter list and must give the same results for the same queries."""
+"""The MetadataStore contract, run against every backend's real resource: SQLite checked
+against its rows, MongoDB against its documents. Same queries, same results."""
 
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
+from tests.mongo_support import fresh_database
 from tornado_files.errors import BackendUnavailable, NotFound
 from tornado_files.listing import decode_cursor, encode_cursor
+from tornado_files.metadata.mongo import MongoMetadataStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.models import FileRecord, ListQuery
+from tornado_files.mongo import database_of, make_client
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 
@@ -35,20 +38,47 @@ def record(n: int, **changes: Any) -> FileRecord:
 
 
 class SqliteProbe:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, store: SqliteMetadataStore) -> None:
         self.path = path
+        self.store = store
 
     def count(self) -> int:
-        with sqlite3.connect(self.path) as db:
+        with closing(sqlite3.connect(self.path)) as db:
             return int(db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
 
+    async def break_connection(self) -> None:
+        await self.store.close()
 
-@pytest.fixture(params=["sqlite"])
+
+class MongoProbe:
+    def __init__(self, uri: str, client: Any) -> None:
+        self.sync: MongoClient[dict[str, Any]] = MongoClient(uri)
+        self.async_client = client
+
+    def count(self) -> int:
+        return int(self.sync.get_default_database()["files"].count_documents({}))
+
+    async def break_connection(self) -> None:
+        await self.async_client.close()
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
 def backend(request, tmp_path, offload, io_loop):
-    store = SqliteMetadataStore(tmp_path / "meta.sqlite3", offload)
-    io_loop.run_sync(store.startup)
-    yield store, SqliteProbe(tmp_path / "meta.sqlite3")
-    io_loop.run_sync(store.close)
+    if request.param == "sqlite":
+        store = SqliteMetadataStore(tmp_path / "meta.sqlite3", offload)
+        io_loop.run_sync(store.startup)
+        yield store, SqliteProbe(tmp_path / "meta.sqlite3", store)
+        io_loop.run_sync(store.close)
+        return
+    uri = request.getfixturevalue("standin").uri(fresh_database())
+    client = make_client(uri)
+    mongo_store = MongoMetadataStore(database_of(client))
+    io_loop.run_sync(mongo_store.startup)
+    probe = MongoProbe(uri, client)
+    yield mongo_store, probe
+    probe.sync.drop_database(probe.sync.get_default_database())
+    probe.sync.close()
+    io_loop.run_sync(client.close)
 
 
 async def ids(store, **query: Any) -> list[str]:
@@ -168,17 +198,22 @@ async def test_sort_and_keyset_paging_visit_each_record_once(many, sort):
 
 
 @pytest.mark.gen_test
-async def test_blob_keys(many):
+async def test_blob_keys_and_refs(many):
     store, records = many
     assert await store.blob_keys("disk") == {r.blob_key for r in records}
     assert await store.blob_keys("gridfs") == set()
+    cutoff = T0 + timedelta(microseconds=10)
+    assert sorted(await store.blob_refs("disk", cutoff)) == sorted(
+        (r.id, r.blob_key) for r in records if r.added < cutoff)
 
 
 @pytest.mark.gen_test
 @pytest.mark.allow_error_logs
-async def test_closed_store_is_unavailable(backend):
-    store, _ = backend
+async def test_lost_connection_is_unavailable(backend):
+    store, probe = backend
     await store.ping()
-    await store.close()
+    await probe.break_connection()
     with pytest.raises(BackendUnavailable):
         await store.ping()
+    with pytest.raises(BackendUnavailable):
+        await store.get(record(1).id)
