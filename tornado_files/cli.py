@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -75,7 +76,7 @@ async def _start(config: Config) -> Services:
     return services
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> None:
     services = await _start(config)
     periodic = PeriodicCallback(services.sweeper().sweep_safely, config.sweep_interval * 1000)
     try:
@@ -87,6 +88,7 @@ async def _serve(config: Config) -> None:
                         chunk_size=READ_CHUNK, idle_connection_timeout=120)
     server.add_sockets(sockets)
     periodic.start()
+    started()
     log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
              config.host, config.port, config.data_dir.resolve(),
              describe(config.mongodb_uri) if config.mongodb_uri else "SQLite")
@@ -103,11 +105,46 @@ async def _serve(config: Config) -> None:
     await services.close()
 
 
+class _StartupLog(logging.handlers.MemoryHandler):
+    """Holds log records until the server is up: a failed start-up then says one line, and
+    a good one shows everything it logged on the way."""
+
+    def __init__(self, target: logging.Handler) -> None:
+        super().__init__(capacity=10_000, flushLevel=logging.CRITICAL + 1, target=target,
+                         flushOnClose=False)
+
+    def shouldFlush(self, record: logging.LogRecord) -> bool:
+        return False
+
+    def flush(self) -> None:
+        # logging.shutdown() flushes every handler at exit: a failed start-up must not
+        # print what it held. Only pass_through() sends the records on.
+        return
+
+    def pass_through(self) -> None:
+        """Started: show what was held, then log straight to the target."""
+        root = logging.getLogger()
+        root.removeHandler(self)
+        super().flush()
+        if self.target is not None:
+            root.addHandler(self.target)
+
+
+def _configure_logging() -> _StartupLog:
+    target = logging.StreamHandler()
+    target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    held = _StartupLog(target)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(held)
+    return held
+
+
 def serve(argv: Sequence[str], prog: str = "tornado-files serve") -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    held = _configure_logging()
     try:
         config = load_config(argv, os.environ, prog)
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, started=held.pass_through))
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
