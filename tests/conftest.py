@@ -65,16 +65,17 @@ def standin() -> Iterator[Standin]:
     server.stop()
 
 
-@pytest.fixture(params=["embedded", "mongo"])
+@pytest.fixture(params=["embedded", "mongo", "mongo-disk"])
 def stack(request: pytest.FixtureRequest) -> str:
-    """Every in-process HTTP test runs on both configurations: disk + SQLite, and
-    MongoDB + GridFS. A module overrides this fixture to run on one only."""
+    """Every in-process HTTP test runs on each configuration: disk + SQLite (the embedded
+    default), GridFS + MongoDB, and disk + MongoDB. A module overrides this fixture to run on
+    fewer."""
     return str(request.param)
 
 
 @pytest.fixture
 def mongo_uri(stack: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if stack != "mongo":
+    if not stack.startswith("mongo"):
         yield None
         return
     server: Standin = request.getfixturevalue("standin")
@@ -85,11 +86,12 @@ def mongo_uri(stack: str, request: pytest.FixtureRequest) -> Iterator[str | None
 
 
 @pytest.fixture
-def config(data_dir: Path, config_overrides: dict[str, Any], mongo_uri: str | None) -> Config:
+def config(data_dir: Path, config_overrides: dict[str, Any], mongo_uri: str | None,
+           stack: str) -> Config:
     settings = dict(config_overrides)
     if mongo_uri is not None:
         settings.setdefault("mongodb_uri", mongo_uri)
-        settings.setdefault("storage", "gridfs")
+        settings.setdefault("storage", "disk" if stack == "mongo-disk" else "gridfs")
     base = build_config(settings, {}, {})
     return replace(base, data_dir=data_dir, linger_seconds=min(base.linger_seconds, 1.0))
 
