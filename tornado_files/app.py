@@ -15,16 +15,22 @@ from tornado.web import Application
 
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
-from tornado_files.metadata.base import MetadataStore
+from tornado_files.metadata.base import MetadataStore, UploadStateStore
 from tornado_files.metadata.mongo import MongoMetadataStore
+from tornado_files.metadata.mongo_uploads import MongoUploadStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
 from tornado_files.mongo import database_of, make_client
 from tornado_files.policy import build_policies
+from tornado_files.resumable import HashCache, Resumable
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffer
-from tornado_files.storage.base import BlobStore
+from tornado_files.storage.base import BlobStore, ResumableBlobStore
 from tornado_files.storage.disk import DiskBlobStore
+from tornado_files.storage.disk_partial import DiskPartials
 from tornado_files.storage.gridfs import GridFSBlobStore
+from tornado_files.storage.gridfs_partial import GridFSPartials
+from tornado_files.sweeper import Sweeper
 from tornado_files.web.body import NotFoundHandler
 from tornado_files.web.download import ContentHandler
 from tornado_files.web.files import FileHandler, FilesCollectionHandler
@@ -50,18 +56,24 @@ def build_services(config: Config) -> Services:
     MongoDB URI: records in MongoDB and a GridFS store beside the disk store."""
     offload = Offload()
     data_dir = config.data_dir
-    blob_stores: dict[str, BlobStore] = {"disk": DiskBlobStore(data_dir, offload)}
+    disk = DiskBlobStore(data_dir, offload)
+    blob_stores: dict[str, BlobStore] = {"disk": disk}
+    partials: dict[str, ResumableBlobStore] = {"disk": DiskPartials(disk)}
     metadata: MetadataStore
+    uploads: UploadStateStore
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
         client = make_client(config.mongodb_uri)
         db = database_of(client)
         metadata = MongoMetadataStore(db)
-        blob_stores["gridfs"] = GridFSBlobStore(db, config.gridfs_bucket,
-                                                config.gridfs_chunk_size)
+        uploads = MongoUploadStore(db)
+        gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
+        blob_stores["gridfs"] = gridfs
+        partials["gridfs"] = GridFSPartials(gridfs)
         closers = (client.close,)
     else:
-        metadata = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
+        sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
+        metadata, uploads = sqlite, SqliteUploadStore(sqlite)
     return Services(
         config=config,
         policies=build_policies(config),
@@ -69,8 +81,17 @@ def build_services(config: Config) -> Services:
         metadata=metadata,
         sniffer=Sniffer(offload),
         offload=offload,
+        uploads=uploads,
+        partials=partials,
         closers=closers,
     )
+
+
+def build_sweeper(services: Services) -> Sweeper:
+    """The orphan sweeper, which also expires unfinished tus uploads."""
+    resumable = Resumable(services, HashCache())
+    return Sweeper(services.metadata, services.blob_stores, services.config.sweep_grace,
+                   uploads=services.uploads, expire=resumable.expire)
 
 
 def make_app(services: Services, static_dir: Path | None = None) -> Application:

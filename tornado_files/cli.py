@@ -20,7 +20,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
-from tornado_files.app import build_services, make_app
+from tornado_files.app import build_services, build_sweeper, make_app
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
 from tornado_files.mongo import describe
@@ -64,7 +64,7 @@ async def _start(config: Config) -> Services:
     services = build_services(config)
     try:
         await services.startup()
-        await services.sweeper().sweep_once()  # leftovers of a crash, before serving
+        await build_sweeper(services).sweep_once()  # leftovers of a crash, before serving
     except BackendUnavailable:
         await services.close()
         where = describe(config.mongodb_uri) if config.mongodb_uri else str(config.data_dir)
@@ -78,7 +78,7 @@ async def _start(config: Config) -> Services:
 
 async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> None:
     services = await _start(config)
-    periodic = PeriodicCallback(services.sweeper().sweep_safely, config.sweep_interval * 1000)
+    periodic = PeriodicCallback(build_sweeper(services).sweep_safely, config.sweep_interval * 1000)
     try:
         sockets = bind_sockets(config.port, config.host)
     except OSError as exc:

@@ -111,6 +111,8 @@ class Config:
     # Orphan sweeping: how often, and how old a blob or record must be to be touched.
     sweep_interval: float = 3600.0
     sweep_grace: float = 86400.0
+    # Unfinished tus uploads expire this many seconds after their last PATCH.
+    tus_expiry: float = 86400.0
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -137,6 +139,7 @@ _SCALARS: dict[str, Any] = {
     "gridfs_chunk_size": parse_size,
     "sweep_interval": float,
     "sweep_grace": float,
+    "tus_expiry": float,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage"}
@@ -290,5 +293,7 @@ def _check_mongo(config: Config) -> None:
         raise ConfigError(f"gridfs_bucket: {config.gridfs_bucket!r} is not a plain name")
     if not 1024 <= config.gridfs_chunk_size <= 15 * MIB:
         raise ConfigError("gridfs_chunk_size: must be between 1KiB and 15MiB")
+    if config.tus_expiry <= 0:
+        raise ConfigError("tus_expiry must be positive")
     if config.sweep_interval <= 0 or config.sweep_grace < 0:
         raise ConfigError("sweep_interval must be positive and sweep_grace not negative")

@@ -128,3 +128,27 @@ class InternalError(TornadoFilesError):
 
 class BlobNotFound(NotFound):
     """A blob store has no object under that key."""
+
+
+class UploadConflict(TornadoFilesError):
+    code = "offset_mismatch"
+    title = "Upload offset mismatch"
+    default_detail = "Upload-Offset does not match the upload's current offset"
+
+
+class TusVersionUnsupported(TornadoFilesError):
+    code = "unsupported_tus_version"
+    title = "Unsupported tus version"
+    default_detail = "This server speaks tus 1.0.0 (Tus-Resumable: 1.0.0)"
+
+
+class ChecksumMismatch(TornadoFilesError):
+    code = "checksum_mismatch"
+    title = "Checksum mismatch"
+    default_detail = "The chunk does not match its Upload-Checksum; it was discarded"
+
+
+class UploadGone(TornadoFilesError):
+    code = "upload_expired"
+    title = "Upload expired"
+    default_detail = "The upload expired before it was finished"

@@ -116,3 +116,26 @@ class Page:
 
 # (file id, blob key) pairs, for the orphan sweeper.
 BlobRefs = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """A resumable (tus) upload in progress. ``offset`` only grows and never exceeds what the
+    blob store durably holds; a PATCH holds the lease (``lease_token`` until ``lease_until``)
+    while it writes, so two PATCHes can never write the same upload at once."""
+
+    id: str
+    route: str
+    storage: str
+    length: int
+    offset: int
+    created: datetime
+    expires: datetime
+    original_filename: str
+    declared_type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+    mime_type: str | None = None  # set once the first bytes were sniffed
+    type_os: str | None = None
+    lease_token: str | None = None
+    lease_until: datetime | None = None

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
-from tornado_files.metadata.base import MetadataStore
+from tornado_files.metadata.base import MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
-from tornado_files.storage.base import BlobStore
-from tornado_files.sweeper import Sweeper
+from tornado_files.storage.base import BlobStore, ResumableBlobStore
 
 
 @dataclass(frozen=True)
@@ -23,6 +22,8 @@ class Services:
     metadata: MetadataStore
     sniffer: Sniffer
     offload: Offload
+    uploads: UploadStateStore
+    partials: dict[str, ResumableBlobStore]
     # Called last at close (e.g. the MongoDB client shared by the stores).
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
 
@@ -32,13 +33,11 @@ class Services:
         except KeyError:
             raise InternalError(f"no blob store named {name!r}") from None
 
-    def sweeper(self) -> Sweeper:
-        return Sweeper(self.metadata, self.blob_stores, self.config.sweep_grace)
-
     async def startup(self) -> None:
         for store in self.blob_stores.values():
             await store.startup()
         await self.metadata.startup()
+        await self.uploads.startup()
 
     async def close(self) -> None:
         await self.metadata.close()

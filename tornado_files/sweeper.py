@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tornado_files.errors import NotFound
-from tornado_files.metadata.base import MetadataStore
+from tornado_files.metadata.base import MetadataStore, UploadStateStore
 from tornado_files.models import utcnow
 from tornado_files.storage.base import BlobStore
 
@@ -24,18 +24,23 @@ log = logging.getLogger("tornado_files.sweeper")
 
 @dataclass
 class SweepReport:
+    expired: int = 0  # unfinished tus uploads past their expiry
     incomplete: int = 0  # temp files / chunk documents of dead writers
     blobs: int = 0  # committed blobs no record points at
     records: int = 0  # records whose blob is gone
 
     def total(self) -> int:
-        return self.incomplete + self.blobs + self.records
+        return self.expired + self.incomplete + self.blobs + self.records
 
 
 class Sweeper:
     def __init__(self, metadata: MetadataStore, blob_stores: Mapping[str, BlobStore],
-                 grace: float, clock: Callable[[], datetime] = utcnow) -> None:
+                 grace: float, clock: Callable[[], datetime] = utcnow,
+                 uploads: UploadStateStore | None = None,
+                 expire: Callable[[], Awaitable[int]] | None = None) -> None:
         self._metadata = metadata
+        self._uploads = uploads
+        self._expire = expire
         self._stores = blob_stores
         self._grace = timedelta(seconds=grace)
         self._clock = clock
@@ -43,8 +48,12 @@ class Sweeper:
     async def sweep_once(self) -> SweepReport:
         cutoff = self._clock() - self._grace
         report = SweepReport()
+        if self._expire is not None:
+            report.expired = await self._expire()
+        # Partial blobs of tus uploads in progress are not orphans, however quiet.
+        live = await self._uploads.upload_ids() if self._uploads is not None else set()
         for name, store in self._stores.items():
-            report.incomplete += await store.sweep_incomplete(cutoff)
+            report.incomplete += await store.sweep_incomplete(cutoff, keep=live)
             referenced = await self._metadata.blob_keys(name)
             for key in await store.committed_keys(cutoff):
                 if key not in referenced:
@@ -56,9 +65,9 @@ class Sweeper:
                         await self._metadata.delete(file_id)
                         report.records += 1
         if report.total():
-            log.warning("sweeper removed %d incomplete upload object(s), %d orphan blob(s), "
-                        "%d record(s) without a blob", report.incomplete, report.blobs,
-                        report.records)
+            log.warning("sweeper removed %d expired tus upload(s), %d incomplete upload "
+                        "object(s), %d orphan blob(s), %d record(s) without a blob",
+                        report.expired, report.incomplete, report.blobs, report.records)
         return report
 
     async def sweep_safely(self) -> None:

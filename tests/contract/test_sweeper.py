@@ -12,6 +12,7 @@ from uuid import uuid4
 import pytest
 from bson import Binary, ObjectId
 
+from tornado_files.app import build_sweeper
 from tornado_files.models import FileRecord, ListQuery, utcnow
 
 HOUR = timedelta(hours=1)
@@ -67,7 +68,7 @@ async def test_sweeper_on_disk(services, data_dir, stack):
     live_temp.write_bytes(b"x")
     age_disk_file(stale_temp, 2 * HOUR)
 
-    report = await services.sweeper().sweep_once()
+    report = await build_sweeper(services).sweep_once()
 
     assert (report.incomplete, report.blobs, report.records) == (1, 1, 1)
     assert not stale_temp.exists()
@@ -107,7 +108,7 @@ async def test_sweeper_on_gridfs(services, stack):
     blobless_fresh = record(uuid4().hex, "gridfs", timedelta(minutes=1))
     await services.metadata.insert_many([kept_record, blobless_old, blobless_fresh])
 
-    report = await services.sweeper().sweep_once()
+    report = await build_sweeper(services).sweep_once()
 
     assert (report.incomplete, report.blobs, report.records) == (3, 1, 1)
     remaining_files = {d["_id"] async for d in files.find({}, {"_id": 1})}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page
+from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, UploadState
 
 
 class MetadataStore(Protocol):
@@ -51,3 +51,37 @@ class MetadataStore(Protocol):
     async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
         """(file id, blob key) of every record of that storage added before a moment (for
         finding records whose blob is gone)."""
+
+
+class UploadStateStore(Protocol):
+    """Resumable-upload state (tus), in the same store as the records so that any process
+    sharing it continues any upload. Offsets move only by compare-and-set under a lease."""
+
+    async def startup(self) -> None:
+        """Create what the store needs (indexes)."""
+
+    async def create_upload(self, state: UploadState) -> None:
+        """Store a new upload."""
+
+    async def get_upload(self, upload_id: str) -> UploadState:
+        """Raises ``NotFound``."""
+
+    async def claim_upload(self, upload_id: str, offset: int, token: str, until: datetime,
+                           now: datetime) -> UploadState | None:
+        """Atomically take the lease iff the upload's offset is ``offset`` and no unexpired
+        lease is held; returns the claimed state, or None (→ 409)."""
+
+    async def advance_upload(self, upload_id: str, token: str, offset: int, *,
+                             expires: datetime, lease_until: datetime | None,
+                             mime_type: str | None, type_os: str | None) -> bool:
+        """Record a new durable ``offset`` (never smaller) iff ``token`` holds the lease;
+        ``lease_until=None`` releases the lease."""
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        """Remove the state; False when there was none."""
+
+    async def expired_uploads(self, now: datetime) -> list[UploadState]:
+        """Unfinished uploads whose expiry has passed and whose lease (if any) ran out."""
+
+    async def upload_ids(self) -> set[str]:
+        """Ids of every upload in progress (their partial blobs are not orphans)."""

@@ -23,7 +23,7 @@ from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _COLUMNS = ("id", "filename", "original_filename", "size", "mime_type", "declared_type",
             "type_os", "sha256", "route", "storage", "blob_key", "owner", "added_us",
             "modified_us", "data", "metadata")
@@ -46,6 +46,16 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX files_owner ON files (owner);
     CREATE INDEX files_sha256 ON files (sha256);
     CREATE INDEX files_blob ON files (storage, blob_key);
+    """,
+    2: """
+    CREATE TABLE uploads (
+        id TEXT PRIMARY KEY, route TEXT NOT NULL, storage TEXT NOT NULL,
+        length INTEGER NOT NULL, offset INTEGER NOT NULL, created_us INTEGER NOT NULL,
+        expires_us INTEGER NOT NULL, original_filename TEXT NOT NULL,
+        declared_type TEXT NOT NULL, data TEXT NOT NULL, owner TEXT, mime_type TEXT,
+        type_os TEXT, lease_token TEXT, lease_until_us INTEGER
+    );
+    CREATE INDEX uploads_expires ON uploads (expires_us);
     """,
 }
 # Sort name → column; only these names ever reach SQL text.

@@ -6,6 +6,7 @@ A blob is an opaque byte string under a key the server generated; the client nev
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Protocol
 
@@ -73,6 +74,44 @@ class BlobStore(Protocol):
     async def committed_keys(self, before: datetime) -> list[str]:
         """Keys of committed blobs written before ``before`` (candidates for the sweeper)."""
 
-    async def sweep_incomplete(self, before: datetime) -> int:
+    async def sweep_incomplete(self, before: datetime, keep: AbstractSet[str] = frozenset()) -> int:
         """Remove the leftovers of writers that died (temp files, chunks without a files
-        document) untouched since ``before``; returns how many objects went."""
+        document) untouched since ``before``, except partial blobs of the uploads in
+        ``keep``; returns how many objects went."""
+
+
+class PartialWriter(Protocol):
+    """Appends to a partial blob from a known durable offset."""
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` (awaited: back-pressure)."""
+
+    async def settle(self) -> int:
+        """Make everything written so far durable; return the partial's durable length."""
+
+    async def close(self) -> None:
+        """Release the writer without any durability promise; idempotent."""
+
+
+class ResumableBlobStore(Protocol):
+    """The optional capability behind tus: partial blobs whose durable length only grows.
+
+    A partial may hold bytes past the offset its upload state records (a PATCH that died
+    between writing and advancing the offset); ``resume`` drops them first."""
+
+    async def create_partial(self, key: str) -> None:
+        """An empty partial blob under ``key``."""
+
+    async def resume(self, key: str, offset: int) -> PartialWriter:
+        """Continue the partial at ``offset``, dropping anything stored past it; raises
+        ``BlobNotFound`` when there is no such partial."""
+
+    def read_partial(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """The partial's bytes ``[start, end)`` (for sniffing and hashing)."""
+
+    async def finalize(self, key: str, length: int) -> StoredBlob:
+        """Turn the complete partial into a committed blob (as ``BlobWriter.commit``).
+        Idempotent: finalizing an already final blob returns it."""
+
+    async def discard(self, key: str) -> None:
+        """Remove the partial; a missing one is success."""

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -208,7 +209,7 @@ class DiskBlobStore:
         """Keys of committed blobs last changed before ``before``."""
         return await self.offload(self._old_files, self._blobs, "*/*/*", before)
 
-    async def sweep_incomplete(self, before: datetime) -> int:
+    async def sweep_incomplete(self, before: datetime, keep: AbstractSet[str] = frozenset()) -> int:
         """Remove temp files untouched since ``before`` (a writer that died without abort).
         A live upload's temp file is written to all the time, so it is never this old."""
         stale = await self.offload(self._old_files, self._tmp, "*.part", before)

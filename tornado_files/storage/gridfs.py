@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -218,7 +219,7 @@ class GridFSBlobStore:
                                      batch_size=1000)
             return [str(doc["_id"]) async for doc in cursor]
 
-    async def sweep_incomplete(self, before: datetime) -> int:
+    async def sweep_incomplete(self, before: datetime, keep: AbstractSet[str] = frozenset()) -> int:
         """Remove chunks older than ``before`` that belong to no files document (an upload
         that crashed or lost MongoDB mid-way). A chunk's age is its ObjectId's time."""
         with driver_errors("sweep chunks"):
@@ -230,7 +231,8 @@ class GridFSBlobStore:
             complete = {doc["_id"] async for doc in cursor}
             removed = 0
             for owner in owners:
-                if owner in complete or not await self._quiet_since(owner, before):
+                if owner in complete or owner in keep or \
+                        not await self._quiet_since(owner, before):
                     continue
                 result = await self.chunks.delete_many({"files_id": owner})
                 removed += result.deleted_count

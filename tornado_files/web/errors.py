@@ -27,6 +27,10 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.InsufficientStorage: 507,
     e.BackendUnavailable: 503,
     e.InternalError: 500,
+    e.UploadConflict: 409,
+    e.UploadGone: 410,
+    e.TusVersionUnsupported: 412,
+    e.ChecksumMismatch: 460,
 }
 
 # Tornado's own HTTPErrors (405 for unknown methods, 400 for bad requests) by status.
@@ -68,4 +72,6 @@ def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
     """Headers an error response must carry besides its body (RFC 9110 §15.5.17)."""
     if isinstance(error, e.RangeNotSatisfiable) and "size" in error.meta:
         return {"Content-Range": f"bytes */{error.meta['size']}"}
+    if isinstance(error, e.TusVersionUnsupported):
+        return {"Tus-Version": "1.0.0"}
     return {}

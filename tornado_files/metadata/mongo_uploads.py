@@ -1,0 +1,103 @@
+"""tus upload state in MongoDB (the ``uploads`` collection): compare-and-set by
+``find_one_and_update`` on one document, which MongoDB applies atomically."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tornado_files.errors import NotFound
+from tornado_files.metadata.mongo import _from_us, _us
+from tornado_files.models import UploadState
+from tornado_files.mongo import Document, driver_errors
+
+
+def _document(state: UploadState) -> Document:
+    return {
+        "_id": state.id, "route": state.route, "storage": state.storage,
+        "length": state.length, "offset": state.offset, "created_us": _us(state.created),
+        "expires_us": _us(state.expires), "original_filename": state.original_filename,
+        "declared_type": state.declared_type, "data": state.data, "owner": state.owner,
+        "mime_type": state.mime_type, "type_os": state.type_os,
+        "lease_token": state.lease_token,
+        "lease_until_us": _us(state.lease_until) if state.lease_until else None,
+    }
+
+
+def _state(doc: Document) -> UploadState:
+    return UploadState(
+        id=doc["_id"], route=doc["route"], storage=doc["storage"], length=doc["length"],
+        offset=doc["offset"], created=_from_us(doc["created_us"]),
+        expires=_from_us(doc["expires_us"]), original_filename=doc["original_filename"],
+        declared_type=doc["declared_type"], data=doc.get("data") or {},
+        owner=doc.get("owner"), mime_type=doc.get("mime_type"), type_os=doc.get("type_os"),
+        lease_token=doc.get("lease_token"),
+        lease_until=_from_us(doc["lease_until_us"]) if doc.get("lease_until_us") else None)
+
+
+def _free(now: datetime) -> Document:
+    return {"$or": [{"lease_until_us": None}, {"lease_until_us": {"$lt": _us(now)}}]}
+
+
+class MongoUploadStore:
+    def __init__(self, db: AsyncDatabase[Document], collection: str = "uploads") -> None:
+        self._uploads = db[collection]
+
+    async def startup(self) -> None:
+        with driver_errors("create indexes"):
+            await self._uploads.create_index([("expires_us", ASCENDING)])
+
+    async def create_upload(self, state: UploadState) -> None:
+        with driver_errors("create upload"):
+            await self._uploads.insert_one(_document(state))
+
+    async def get_upload(self, upload_id: str) -> UploadState:
+        with driver_errors("get upload"):
+            doc = await self._uploads.find_one({"_id": upload_id})
+        if doc is None:
+            raise NotFound()
+        return _state(doc)
+
+    async def claim_upload(self, upload_id: str, offset: int, token: str, until: datetime,
+                           now: datetime) -> UploadState | None:
+        with driver_errors("claim upload"):
+            doc = await self._uploads.find_one_and_update(
+                {"$and": [{"_id": upload_id, "offset": offset}, _free(now)]},
+                {"$set": {"lease_token": token, "lease_until_us": _us(until)}},
+                return_document=ReturnDocument.AFTER)
+        return _state(doc) if doc is not None else None
+
+    async def advance_upload(self, upload_id: str, token: str, offset: int, *,
+                             expires: datetime, lease_until: datetime | None,
+                             mime_type: str | None, type_os: str | None) -> bool:
+        changes: dict[str, Any] = {
+            "offset": offset, "expires_us": _us(expires),
+            "lease_until_us": _us(lease_until) if lease_until else None,
+            "lease_token": token if lease_until else None}
+        if mime_type is not None:
+            changes["mime_type"] = mime_type
+            changes["type_os"] = type_os
+        with driver_errors("advance upload"):
+            result = await self._uploads.update_one(
+                {"_id": upload_id, "lease_token": token, "offset": {"$lte": offset}},
+                {"$set": changes})
+        return result.modified_count == 1 or result.matched_count == 1
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        with driver_errors("delete upload"):
+            result = await self._uploads.delete_one({"_id": upload_id})
+        return result.deleted_count == 1
+
+    async def expired_uploads(self, now: datetime) -> list[UploadState]:
+        with driver_errors("expired uploads"):
+            cursor = self._uploads.find(
+                {"$and": [{"expires_us": {"$lt": _us(now)}}, _free(now)]}, batch_size=200)
+            return [_state(doc) async for doc in cursor]
+
+    async def upload_ids(self) -> set[str]:
+        with driver_errors("upload ids"):
+            cursor = self._uploads.find({}, {"_id": 1}, batch_size=1000)
+            return {doc["_id"] async for doc in cursor}

@@ -1,0 +1,96 @@
+"""tus upload state in SQLite (the ``uploads`` table of schema version 2)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from tornado_files.errors import NotFound
+from tornado_files.metadata.sqlite import SqliteMetadataStore, _from_us, _us
+from tornado_files.models import UploadState
+
+_COLUMNS = ("id", "route", "storage", "length", "offset", "created_us", "expires_us",
+            "original_filename", "declared_type", "data", "owner", "mime_type", "type_os",
+            "lease_token", "lease_until_us")
+
+
+def _row(state: UploadState) -> tuple[Any, ...]:
+    return (state.id, state.route, state.storage, state.length, state.offset,
+            _us(state.created), _us(state.expires), state.original_filename,
+            state.declared_type, json.dumps(state.data), state.owner, state.mime_type,
+            state.type_os, state.lease_token,
+            _us(state.lease_until) if state.lease_until else None)
+
+
+def _state(row: sqlite3.Row) -> UploadState:
+    return UploadState(
+        id=row["id"], route=row["route"], storage=row["storage"], length=row["length"],
+        offset=row["offset"], created=_from_us(row["created_us"]),
+        expires=_from_us(row["expires_us"]), original_filename=row["original_filename"],
+        declared_type=row["declared_type"], data=json.loads(row["data"]), owner=row["owner"],
+        mime_type=row["mime_type"], type_os=row["type_os"], lease_token=row["lease_token"],
+        lease_until=_from_us(row["lease_until_us"]) if row["lease_until_us"] else None)
+
+
+class SqliteUploadStore:
+    """``UploadStateStore`` on the metadata store's SQLite connection and schema."""
+
+    def __init__(self, metadata: SqliteMetadataStore) -> None:
+        self._run = metadata._run
+
+    async def startup(self) -> None:
+        return None  # the table comes with the metadata schema (version 2)
+
+    async def create_upload(self, state: UploadState) -> None:
+        sql = (f"INSERT INTO uploads ({', '.join(_COLUMNS)}) "  # noqa: S608 (fixed names)
+               f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+        await self._run(lambda db: db.execute(sql, _row(state)))
+
+    async def get_upload(self, upload_id: str) -> UploadState:
+        row = await self._run(lambda db: db.execute(
+            "SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone())
+        if row is None:
+            raise NotFound()
+        return _state(row)
+
+    async def claim_upload(self, upload_id: str, offset: int, token: str,
+                           until: datetime, now: datetime) -> UploadState | None:
+        def work(db: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = db.execute(
+                "UPDATE uploads SET lease_token = ?, lease_until_us = ? WHERE id = ? AND "
+                "offset = ? AND (lease_until_us IS NULL OR lease_until_us < ?) RETURNING *",
+                (token, _us(until), upload_id, offset, _us(now))).fetchone()
+            return row
+        row = await self._run(work)
+        return _state(row) if row is not None else None
+
+    async def advance_upload(self, upload_id: str, token: str,
+                             offset: int, *, expires: datetime, lease_until: datetime | None,
+                             mime_type: str | None, type_os: str | None) -> bool:
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE uploads SET offset = ?, expires_us = ?, lease_until_us = ?, "
+                "lease_token = ?, mime_type = coalesce(?, mime_type), "
+                "type_os = coalesce(?, type_os) "
+                "WHERE id = ? AND lease_token = ? AND offset <= ?",
+                (offset, _us(expires), _us(lease_until) if lease_until else None,
+                 token if lease_until else None, mime_type, type_os, upload_id, token, offset))
+            return cursor.rowcount
+        return await self._run(work) == 1
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        count = await self._run(lambda db: db.execute(
+            "DELETE FROM uploads WHERE id = ?", (upload_id,)).rowcount)
+        return bool(count)
+
+    async def expired_uploads(self, now: datetime) -> list[UploadState]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT * FROM uploads WHERE expires_us < ? AND "
+            "(lease_until_us IS NULL OR lease_until_us < ?)", (_us(now), _us(now))).fetchall())
+        return [_state(r) for r in rows]
+
+    async def upload_ids(self) -> set[str]:
+        rows = await self._run(lambda db: db.execute("SELECT id FROM uploads").fetchall())
+        return {r[0] for r in rows}

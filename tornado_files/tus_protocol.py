@@ -1,0 +1,91 @@
+"""tus 1.0.0 header parsing and rendering (https://tus.io/protocols/resumable-upload). Pure.
+
+>>> parse_metadata("filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential")
+{'filename': 'world_domination_plan.pdf', 'is_confidential': ''}
+>>> parse_checksum("sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=")
+('sha1', b'*\\xael5\\xc9O\\xcf\\xb4\\x15\\xdb\\xe9_@\\x8b\\x9c\\xe9\\x1e\\xe8F\\xed')
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+
+from tornado_files.errors import InvalidParameter, TusVersionUnsupported
+
+VERSION = "1.0.0"
+EXTENSIONS = ("creation", "creation-with-upload", "termination", "checksum", "expiration")
+CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
+CHUNK_TYPE = "application/offset+octet-stream"
+_KEY = re.compile(r"^[A-Za-z0-9._~!$&'*+^`|-]+$")
+
+
+def _bad(header: str, detail: str) -> InvalidParameter:
+    return InvalidParameter(detail=detail, meta={"parameter": header})
+
+
+def check_version(value: str | None) -> None:
+    """Every request but OPTIONS must say ``Tus-Resumable: 1.0.0`` (else 412)."""
+    if value != VERSION:
+        raise TusVersionUnsupported()
+
+
+def parse_length(value: str | None, header: str) -> int:
+    """A non-negative decimal integer.
+
+    >>> parse_length("0", "Upload-Offset"), parse_length("12", "Upload-Length")
+    (0, 12)
+    """
+    if value is None or not value.isdigit() or len(value) > 19:
+        raise _bad(header, f"{header} must be a non-negative integer")
+    return int(value)
+
+
+def parse_metadata(value: str | None) -> dict[str, str]:
+    """``Upload-Metadata``: comma-separated ``key base64value`` pairs, values optional.
+    Strict: bad base64, non-UTF-8 values, bad or repeated keys are 400."""
+    result: dict[str, str] = {}
+    if not value or not value.strip():
+        return result
+    for pair in value.split(","):
+        parts = pair.strip().split(" ")
+        if len(parts) > 2 or not _KEY.match(parts[0]) or parts[0] in result:
+            raise _bad("Upload-Metadata", f"malformed Upload-Metadata pair {pair.strip()!r}")
+        if len(parts) == 1:
+            result[parts[0]] = ""
+            continue
+        try:
+            decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise _bad("Upload-Metadata",
+                       f"Upload-Metadata value of {parts[0]!r} is not base64 of UTF-8") from None
+        result[parts[0]] = decoded
+    return result
+
+
+def parse_checksum(value: str | None) -> tuple[str, bytes] | None:
+    """``Upload-Checksum: <algorithm> <base64 digest>``; unknown algorithm → 400."""
+    if value is None:
+        return None
+    algorithm, _, encoded = value.strip().partition(" ")
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise _bad("Upload-Checksum", f"unsupported checksum algorithm {algorithm!r}")
+    try:
+        digest = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad("Upload-Checksum", "Upload-Checksum digest is not base64") from None
+    if len(digest) != hashlib.new(algorithm).digest_size:
+        raise _bad("Upload-Checksum", "Upload-Checksum digest has the wrong length")
+    return algorithm, digest
+
+
+def options_headers(max_size: int) -> dict[str, str]:
+    return {
+        "Tus-Resumable": VERSION,
+        "Tus-Version": VERSION,
+        "Tus-Extension": ",".join(EXTENSIONS),
+        "Tus-Max-Size": str(max_size),
+        "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+    }
