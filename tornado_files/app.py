@@ -35,6 +35,7 @@ from tornado_files.web.body import NotFoundHandler
 from tornado_files.web.download import ContentHandler
 from tornado_files.web.files import FileHandler, FilesCollectionHandler
 from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
+from tornado_files.web.tus import TusCollectionHandler, TusUploadHandler
 from tornado_files.web.uploads import UploadHandler
 
 
@@ -97,11 +98,14 @@ def build_sweeper(services: Services) -> Sweeper:
 def make_app(services: Services, static_dir: Path | None = None) -> Application:
     static_dir = static_dir or find_static_dir()
     default, *others = services.policies
+    tus = {"resumable": Resumable(services, HashCache())}
     handlers: list[Any] = [
         (r"/api/files", FilesCollectionHandler, {"policy": default}),
         (rf"/api/files/{FILE_ID}", FileHandler),
         (rf"/api/files/{FILE_ID}/content", ContentHandler),
         (r"/api/routes", RoutesHandler),
+        (r"/api/tus/?", TusCollectionHandler, tus),
+        (rf"/api/tus/{FILE_ID}", TusUploadHandler, tus),
         (r"/healthz", HealthHandler),
         *[(policy.path, UploadHandler, {"policy": policy}) for policy in others],
         (r"/()", PageHandler, {"path": str(static_dir), "default_filename": "index.html"}),

@@ -1,0 +1,179 @@
+"""tus 1.0.0 at ``/api/tus/`` (API.md §5): core, creation, creation-with-upload, termination,
+checksum, expiration. The protocol's headers are parsed in ``tus_protocol``; uploads move in
+``resumable``; this module is only HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tornado_files import errors as e
+from tornado_files import tus_protocol as tus
+from tornado_files.models import UploadState
+from tornado_files.ranges import http_date
+from tornado_files.resumable import Append, Resumable
+from tornado_files.web.body import StreamingHandler
+
+
+class TusHandler(StreamingHandler):
+    """What both tus endpoints share: version check, the PATCH body stream, cleanup."""
+
+    resumable: Resumable
+    append: Append | None = None
+    _terminate = False
+
+    def initialize(self, resumable: Resumable) -> None:
+        self.resumable = resumable
+        self._lock = asyncio.Lock()
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        if self.request.method != "OPTIONS":
+            self.set_header("Tus-Resumable", tus.VERSION)
+        self.set_header("Cache-Control", "no-store")
+
+    def body_cap(self) -> int:
+        return self.append.remaining if self.append is not None else super().body_cap()
+
+    def too_large(self, declared: int | None, received: int) -> e.RequestTooLarge:
+        if self.append is None:
+            return super().too_large(declared, received)
+        return e.RequestTooLarge(
+            detail="The chunk goes past Upload-Length",
+            meta={"maximum_content_length_allowed": self.append.remaining,
+                  "request_content_length": declared, "received": received})
+
+    async def start_append(self, upload_id: str, offset: int) -> None:
+        checksum = tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
+        self.append = await self.resumable.begin(upload_id, offset, checksum)
+
+    async def consume(self, chunk: bytes) -> None:
+        if self.append is None:
+            await super().consume(chunk)
+            return
+        async with self._lock:
+            await self.append.feed(chunk)
+
+    async def fail(self, exc: BaseException, *, linger: bool = True) -> None:
+        # A disallowed type ends the whole upload, not just this chunk (API.md §5).
+        self._terminate = isinstance(exc, e.UnsupportedMediaType)
+        await super().fail(exc, linger=linger)
+
+    async def cleanup(self) -> None:
+        append = self.append
+        if append is None:
+            return
+        async with self._lock:
+            if self._terminate:
+                await append.discard()
+                await self.resumable.terminate(append.state.id)
+            elif self._failed:
+                await append.discard()  # our error: this chunk does not count
+            else:
+                await append.interrupted()  # the client vanished: keep what was stored
+
+    async def finish_append(self) -> dict[str, str]:
+        """The body is in: advance (and maybe complete); the headers to answer with."""
+        assert self.append is not None
+        async with self._lock:
+            state, _record = await self.append.finish()
+        return {"Upload-Offset": str(state.offset), "Upload-Expires": http_date(state.expires)}
+
+    def respond(self, status: int, headers: dict[str, str]) -> None:
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.set_status(status)
+        self.finish()
+
+
+class TusCollectionHandler(TusHandler):
+    """``/api/tus/``: OPTIONS (discovery) and POST (creation, creation-with-upload)."""
+
+    created: UploadState
+
+    def options(self, *_args: str) -> None:
+        route = self.get_query_argument("route", None)
+        for name, value in tus.options_headers(self.resumable.policy_for(route)
+                                               .max_file_size).items():
+            self.set_header(name, value)
+        super().options()
+
+    async def prepare(self) -> None:
+        if self.request.method == "POST":
+            tus.check_version(self.request.headers.get("Tus-Resumable"))
+            if "Upload-Defer-Length" in self.request.headers:
+                raise e.InvalidParameter(detail="Upload-Defer-Length is not supported",
+                                         meta={"parameter": "Upload-Defer-Length"})
+            length = tus.parse_length(self.request.headers.get("Upload-Length"),
+                                      "Upload-Length")
+            metadata = tus.parse_metadata(self.request.headers.get("Upload-Metadata"))
+            self.created = await self.resumable.create(length, metadata, owner=None)
+            if self._carries_chunk():
+                await self.start_append(self.created.id, 0)
+        await super().prepare()
+
+    def _carries_chunk(self) -> bool:
+        headers = self.request.headers
+        typed = headers.get("Content-Type", "").split(";")[0].strip() == tus.CHUNK_TYPE
+        return typed and (headers.get("Content-Length", "0") != "0"
+                          or "Transfer-Encoding" in headers)
+
+    async def post(self) -> None:
+        if self._failed:
+            return
+        headers = {"Location": f"/api/tus/{self.created.id}",
+                   "Upload-Expires": http_date(self.created.expires)}
+        if self.append is not None:
+            try:
+                headers.update(await self.finish_append())
+            except Exception as exc:
+                await self.fail(exc)
+                return
+        self.respond(201, headers)
+
+
+class TusUploadHandler(TusHandler):
+    """``/api/tus/{id}``: HEAD (offset), PATCH (append), DELETE (termination)."""
+
+    async def prepare(self) -> None:
+        method = self.request.method
+        if method in ("HEAD", "PATCH", "DELETE"):
+            tus.check_version(self.request.headers.get("Tus-Resumable"))
+        if method == "PATCH":
+            content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
+            if content_type != tus.CHUNK_TYPE:
+                raise e.UnsupportedMediaType(
+                    detail=f"PATCH bodies must be {tus.CHUNK_TYPE}",
+                    meta={"allowed_mime_types": [tus.CHUNK_TYPE],
+                          "instance_mime_type": content_type})
+            offset = tus.parse_length(self.request.headers.get("Upload-Offset"),
+                                      "Upload-Offset")
+            await self.start_append(self.path_args[0], offset)
+        await super().prepare()
+
+    async def head(self, upload_id: str) -> None:
+        headers: dict[str, Any]
+        try:
+            state = await self.resumable.get(upload_id)
+            headers = {"Upload-Offset": state.offset, "Upload-Length": state.length,
+                       "Upload-Expires": http_date(state.expires)}
+        except e.NotFound:
+            # Finished uploads are files now: report them complete, so a client resuming
+            # after the last PATCH's answer was lost learns it is done.
+            record = await self.services.metadata.get(upload_id)
+            headers = {"Upload-Offset": record.size, "Upload-Length": record.size}
+        self.respond(200, {k: str(v) for k, v in headers.items()})
+
+    async def patch(self, upload_id: str) -> None:
+        if self._failed:
+            return
+        try:
+            headers = await self.finish_append()
+        except Exception as exc:
+            await self.fail(exc)
+            return
+        self.respond(204, headers)
+
+    async def delete(self, upload_id: str) -> None:
+        await self.resumable.terminate(upload_id)
+        self.respond(204, {})
