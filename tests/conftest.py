@@ -149,14 +149,20 @@ class Residue:
         with closing(sqlite3.connect(self.data_dir / "metadata.sqlite3")) as db:
             return int(db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
 
+    def uploads(self) -> int:
+        """Unfinished resumable uploads (tus state)."""
+        with closing(sqlite3.connect(self.data_dir / "metadata.sqlite3")) as db:
+            return int(db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0])
+
     def close(self) -> None:
         return None
 
     def assert_clean(self, committed: int = 0) -> None:
         """Nothing but ``committed`` blobs and exactly as many records."""
-        assert self.temp_files() == [], "temporary files left behind"
+        assert self.temp_files() == [], "temporary or partial files left behind"
         assert len(self.blobs()) == committed, f"blobs: {self.blobs()}"
         assert self.rows() == committed
+        assert self.uploads() == 0, "upload state left behind"
 
 
 class MongoResidue(Residue):
@@ -178,6 +184,9 @@ class MongoResidue(Residue):
 
     def rows(self) -> int:
         return int(self.records.count_documents({}))
+
+    def uploads(self) -> int:
+        return int(self.client.get_default_database()["uploads"].count_documents({}))
 
     def close(self) -> None:
         self.client.close()
