@@ -57,7 +57,8 @@ def build_services(config: Config) -> Services:
     MongoDB URI: records in MongoDB and a GridFS store beside the disk store."""
     offload = Offload()
     data_dir = config.data_dir
-    disk = DiskBlobStore(data_dir, offload)
+    # Temp files idle for twice the body timeout belong to nobody (their upload was dropped).
+    disk = DiskBlobStore(data_dir, offload, stale_after=2 * config.idle_timeout)
     blob_stores: dict[str, BlobStore] = {"disk": disk}
     partials: dict[str, ResumableBlobStore] = {"disk": DiskPartials(disk)}
     metadata: MetadataStore

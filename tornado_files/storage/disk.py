@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from collections.abc import Set as AbstractSet
 from datetime import datetime
@@ -117,8 +118,11 @@ class DiskBlobStore:
     """Implements ``BlobStore`` on a directory."""
 
     def __init__(self, root: Path, offload: Offload, name: str = "disk",
-                 read_chunk: int = 1024 * 1024) -> None:
+                 read_chunk: int = 1024 * 1024, stale_after: float = 0.0) -> None:
+        """``stale_after``: seconds a temp file must be untouched before start-up removes it
+        (another process sharing the directory may be writing the fresh ones)."""
         self.name = name
+        self.stale_after = stale_after
         self.root = root
         self.offload = offload
         self.read_chunk = read_chunk
@@ -192,13 +196,17 @@ class DiskBlobStore:
             log.warning("disk store: removed %d stale temp file(s) of an earlier crash", removed)
 
     def _prepare(self) -> int:
-        # Runs before the port opens, so no upload can be in flight: every .part is stale.
+        # Runs before our port opens, so none of *our* uploads is in flight; a live upload of
+        # another process sharing the directory keeps its temp file fresh, so age decides.
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
+        limit = time.time() - self.stale_after
         removed = 0
         for stale in self._tmp.glob("*.part"):
-            stale.unlink(missing_ok=True)
-            removed += 1
+            with contextlib.suppress(FileNotFoundError):
+                if stale.stat().st_mtime <= limit:
+                    stale.unlink()
+                    removed += 1
         return removed
 
     async def close(self) -> None:
