@@ -17,6 +17,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch: how stores keep times so ordering is exact.
+
+    >>> to_micros(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC))
+    1000005
+    """
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """The inverse of :func:`to_micros`, in UTC."""
+    seconds, micros = divmod(value, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+
+
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with a ``Z``, to the second, as API.md asks.
 
@@ -112,6 +128,17 @@ class Page:
 
     records: tuple[FileRecord, ...]
     after: tuple[Any, str] | None
+
+    @classmethod
+    def of(cls, fetched: list[FileRecord], query: ListQuery) -> Page:
+        """A page from up to ``limit + 1`` fetched records: the extra one says more follow."""
+        records = tuple(fetched[: query.limit])
+        if len(fetched) <= query.limit:
+            return cls(records, None)
+        last = records[-1]
+        value: Any = {"added": last.added, "size": last.size,
+                      "filename": last.filename}[query.sort.lstrip("-")]
+        return cls(records, (value, last.id))
 
 
 # (file id, blob key) pairs, for the orphan sweeper.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -19,22 +19,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from tornado_files.errors import BackendUnavailable, NotFound
-from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page
+from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, from_micros, to_micros
 from tornado_files.mongo import Document, driver_errors
 
 log = logging.getLogger("tornado_files.metadata.mongo")
 _SORT_FIELDS = {"added": "added_us", "size": "size", "filename": "filename"}
 _BATCH = 200
-
-
-def _us(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_us(value: int) -> datetime:
-    seconds, micros = divmod(value, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
 
 
 def _document(record: FileRecord) -> Document:
@@ -44,8 +34,8 @@ def _document(record: FileRecord) -> Document:
         "mime_type": record.mime_type, "declared_type": record.declared_type,
         "type_os": record.type_os, "sha256": record.sha256, "route": record.route,
         "storage": record.storage, "blob_key": record.blob_key, "owner": record.owner,
-        "added": record.added, "added_us": _us(record.added),
-        "modified": record.modified, "modified_us": _us(record.modified),
+        "added": record.added, "added_us": to_micros(record.added),
+        "modified": record.modified, "modified_us": to_micros(record.modified),
         "data": record.data, "metadata": record.metadata,
     }
 
@@ -56,7 +46,7 @@ def _record(doc: Document) -> FileRecord:
         size=doc["size"], mime_type=doc["mime_type"], declared_type=doc["declared_type"],
         type_os=doc["type_os"], sha256=doc["sha256"], route=doc["route"],
         storage=doc["storage"], blob_key=doc["blob_key"], owner=doc.get("owner"),
-        added=_from_us(doc["added_us"]), modified=_from_us(doc["modified_us"]),
+        added=from_micros(doc["added_us"]), modified=from_micros(doc["modified_us"]),
         data=doc.get("data") or {}, metadata=doc.get("metadata") or {},
     )
 
@@ -80,9 +70,9 @@ def _filters(query: ListQuery) -> Document:
     if size:
         where["size"] = size
     if query.added_since is not None:
-        where["added_us"] = {"$gte": _us(query.added_since)}
+        where["added_us"] = {"$gte": to_micros(query.added_since)}
     if query.modified_since is not None:
-        where["modified_us"] = {"$gte": _us(query.modified_since)}
+        where["modified_us"] = {"$gte": to_micros(query.modified_since)}
     if query.filename is not None:
         where["filename"] = {"$regex": re.escape(query.filename), "$options": "i"}
     for key, value in query.data_equals:
@@ -151,7 +141,7 @@ class MongoMetadataStore:
 
     async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
                      modified: datetime) -> FileRecord:
-        changes: Document = {"data": data, "modified": modified, "modified_us": _us(modified)}
+        changes: Document = {"data": data, "modified": modified, "modified_us": to_micros(modified)}
         if filename is not None:
             changes["filename"] = filename
         with driver_errors("update"):
@@ -176,7 +166,7 @@ class MongoMetadataStore:
         op = "$lt" if descending else "$gt"
         if query.after is not None:
             value, last_id = query.after
-            bound = _us(value) if field == "added" else value
+            bound = to_micros(value) if field == "added" else value
             keyset = {"$or": [{column: {op: bound}}, {column: bound, "_id": {op: last_id}}]}
             where = {"$and": [where, keyset]} if where else keyset
         direction = DESCENDING if descending else ASCENDING
@@ -184,13 +174,7 @@ class MongoMetadataStore:
             cursor = self._files.find(where, batch_size=min(query.limit + 1, _BATCH))
             cursor = cursor.sort([(column, direction), ("_id", direction)]).limit(query.limit + 1)
             docs = [doc async for doc in cursor]
-        records = tuple(_record(d) for d in docs[: query.limit])
-        if len(docs) <= query.limit:
-            return Page(records, None)
-        last = records[-1]
-        sort_value: Any = {"added": last.added, "size": last.size,
-                           "filename": last.filename}[field]
-        return Page(records, (sort_value, last.id))
+        return Page.of([_record(d) for d in docs], query)
 
     async def blob_keys(self, storage: str) -> set[str]:
         with driver_errors("blob keys"):
@@ -201,6 +185,6 @@ class MongoMetadataStore:
         """(file id, blob key) of records of that storage added before a moment."""
         with driver_errors("blob refs"):
             cursor = self._files.find(
-                {"storage": storage, "added_us": {"$lt": _us(added_before)}},
+                {"storage": storage, "added_us": {"$lt": to_micros(added_before)}},
                 {"blob_key": 1}, batch_size=1000)
             return [(doc["_id"], doc["blob_key"]) async for doc in cursor]

@@ -10,36 +10,35 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tornado_files.errors import NotFound
-from tornado_files.metadata.mongo import _from_us, _us
-from tornado_files.models import UploadState
+from tornado_files.models import UploadState, from_micros, to_micros
 from tornado_files.mongo import Document, driver_errors
 
 
 def _document(state: UploadState) -> Document:
     return {
         "_id": state.id, "route": state.route, "storage": state.storage,
-        "length": state.length, "offset": state.offset, "created_us": _us(state.created),
-        "expires_us": _us(state.expires), "original_filename": state.original_filename,
+        "length": state.length, "offset": state.offset, "created_us": to_micros(state.created),
+        "expires_us": to_micros(state.expires), "original_filename": state.original_filename,
         "declared_type": state.declared_type, "data": state.data, "owner": state.owner,
         "mime_type": state.mime_type, "type_os": state.type_os,
         "lease_token": state.lease_token,
-        "lease_until_us": _us(state.lease_until) if state.lease_until else None,
+        "lease_until_us": to_micros(state.lease_until) if state.lease_until else None,
     }
 
 
 def _state(doc: Document) -> UploadState:
     return UploadState(
         id=doc["_id"], route=doc["route"], storage=doc["storage"], length=doc["length"],
-        offset=doc["offset"], created=_from_us(doc["created_us"]),
-        expires=_from_us(doc["expires_us"]), original_filename=doc["original_filename"],
+        offset=doc["offset"], created=from_micros(doc["created_us"]),
+        expires=from_micros(doc["expires_us"]), original_filename=doc["original_filename"],
         declared_type=doc["declared_type"], data=doc.get("data") or {},
         owner=doc.get("owner"), mime_type=doc.get("mime_type"), type_os=doc.get("type_os"),
         lease_token=doc.get("lease_token"),
-        lease_until=_from_us(doc["lease_until_us"]) if doc.get("lease_until_us") else None)
+        lease_until=from_micros(doc["lease_until_us"]) if doc.get("lease_until_us") else None)
 
 
 def _free(now: datetime) -> Document:
-    return {"$or": [{"lease_until_us": None}, {"lease_until_us": {"$lt": _us(now)}}]}
+    return {"$or": [{"lease_until_us": None}, {"lease_until_us": {"$lt": to_micros(now)}}]}
 
 
 class MongoUploadStore:
@@ -66,7 +65,7 @@ class MongoUploadStore:
         with driver_errors("claim upload"):
             doc = await self._uploads.find_one_and_update(
                 {"$and": [{"_id": upload_id, "offset": offset}, _free(now)]},
-                {"$set": {"lease_token": token, "lease_until_us": _us(until)}},
+                {"$set": {"lease_token": token, "lease_until_us": to_micros(until)}},
                 return_document=ReturnDocument.AFTER)
         return _state(doc) if doc is not None else None
 
@@ -74,8 +73,8 @@ class MongoUploadStore:
                              expires: datetime, lease_until: datetime | None,
                              mime_type: str | None, type_os: str | None) -> bool:
         changes: dict[str, Any] = {
-            "offset": offset, "expires_us": _us(expires),
-            "lease_until_us": _us(lease_until) if lease_until else None,
+            "offset": offset, "expires_us": to_micros(expires),
+            "lease_until_us": to_micros(lease_until) if lease_until else None,
             "lease_token": token if lease_until else None}
         if mime_type is not None:
             changes["mime_type"] = mime_type
@@ -94,7 +93,7 @@ class MongoUploadStore:
     async def expired_uploads(self, now: datetime) -> list[UploadState]:
         with driver_errors("expired uploads"):
             cursor = self._uploads.find(
-                {"$and": [{"expires_us": {"$lt": _us(now)}}, _free(now)]}, batch_size=200)
+                {"$and": [{"expires_us": {"$lt": to_micros(now)}}, _free(now)]}, batch_size=200)
             return [_state(doc) async for doc in cursor]
 
     async def upload_ids(self) -> set[str]:

@@ -13,13 +13,13 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, NotFound
-from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page
+from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, from_micros, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
@@ -62,16 +62,6 @@ _MIGRATIONS: dict[int, str] = {
 _SORT_COLUMNS = {"added": "added_us", "size": "size", "filename": "filename"}
 
 
-def _us(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_us(value: int) -> datetime:
-    seconds, micros = divmod(value, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
-
-
 def _lower(value: str | None) -> str | None:
     return value.lower() if value is not None else None
 
@@ -79,8 +69,8 @@ def _lower(value: str | None) -> str | None:
 def _row(record: FileRecord) -> tuple[Any, ...]:
     return (record.id, record.filename, record.original_filename, record.size,
             record.mime_type, record.declared_type, record.type_os, record.sha256,
-            record.route, record.storage, record.blob_key, record.owner, _us(record.added),
-            _us(record.modified), json.dumps(record.data), json.dumps(record.metadata))
+            record.route, record.storage, record.blob_key, record.owner, to_micros(record.added),
+            to_micros(record.modified), json.dumps(record.data), json.dumps(record.metadata))
 
 
 def _record(row: sqlite3.Row) -> FileRecord:
@@ -89,7 +79,7 @@ def _record(row: sqlite3.Row) -> FileRecord:
         size=row["size"], mime_type=row["mime_type"], declared_type=row["declared_type"],
         type_os=row["type_os"], sha256=row["sha256"], route=row["route"],
         storage=row["storage"], blob_key=row["blob_key"], owner=row["owner"],
-        added=_from_us(row["added_us"]), modified=_from_us(row["modified_us"]),
+        added=from_micros(row["added_us"]), modified=from_micros(row["modified_us"]),
         data=json.loads(row["data"]), metadata=json.loads(row["metadata"]),
     )
 
@@ -111,8 +101,8 @@ def _filters(query: ListQuery) -> tuple[list[str], list[Any]]:
             where.append(f"{column} = ?")
             params.append(value)
     ranges = [("size > ?", query.size_greater_than), ("size < ?", query.size_less_than),
-              ("added_us >= ?", query.added_since and _us(query.added_since)),
-              ("modified_us >= ?", query.modified_since and _us(query.modified_since))]
+              ("added_us >= ?", query.added_since and to_micros(query.added_since)),
+              ("modified_us >= ?", query.modified_since and to_micros(query.modified_since))]
     for clause, bound in ranges:
         if bound is not None:
             where.append(clause)
@@ -205,7 +195,7 @@ class SqliteMetadataStore:
         def work(db: sqlite3.Connection) -> sqlite3.Row | None:
             db.execute(
                 "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
-                " WHERE id = ?", (filename, json.dumps(data), _us(modified), file_id))
+                " WHERE id = ?", (filename, json.dumps(data), to_micros(modified), file_id))
             row: sqlite3.Row | None = db.execute(
                 "SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
             return row
@@ -228,7 +218,7 @@ class SqliteMetadataStore:
         op, order = ("<", "DESC") if query.sort.startswith("-") else (">", "ASC")
         if query.after is not None:
             value, last_id = query.after
-            bound = _us(value) if field == "added" else value
+            bound = to_micros(value) if field == "added" else value
             where.append(f"({column} {op} ? OR ({column} = ? AND id {op} ?))")
             params += [bound, bound, last_id]
         # Only fixed column names and operators are formatted in; every value is a parameter.
@@ -236,13 +226,7 @@ class SqliteMetadataStore:
                f" ORDER BY {column} {order}, id {order} LIMIT ?")
         params.append(query.limit + 1)
         rows = await self._run(lambda db: db.execute(sql, params).fetchall())
-        records = tuple(_record(r) for r in rows[: query.limit])
-        if len(rows) <= query.limit:
-            return Page(records, None)
-        last = records[-1]
-        sort_value: Any = {"added": last.added, "size": last.size,
-                           "filename": last.filename}[field]
-        return Page(records, (sort_value, last.id))
+        return Page.of([_record(r) for r in rows], query)
 
     async def blob_keys(self, storage: str) -> set[str]:
         rows = await self._run(lambda db: db.execute(
@@ -252,5 +236,5 @@ class SqliteMetadataStore:
     async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
         rows = await self._run(lambda db: db.execute(
             "SELECT id, blob_key FROM files WHERE storage = ? AND added_us < ?",
-            (storage, _us(added_before))).fetchall())
+            (storage, to_micros(added_before))).fetchall())
         return [(row[0], row[1]) for row in rows]

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from tornado_files.errors import NotFound
-from tornado_files.metadata.sqlite import SqliteMetadataStore, _from_us, _us
-from tornado_files.models import UploadState
+from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.models import UploadState, from_micros, to_micros
 
 _COLUMNS = ("id", "route", "storage", "length", "offset", "created_us", "expires_us",
             "original_filename", "declared_type", "data", "owner", "mime_type", "type_os",
@@ -18,20 +18,20 @@ _COLUMNS = ("id", "route", "storage", "length", "offset", "created_us", "expires
 
 def _row(state: UploadState) -> tuple[Any, ...]:
     return (state.id, state.route, state.storage, state.length, state.offset,
-            _us(state.created), _us(state.expires), state.original_filename,
+            to_micros(state.created), to_micros(state.expires), state.original_filename,
             state.declared_type, json.dumps(state.data), state.owner, state.mime_type,
             state.type_os, state.lease_token,
-            _us(state.lease_until) if state.lease_until else None)
+            to_micros(state.lease_until) if state.lease_until else None)
 
 
 def _state(row: sqlite3.Row) -> UploadState:
     return UploadState(
         id=row["id"], route=row["route"], storage=row["storage"], length=row["length"],
-        offset=row["offset"], created=_from_us(row["created_us"]),
-        expires=_from_us(row["expires_us"]), original_filename=row["original_filename"],
+        offset=row["offset"], created=from_micros(row["created_us"]),
+        expires=from_micros(row["expires_us"]), original_filename=row["original_filename"],
         declared_type=row["declared_type"], data=json.loads(row["data"]), owner=row["owner"],
         mime_type=row["mime_type"], type_os=row["type_os"], lease_token=row["lease_token"],
-        lease_until=_from_us(row["lease_until_us"]) if row["lease_until_us"] else None)
+        lease_until=from_micros(row["lease_until_us"]) if row["lease_until_us"] else None)
 
 
 class SqliteUploadStore:
@@ -61,7 +61,7 @@ class SqliteUploadStore:
             row: sqlite3.Row | None = db.execute(
                 "UPDATE uploads SET lease_token = ?, lease_until_us = ? WHERE id = ? AND "
                 "offset = ? AND (lease_until_us IS NULL OR lease_until_us < ?) RETURNING *",
-                (token, _us(until), upload_id, offset, _us(now))).fetchone()
+                (token, to_micros(until), upload_id, offset, to_micros(now))).fetchone()
             return row
         row = await self._run(work)
         return _state(row) if row is not None else None
@@ -75,7 +75,7 @@ class SqliteUploadStore:
                 "lease_token = ?, mime_type = coalesce(?, mime_type), "
                 "type_os = coalesce(?, type_os) "
                 "WHERE id = ? AND lease_token = ? AND offset <= ?",
-                (offset, _us(expires), _us(lease_until) if lease_until else None,
+                (offset, to_micros(expires), to_micros(lease_until) if lease_until else None,
                  token if lease_until else None, mime_type, type_os, upload_id, token, offset))
             return cursor.rowcount
         return await self._run(work) == 1
@@ -88,7 +88,8 @@ class SqliteUploadStore:
     async def expired_uploads(self, now: datetime) -> list[UploadState]:
         rows = await self._run(lambda db: db.execute(
             "SELECT * FROM uploads WHERE expires_us < ? AND "
-            "(lease_until_us IS NULL OR lease_until_us < ?)", (_us(now), _us(now))).fetchall())
+            "(lease_until_us IS NULL OR lease_until_us < ?)",
+            (to_micros(now), to_micros(now))).fetchall())
         return [_state(r) for r in rows]
 
     async def upload_ids(self) -> set[str]:
