@@ -153,10 +153,11 @@ def serve(argv: Sequence[str], prog: str = "tornado-files serve") -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "serve":
+        return serve(argv[1:])
+    from tornado_files.client.commands import run  # the client needs none of the server
+
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tornado-files serve [options]   (tornado-files serve --help)")
+        print("usage: tornado-files {serve,upload,download,ls,rm} ... (COMMAND --help)")
         return 0 if argv else 2
-    if argv[0] != "serve":
-        print(f"tornado-files: error: unknown command {argv[0]!r} (try: serve)", file=sys.stderr)
-        return 2
-    return serve(argv[1:])
+    return run(argv)

@@ -1,0 +1,1 @@
+"""The command-line client: ``tornado-files upload|download|ls|rm`` over the public HTTP API."""

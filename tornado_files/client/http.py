@@ -1,0 +1,166 @@
+"""A small HTTP client on http.client: streamed bodies, early answers, JSON:API errors as one
+line a person can act on."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import select
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from tornado_files.config import format_size
+
+
+class ClientError(Exception):
+    """One line for the user, and the exit status it maps to."""
+
+    def __init__(self, message: str, exit_code: int = 1, status: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.status = status
+
+
+@dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def describe_error(status: int, body: bytes) -> str:
+    """The JSON:API error as people read it."""
+    try:
+        error = json.loads(body)["errors"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return f"the server answered {status}"
+    meta = error.get("meta") or {}
+    code = error.get("code")
+    limit = meta.get("maximum_content_length_allowed")
+    if code in ("request_too_large", "file_too_large") and limit is not None:
+        return f"too large — the limit here is {format_size(limit)}"
+    if code == "unsupported_media_type" and meta.get("allowed_mime_types"):
+        allowed = ", ".join(meta["allowed_mime_types"])
+        return f"only {allowed} accepted here (this file is {meta.get('instance_mime_type')})"
+    if code == "not_found":
+        return "not found"
+    return f"{error.get('title', 'error')}: {error.get('detail', '')}".rstrip(": ")
+
+
+class Api:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ClientError(f"not an http(s) URL: {base_url}", exit_code=2)
+        self.base_url = base_url.rstrip("/")
+        self._parts = parts
+        self._token = token
+        self._timeout = timeout
+
+    def _connection(self) -> http.client.HTTPConnection:
+        cls = (http.client.HTTPSConnection if self._parts.scheme == "https"
+               else http.client.HTTPConnection)
+        return cls(self._parts.hostname or "", self._parts.port, timeout=self._timeout)
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"User-Agent": "tornado-files-cli"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return {**headers, **(extra or {})}
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                body: bytes | Iterable[bytes] | None = None, length: int | None = None,
+                ok: tuple[int, ...] = (200,)) -> Response:
+        """Send, streaming an iterable body; stop sending as soon as the server answers early
+        (a 413 mid-upload) and return that answer. Non-``ok`` statuses raise ClientError."""
+        connection = self._connection()
+        try:
+            response = self._exchange(connection, method, path, headers or {}, body, length)
+        except (OSError, http.client.HTTPException) as exc:
+            raise ClientError(f"cannot reach {self.base_url}: {_reason(exc)}",
+                              exit_code=3) from None
+        finally:
+            connection.close()
+        if response.status not in ok:
+            raise ClientError(describe_error(response.status, response.body),
+                              status=response.status)
+        return response
+
+    @contextmanager
+    def stream(self, path: str, headers: dict[str, str] | None = None,
+               ok: tuple[int, ...] = (200,)) -> Iterator[Stream]:
+        """GET with the body left on the socket, read chunk by chunk (downloads)."""
+        connection = self._connection()
+        try:
+            try:
+                connection.request("GET", self._parts.path.rstrip("/") + path,
+                                   headers=self.headers(headers))
+                raw = connection.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                raise ClientError(f"cannot reach {self.base_url}: {_reason(exc)}",
+                                  exit_code=3) from None
+            if raw.status not in ok:
+                raise ClientError(describe_error(raw.status, raw.read()), status=raw.status)
+            yield Stream(raw)
+        finally:
+            connection.close()
+
+    def _exchange(self, connection: http.client.HTTPConnection, method: str, path: str,
+                  headers: dict[str, str], body: bytes | Iterable[bytes] | None,
+                  length: int | None) -> Response:
+        connection.putrequest(method, self._parts.path.rstrip("/") + path,
+                              skip_accept_encoding=True)
+        all_headers = self.headers(headers)
+        if isinstance(body, bytes):
+            length = len(body)
+        if length is not None:
+            all_headers["Content-Length"] = str(length)
+        for name, value in all_headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        chunks = [body] if isinstance(body, bytes) else (body or [])
+        try:
+            for chunk in chunks:
+                if _answered(connection):
+                    break  # the server answered before the body ended: read it
+                connection.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the answer may still be there (the server lingers)
+        raw = connection.getresponse()
+        return Response(raw.status, raw.headers, raw.read())
+
+
+class Stream:
+    """A response whose body is read in bounded chunks."""
+
+    def __init__(self, raw: http.client.HTTPResponse) -> None:
+        self._raw = raw
+        self.status = raw.status
+        self.headers = raw.headers
+
+    def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
+        while chunk := self._raw.read(size):
+            yield chunk
+
+
+def _answered(connection: http.client.HTTPConnection) -> bool:
+    sock = connection.sock
+    if sock is None:
+        return False
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return getattr(exc, "strerror", None) or exc.__class__.__name__

@@ -1,0 +1,198 @@
+"""Uploads (multipart for small files, tus for large ones, resumable across runs) and
+downloads (resumed with a Range request, verified by sha256)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mimetypes
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tornado_files.client.http import Api, ClientError
+
+Progress = Callable[[int], None]  # called with how many bytes of the file are done
+READ = 1024 * 1024
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def _file_chunks(path: Path, start: int, end: int, progress: Progress) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        position = start
+        while position < end:
+            chunk = fh.read(min(READ, end - position))
+            if not chunk:
+                raise ClientError(f"{path} changed while it was being uploaded")
+            position += len(chunk)
+            yield chunk
+            progress(position)
+
+
+def upload_multipart(api: Api, path: Path, route: str, data: dict[str, Any] | None,
+                     progress: Progress) -> dict[str, Any]:
+    """One multipart POST, streamed from the file (never read whole)."""
+    boundary = uuid.uuid4().hex
+    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    head = b""
+    if data is not None:
+        head += (f'--{boundary}\r\nContent-Disposition: form-data; name="data"\r\n'
+                 f"Content-Type: application/json\r\n\r\n{json.dumps(data)}\r\n").encode()
+    name = quote(path.name, safe=" ._-()[]")
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+             f'filename="{name}"\r\nContent-Type: {ctype}\r\n\r\n').encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    size = path.stat().st_size
+
+    def body() -> Iterator[bytes]:
+        yield head
+        yield from _file_chunks(path, 0, size, progress)
+        yield tail
+    response = api.request("POST", route, {
+        "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        body(), len(head) + size + len(tail), ok=(201,))
+    return dict(response.json())
+
+
+class ResumeState:
+    """Remembers tus upload URLs per file, so a re-run after Ctrl-C continues."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, str]:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save(self, entries: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_suffix(".tmp")
+        temp.write_text(json.dumps(entries, indent=1))
+        os.replace(temp, self.path)
+
+    @staticmethod
+    def fingerprint(path: Path, base_url: str, route: str) -> str:
+        stat = path.stat()
+        text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{base_url}|{route}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        return self._load().get(key)
+
+    def put(self, key: str, url: str) -> None:
+        entries = self._load()
+        entries[key] = url
+        self._save(entries)
+
+    def drop(self, key: str) -> None:
+        entries = self._load()
+        if entries.pop(key, None) is not None:
+            self._save(entries)
+
+
+def _metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
+    values = {"filename": path.name, "route": route,
+              "filetype": mimetypes.guess_type(path.name)[0] or "application/octet-stream"}
+    values.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()})
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
+               state: ResumeState, chunk_size: int, progress: Progress,
+               retries: int = 5) -> dict[str, Any]:
+    """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began, and
+    retries with back-off after network errors, 5xx, 409 and 423."""
+    size = path.stat().st_size
+    key = ResumeState.fingerprint(path, api.base_url, route)
+    location = state.get(key)
+    offset = _offset(api, location) if location else None
+    if location is None or offset is None:
+        created = api.request("POST", "/api/tus/", {
+            **TUS, "Upload-Length": str(size), "Upload-Metadata": _metadata(path, route, data)},
+            b"", ok=(201,))
+        location = created.headers["Location"]
+        state.put(key, location)
+        offset = 0
+    progress(offset)
+    failures = 0
+    while offset < size:
+        end = min(offset + chunk_size, size)
+        try:
+            answer = api.request("PATCH", location, {
+                **TUS, "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": str(offset)},
+                _file_chunks(path, offset, end, progress), end - offset, ok=(204,))
+            offset = int(answer.headers["Upload-Offset"])
+            failures = 0
+        except ClientError as exc:
+            if not _retryable(exc) or failures >= retries:
+                raise
+            failures += 1
+            time.sleep(min(2 ** failures * 0.25, 8))
+            offset = _offset(api, location) or 0
+            progress(offset)  # back to what the server really holds
+    state.drop(key)
+    file_id = location.rstrip("/").rsplit("/", 1)[1]
+    return dict(api.request("GET", f"/api/files/{file_id}").json())
+
+
+def _retryable(exc: ClientError) -> bool:
+    return exc.exit_code == 3 or exc.status in (409, 423) or (exc.status or 0) >= 500
+
+
+def _offset(api: Api, location: str) -> int | None:
+    """The server's offset for an upload, or None when it is gone (404/410: start over)."""
+    try:
+        response = api.request("HEAD", location, TUS)
+    except ClientError as exc:
+        if exc.status in (404, 410):
+            return None
+        raise
+    return int(response.headers["Upload-Offset"])
+
+
+def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Progress]
+             ) -> tuple[Path, dict[str, Any]]:
+    """Fetch a file; a shorter existing ``out`` is resumed with Range + If-Range. The result
+    is checked against the server's sha256. ``start(total)`` gives the progress callback."""
+    resource = dict(api.request("GET", f"/api/files/{quote(file_id)}").json())
+    progress = start(resource["size"])
+    target = out or Path(resource["filename"])
+    have = target.stat().st_size if target.exists() else 0
+    headers: dict[str, str] = {}
+    if 0 < have < resource["size"]:
+        headers = {"Range": f"bytes={have}-", "If-Range": f'"{resource["sha256"]}"'}
+    else:
+        have = 0
+    with api.stream(f"/api/files/{quote(file_id)}/content", headers, ok=(200, 206)) as body:
+        position = have if body.status == 206 else 0
+        progress(position)
+        with target.open("ab" if body.status == 206 else "wb") as fh:
+            for chunk in body.chunks():
+                fh.write(chunk)
+                position += len(chunk)
+                progress(position)
+    digest = hashlib.sha256()
+    with target.open("rb") as fh:
+        while chunk := fh.read(READ):
+            digest.update(chunk)
+    if digest.hexdigest() != resource["sha256"]:
+        raise ClientError(f"{target}: sha256 does not match the server's; download again")
+    return target, resource
+
+
+def list_files(api: Api, params: dict[str, str]) -> dict[str, Any]:
+    query = f"?{urlencode(params)}" if params else ""
+    return dict(api.request("GET", f"/api/files{query}").json())
+
+
+def remove(api: Api, file_id: str) -> None:
+    api.request("DELETE", f"/api/files/{quote(file_id)}", ok=(204,))
