@@ -5,12 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
-if ! command -v curl >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1; then
-  # curl (a real client in the e2e tests) and libmagic (python-magic) come from Debian.
+if ! command -v curl >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1 \
+    || [ ! -x /usr/bin/chromium ]; then
+  # From Debian: curl (a real client in the e2e tests), libmagic (python-magic) and Chromium
+  # (the page's browser tests; never `playwright install`, which downloads and fails here).
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl libmagic1 >/dev/null
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      curl libmagic1 chromium >/dev/null
   else
-    echo "scripts/test.sh: curl and libmagic1 are required" >&2; exit 1
+    echo "scripts/test.sh: curl, libmagic1 and chromium are required (apt-get as root)" >&2
+    exit 1
   fi
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

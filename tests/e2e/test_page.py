@@ -1,0 +1,177 @@
+"""The upload page in headless Chromium (Debian's, driven by Playwright), against ``python
+server.py`` in a subprocess. Screenshots of each final state go to ``artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+
+from tests.serverproc import ROOT, ServerProcess, running_server
+
+pytestmark = pytest.mark.slow
+MIB = 1024 * 1024
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+ARTIFACTS = ROOT / "artifacts"
+CONFIG = """
+[[routes]]
+path = "/api/small"
+max_body_size = "40KiB"
+
+[[routes]]
+path = "/api/images"
+max_body_size = "8MiB"
+allowed_mime_types = ["image/png", "image/jpeg"]
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is part of the test set-up (scripts/test.sh)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[ServerProcess]:
+    with running_server(tmp_path, config=CONFIG) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser, server) -> Iterator[Page]:
+    context = browser.new_context()
+    opened = context.new_page()
+    opened.goto(server.url + "/")
+    opened.wait_for_selector("#route option", state="attached")
+    yield opened
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"page-{name}.png"), full_page=True)
+
+
+def make(tmp_path: Path, name: str, size: int, head: bytes = b"") -> Path:
+    path = tmp_path / name
+    with path.open("wb") as fh:
+        fh.write(head)
+        remaining = size - len(head)
+        while remaining > 0:
+            block = os.urandom(min(MIB, remaining))
+            fh.write(block)
+            remaining -= len(block)
+    return path
+
+
+def files_on_server(server: ServerProcess) -> list[dict[str, object]]:
+    with urllib.request.urlopen(server.url + "/api/files?limit=1000") as response:  # noqa: S310
+        return list(json.load(response)["files"])
+
+
+def residue(server: ServerProcess) -> list[str]:
+    data = server.data_dir
+    return [str(p.relative_to(data)) for p in data.rglob("*")
+            if p.is_file() and p.parts[-2] in ("tmp", "partial")]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_small_and_large_upload_at_once(page, server, tmp_path):
+    small = make(tmp_path, "small.bin", 5 * MIB)
+    large = make(tmp_path, "large.bin", 64 * MIB)  # ≥ 16 MiB: goes over tus
+    page.set_input_files("#files", [str(small), str(large)])
+    page.wait_for_function(
+        "document.querySelectorAll('#transfers li[data-state=done]').length === 2",
+        timeout=120_000)
+    assert page.locator("#transfers li[data-percent='100']").count() == 2
+    for path in (small, large):
+        row = page.locator("#file-list li", has_text=path.name)
+        row.wait_for()
+        assert row.get_attribute("data-sha256") == sha256(path)
+    assert page.locator("#transfers .error").count() == 0
+    assert page.locator("#more").is_hidden()  # one page of files: no "Show more"
+    assert server.log().count("PATCH /api/tus/") >= 8  # the large one went in tus chunks
+    shot(page, "two-uploads-done")
+
+
+def test_too_large_and_wrong_type_are_explained(page, tmp_path):
+    page.select_option("#route", "/api/small")
+    assert "40 KiB" in page.inner_text("#limits")
+    page.set_input_files("#files", str(make(tmp_path, "big.txt", 100_000)))
+    error = page.locator("#transfers .error").first
+    error.wait_for()
+    assert error.inner_text() == "Too large — the limit here is 40 KiB"
+    page.select_option("#route", "/api/images")
+    page.set_input_files("#files", str(make(tmp_path, "doc.png", 50_000, b"%PDF-1.4\n")))
+    page.wait_for_function("document.querySelectorAll('#transfers .error').length === 2")
+    assert page.locator("#transfers .error").first.inner_text() == \
+        "Only image/png, image/jpeg accepted here (this file is application/pdf)"
+    shot(page, "refusals")
+
+
+def test_cancel_mid_upload_leaves_nothing(page, server, tmp_path):
+    page.route("**/api/tus/*", lambda route: _slow(route))
+    page.set_input_files("#files", str(make(tmp_path, "cancel.bin", 40 * MIB)))
+    page.wait_for_function("document.querySelector('#transfers li') && "
+                           "document.querySelector('#transfers li').dataset.percent > 0",
+                           timeout=60_000)
+    page.click("#transfers li button")
+    page.wait_for_selector("#transfers li[data-state=cancelled]")
+    page.wait_for_timeout(500)
+    assert files_on_server(server) == []
+    assert residue(server) == []
+    shot(page, "cancelled")
+
+
+def _slow(route: Route) -> None:
+    if route.request.method == "PATCH" and route.request.headers.get("upload-offset") != "0":
+        return  # hold later chunks: the upload stays in flight until it is cancelled
+    route.continue_()
+
+
+def test_interrupted_tus_upload_is_finished_by_the_page(page, server, tmp_path):
+    failures = {"left": 2}
+
+    def flaky(route: Route) -> None:
+        if route.request.method == "PATCH" and failures["left"] and \
+                route.request.headers.get("upload-offset") != "0":
+            failures["left"] -= 1
+            route.abort("connectionreset")
+            return
+        route.continue_()
+    page.route("**/api/tus/*", flaky)
+    path = make(tmp_path, "flaky.bin", 30 * MIB)
+    page.set_input_files("#files", str(path))
+    page.wait_for_selector("#transfers li[data-state=done]", timeout=120_000)
+    assert failures["left"] == 0
+    row = page.locator("#file-list li", has_text="flaky.bin")
+    row.wait_for()
+    assert row.get_attribute("data-sha256") == sha256(path)
+    shot(page, "resumed-after-network-errors")
+
+
+def test_delete_from_the_list(page, server, tmp_path):
+    page.set_input_files("#files", str(make(tmp_path, "gone.bin", 1000)))
+    row = page.locator("#file-list li", has_text="gone.bin")
+    row.wait_for()
+    row.get_by_role("button", name="Delete gone.bin").click()
+    row.wait_for(state="detached")
+    assert "Deleted gone.bin" in page.inner_text("#list-status")
+    assert files_on_server(server) == []
+    shot(page, "deleted")
