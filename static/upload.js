@@ -101,6 +101,7 @@
     loadList(true);
   };
   Transfer.prototype.fail = function (message) {
+    this.bar.value = 0;  // nothing was kept: a full bar would say otherwise
     this.li.dataset.state = "error";
     this.stats.className = "error";
     this.stats.setAttribute("role", "alert");

@@ -175,3 +175,24 @@ def test_delete_from_the_list(page, server, tmp_path):
     assert "Deleted gone.bin" in page.inner_text("#list-status")
     assert files_on_server(server) == []
     shot(page, "deleted")
+
+
+def test_reload_resumes_the_tus_upload(page, server, tmp_path):
+    page.route("**/api/tus/*", lambda route: _slow(route))
+    path = make(tmp_path, "reload.bin", 40 * MIB)
+    page.set_input_files("#files", str(path))
+    page.wait_for_function("document.querySelector('#transfers li') && "
+                           "document.querySelector('#transfers li').dataset.percent > 0",
+                           timeout=60_000)
+    page.unroute("**/api/tus/*")
+    page.reload()  # the tab is closed mid-upload and opened again
+    page.wait_for_selector("#route option", state="attached")
+    page.set_input_files("#files", str(path))  # the same file, chosen again
+    page.wait_for_selector("#transfers li[data-state=done]", timeout=120_000)
+    row = page.locator("#file-list li", has_text="reload.bin")
+    row.wait_for()
+    assert row.get_attribute("data-sha256") == sha256(path)
+    log = server.log()
+    assert log.count("201 POST /api/tus/") == 1, "the upload was continued, not begun again"
+    assert "200 HEAD /api/tus/" in log
+    shot(page, "resumed-after-reload")
