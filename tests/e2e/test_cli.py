@@ -77,7 +77,7 @@ def test_upload_ls_download_rm(server, tmp_path):
 
 def test_upload_resumes_after_the_client_is_killed(server, tmp_path):
     big = tmp_path / "video.bin"
-    big.write_bytes(os.urandom(96 * MIB))
+    big.write_bytes(os.urandom(160 * MIB))  # big enough that the kill lands mid-file
     state = tmp_path / "state.json"
     env = {**os.environ, "TORNADO_FILES_URL": server.url}
     first = subprocess.Popen(
@@ -97,7 +97,7 @@ def test_upload_resumes_after_the_client_is_killed(server, tmp_path):
     first.send_signal(signal.SIGKILL)  # no goodbye: a crash or a closed laptop
     first.communicate(timeout=30)
     assert location is not None
-    assert 0 < offset < 96 * MIB, "the first run must stop mid-file"
+    assert 0 < offset < 160 * MIB, "the first run must stop mid-file"
     second = cli(server.url, "upload", str(big), "--tus-threshold", "1MiB", "--chunk-size",
                  "8MiB", state=state)
     assert second.returncode == 0, second.stderr
