@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-SortKey = Literal["added", "-added", "size", "-size", "filename", "-filename"]
 SORT_KEYS: tuple[str, ...] = ("added", "-added", "size", "-size", "filename", "-filename")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
