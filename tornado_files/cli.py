@@ -23,11 +23,10 @@ from tornado.netutil import bind_sockets
 from tornado_files.app import build_services, build_sweeper, make_app
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
-from tornado_files.mongo import describe
 from tornado_files.services import Services
 
 log = logging.getLogger("tornado_files")
-READ_CHUNK = 512 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +48,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _records_at(config: Config) -> str:
+    if not config.mongodb_uri:
+        return "SQLite"
+    from tornado_files.mongo import describe  # the driver loads only when MongoDB is used
+
+    return describe(config.mongodb_uri)
+
+
 def load_config(argv: Sequence[str], environ: Mapping[str, str], prog: str) -> Config:
     """CLI over environment over TOML over defaults; raises ConfigError."""
     args = vars(_parser(prog).parse_args(list(argv)))
@@ -67,7 +74,7 @@ async def _start(config: Config) -> Services:
         await build_sweeper(services).sweep_once()  # leftovers of a crash, before serving
     except BackendUnavailable:
         await services.close()
-        where = describe(config.mongodb_uri) if config.mongodb_uri else str(config.data_dir)
+        where = _records_at(config) if config.mongodb_uri else str(config.data_dir)
         raise ConfigError(f"cannot reach MongoDB at {where}" if config.mongodb_uri
                           else f"cannot use {where}") from None
     except OSError as exc:
@@ -91,7 +98,7 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     started()
     log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
              config.host, config.port, config.data_dir.resolve(),
-             describe(config.mongodb_uri) if config.mongodb_uri else "SQLite")
+             _records_at(config))
     log.warning("no tokens are configured: the server is open to anyone who can reach it")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,14 +7,14 @@ may report a closed connection after we already answered with an error.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from uuid import uuid4
 
-from tornado_files.blocking import Offload
+from tornado_files.blocking import Lane, Offload
 from tornado_files.errors import EmptySelection, TooManyFiles
 from tornado_files.models import StoredBlob
 from tornado_files.policy import UploadPolicy
@@ -24,8 +24,10 @@ from tornado_files.storage.base import BlobStore, BlobWriter
 log = logging.getLogger("tornado_files.session")
 
 DEFAULT_DECLARED_TYPE = "application/octet-stream"
-# Below this, hashing inline is cheaper than a hop to the thread pool.
+# Below this, hashing inline (when nothing is queued) is cheaper than a hop to the pool.
 _INLINE_HASH_BYTES = 16 * 1024
+# Bytes of hashing queued per request before the parser waits (bounded memory).
+HASH_WINDOW = 2 * 1024 * 1024
 
 
 @dataclass
@@ -77,6 +79,8 @@ class UploadSession:
         self._aborted = False
         self._committed = False
         self._settled = False
+        # Created on first use: a Lane belongs to the running event loop.
+        self._hashing: Lane | None = None
 
     @property
     def aborted(self) -> bool:
@@ -108,13 +112,15 @@ class UploadSession:
             part.head += chunk[:room]
             if len(part.head) >= self._sniff_bytes:
                 await self._sniff(part)
-        if len(chunk) < _INLINE_HASH_BYTES:
+        # sha256 runs on a pool thread (it releases the GIL) while the loop parses the next
+        # chunk and the store writes this one: the two cores share the work.
+        hashing = self._hashing or self._offload.lane(HASH_WINDOW)
+        self._hashing = hashing
+        if len(chunk) < _INLINE_HASH_BYTES and hashing.idle:
             part.hasher.update(chunk)
-            await part.writer.write(chunk)
         else:
-            # Hash on a worker thread while the store writes: both release the GIL, so the
-            # two cores share the work and the event loop only waits.
-            await asyncio.gather(self._offload(part.hasher.update, chunk), part.writer.write(chunk))
+            await hashing.put(partial(part.hasher.update, chunk), len(chunk))
+        await part.writer.write(chunk)
 
     async def end_file(self, declared_type: str | None) -> None:
         """Close the current file: a nameless empty part is a browser's "no file chosen"."""
@@ -126,6 +132,8 @@ class UploadSession:
             raise EmptySelection()
         if part.sniffed is None:
             await self._sniff(part)
+        if self._hashing is not None:
+            await self._hashing.drain()  # part.sha256 is final from here on
 
     async def commit(self) -> list[FilePart]:
         """Make every file durable. On any failure every blob (committed or not) is removed."""
@@ -152,6 +160,8 @@ class UploadSession:
             return
         self._aborted = True
         self._current = None
+        if self._hashing is not None:
+            await self._hashing.stop()
         for part in self.files:
             try:
                 await part.writer.abort()

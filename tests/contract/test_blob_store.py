@@ -268,8 +268,14 @@ async def test_disk_full_is_insufficient_storage_and_leaves_nothing(disk):
     store, probe = disk
     writer = await store.open_writer(uuid4().hex)
     writer._handle = Spy(writer._handle, fail_writes=True)
-    with pytest.raises(InsufficientStorage):
+
+    async def write_and_commit() -> None:
+        # Appends are pipelined: the write's error may surface on commit, never later.
         await writer.write(b"x" * 100)
+        await writer.commit()
+
+    with pytest.raises(InsufficientStorage):
+        await write_and_commit()
     await writer.abort()
     assert probe.in_progress() == []
     assert probe.committed() == set()

@@ -20,8 +20,9 @@ class BlobWriter(Protocol):
 
     async def write(self, chunk: bytes) -> None:
         """Append ``chunk``. Awaiting this is the back-pressure: a slow store slows the
-        client. Raises ``InsufficientStorage`` / ``BackendUnavailable``; after an error the
-        caller must ``abort``."""
+        client. Raises ``InsufficientStorage`` / ``BackendUnavailable``; a store may
+        pipeline its writes, so the error of one chunk can be raised by a later ``write`` or
+        by ``commit`` — never lost. After an error the caller must ``abort``."""
 
     async def commit(self) -> StoredBlob:
         """Make the blob durable and visible under ``key``; afterwards ``abort`` is a
