@@ -18,7 +18,7 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
-from bson import Binary, ObjectId
+from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -45,11 +45,39 @@ def file_id_of(key: str) -> Any:
     raise BlobNotFound()
 
 
+class ChunkCutter:
+    """Cuts a byte stream into ``size``-byte GridFS chunks, copying each byte once (slicing a
+    bytearray and deleting its head, as before, copied every byte three times or more).
+    ``partial`` is what waits for the rest of its chunk."""
+
+    def __init__(self, size: int, tail: bytes = b"") -> None:
+        self.size = size
+        self.partial = bytearray(tail)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The full chunks that ``chunk`` completes, in order."""
+        size, view = self.size, memoryview(chunk)
+        full: list[bytes] = []
+        if self.partial:
+            need = size - len(self.partial)
+            self.partial += view[:need]
+            view = view[need:]
+            if len(self.partial) < size:
+                return full
+            full.append(bytes(self.partial))
+            self.partial = bytearray()
+        while len(view) >= size:
+            full.append(bytes(view[:size]))
+            view = view[size:]
+        self.partial += view
+        return full
+
+
 class GridFSBlobWriter:
     def __init__(self, store: GridFSBlobStore, key: str) -> None:
         self.key = key
         self._store = store
-        self._buffer = bytearray()
+        self._cutter = ChunkCutter(store.chunk_size)
         self._pending: list[Document] = []
         self._next_n = 0
         self._size = 0
@@ -60,18 +88,16 @@ class GridFSBlobWriter:
     async def write(self, chunk: bytes) -> None:
         if self._committed or self._aborted:
             raise RuntimeError("write after commit or abort")
-        self._buffer += chunk
         self._size += len(chunk)
-        size = self._store.chunk_size
-        while len(self._buffer) >= size:
-            self._cut(bytes(self._buffer[:size]))
-            del self._buffer[:size]
+        for data in self._cutter.feed(chunk):
+            self._cut(data)
         if len(self._pending) >= self._store.flush_chunks:
             await self._flush()
 
     def _cut(self, data: bytes) -> None:
+        # bytes are BSON binary subtype 0, what GridFS stores; Binary(data) would copy them.
         self._pending.append({"_id": ObjectId(), "files_id": self.key, "n": self._next_n,
-                              "data": Binary(data)})
+                              "data": data})
         self._next_n += 1
 
     async def _flush(self) -> None:
@@ -91,9 +117,9 @@ class GridFSBlobWriter:
             return StoredBlob(self.key, self._size)
         if self._aborted:
             raise RuntimeError("commit after abort")
-        if self._buffer:
-            self._cut(bytes(self._buffer))
-            self._buffer = bytearray()
+        if self._cutter.partial:
+            self._cut(bytes(self._cutter.partial))
+            self._cutter.partial = bytearray()
         await self._flush()
         document = {"_id": self.key, "length": self._size, "chunkSize": self._store.chunk_size,
                     "uploadDate": utcnow(), "filename": self.key, "metadata": {}}
@@ -110,7 +136,7 @@ class GridFSBlobWriter:
         if self._committed or self._aborted:
             return
         self._aborted = True
-        self._buffer = bytearray()
+        self._cutter.partial = bytearray()
         self._pending = []
         if not self._flushed:
             return

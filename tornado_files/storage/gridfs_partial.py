@@ -12,29 +12,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bson import Binary
 from pymongo import ASCENDING, ReplaceOne
 
 from tornado_files.errors import BlobNotFound
 from tornado_files.models import StoredBlob, utcnow
 from tornado_files.mongo import Document, driver_errors
-from tornado_files.storage.gridfs import READ_BATCH, GridFSBlobStore, file_id_of
+from tornado_files.storage.gridfs import READ_BATCH, ChunkCutter, GridFSBlobStore, file_id_of
 
 
 class GridFSPartialWriter:
     def __init__(self, store: GridFSBlobStore, key: str, next_n: int, tail: bytes) -> None:
         self._store = store
         self._key = key
-        self._next_n = next_n  # the n of the chunk the buffer will become
-        self._buffer = bytearray(tail)
+        self._next_n = next_n  # the n of the chunk the cutter's partial will become
+        self._cutter = ChunkCutter(store.chunk_size, tail)
         self._pending: list[ReplaceOne[Document]] = []
 
     async def write(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        size = self._store.chunk_size
-        while len(self._buffer) >= size:
-            self._stage(bytes(self._buffer[:size]))
-            del self._buffer[:size]
+        for data in self._cutter.feed(chunk):
+            self._stage(data)
             self._next_n += 1
         if len(self._pending) >= self._store.flush_chunks:
             await self._flush()
@@ -43,7 +39,7 @@ class GridFSPartialWriter:
         # Replace, not insert: chunk n may already hold the short tail of an earlier PATCH.
         self._pending.append(ReplaceOne(
             {"files_id": self._key, "n": self._next_n},
-            {"files_id": self._key, "n": self._next_n, "data": Binary(data)}, upsert=True))
+            {"files_id": self._key, "n": self._next_n, "data": data}, upsert=True))
 
     async def _flush(self) -> None:
         ops, self._pending = self._pending, []
@@ -52,13 +48,14 @@ class GridFSPartialWriter:
                 await self._store.chunks.bulk_write(ops, ordered=True)
 
     async def settle(self) -> int:
-        if self._buffer:
-            self._stage(bytes(self._buffer))  # the short tail, completed by the next PATCH
+        if self._cutter.partial:
+            # The short tail, completed by the next PATCH.
+            self._stage(bytes(self._cutter.partial))
         await self._flush()
-        return self._next_n * self._store.chunk_size + len(self._buffer)
+        return self._next_n * self._store.chunk_size + len(self._cutter.partial)
 
     async def close(self) -> None:
-        self._buffer = bytearray()
+        self._cutter.partial = bytearray()
         self._pending = []
 
 
