@@ -71,3 +71,33 @@ def test_one_gib_multipart_upload_then_download_in_bounded_memory(server, gigaby
     after_download = server.status("VmHWM")
     assert sha256_of(out) == resource["sha256"]
     assert after_download - baseline < BOUND, (baseline, after_download)
+
+
+CLIENTS = 32
+CONCURRENT_BOUND = 96 * MIB  # issue 5: <= 128 MiB peak for 32 concurrent uploads, all told
+
+
+def test_32_concurrent_uploads_in_bounded_memory(tmp_path):
+    """Each request queues at most a small window of hashing and writing, so memory grows with
+    the number of uploads in flight, not with their size (a fresh server: VmHWM never falls)."""
+    sample = tmp_path / "c.bin"
+    block = hashlib.sha256(b"concurrent").digest() * (MIB // 32)
+    with sample.open("wb") as fh:
+        for i in range(32):
+            fh.write(block[i:] + block[:i])
+    (tmp_path / "srv").mkdir()
+    with running_server(tmp_path / "srv") as server:
+        baseline = warm_up(server)
+        clients = [subprocess.Popen(["curl", "--silent", "--show-error", "--fail-with-body",
+                                     "-F", f"file=@{sample}", server.url + "/api/files"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for _ in range(CLIENTS)]
+        answers = [client.communicate(timeout=600) for client in clients]
+        peak = server.status("VmHWM")
+    assert [c.returncode for c in clients] == [0] * CLIENTS, answers[0][1]
+    resources = [json.loads(out) for out, _ in answers]
+    assert len({r["id"] for r in resources}) == CLIENTS
+    assert {r["sha256"] for r in resources} == {sha256_of(sample)}
+    print(f"\n{CLIENTS} concurrent 32 MiB uploads: peak RSS {baseline / MIB:.0f} MiB before, "
+          f"{peak / MIB:.0f} MiB after")
+    assert peak - baseline < CONCURRENT_BOUND, (baseline, peak)
