@@ -126,7 +126,8 @@ def test_too_large_and_wrong_type_are_explained(page, tmp_path):
 
 
 def test_cancel_mid_upload_leaves_nothing(page, server, tmp_path):
-    page.route("**/api/tus/*", lambda route: _slow(route))
+    held: list[Route] = []
+    page.route("**/api/tus/*", lambda route: _slow(route, held))
     page.set_input_files("#files", str(make(tmp_path, "cancel.bin", 40 * MIB)))
     page.wait_for_function("document.querySelector('#transfers li') && "
                            "document.querySelector('#transfers li').dataset.percent > 0",
@@ -137,11 +138,14 @@ def test_cancel_mid_upload_leaves_nothing(page, server, tmp_path):
     assert files_on_server(server) == []
     assert residue(server) == []
     shot(page, "cancelled")
+    for route in held:
+        route.abort()
 
 
-def _slow(route: Route) -> None:
+def _slow(route: Route, held: list[Route]) -> None:
     if route.request.method == "PATCH" and route.request.headers.get("upload-offset") != "0":
-        return  # hold later chunks: the upload stays in flight until it is cancelled
+        held.append(route)  # hold later chunks: the upload stays in flight until cancelled
+        return
     route.continue_()
 
 
@@ -178,13 +182,16 @@ def test_delete_from_the_list(page, server, tmp_path):
 
 
 def test_reload_resumes_the_tus_upload(page, server, tmp_path):
-    page.route("**/api/tus/*", lambda route: _slow(route))
+    held: list[Route] = []
+    page.route("**/api/tus/*", lambda route: _slow(route, held))
     path = make(tmp_path, "reload.bin", 40 * MIB)
     page.set_input_files("#files", str(path))
     page.wait_for_function("document.querySelector('#transfers li') && "
                            "document.querySelector('#transfers li').dataset.percent > 0",
                            timeout=60_000)
     page.unroute("**/api/tus/*")
+    for route in held:  # what closing the tab does to its requests in flight; a held route
+        route.abort()   # left unanswered is a pending task Playwright destroys on reload
     page.reload()  # the tab is closed mid-upload and opened again
     page.wait_for_selector("#route option", state="attached")
     page.set_input_files("#files", str(path))  # the same file, chosen again
