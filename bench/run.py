@@ -1,249 +1,205 @@
-"""The benchmark (issue 5, first part): tornado-files against its peers, in one run.
+"""The benchmark (issue 5): tornado-files against nginx and Python peers, in one run.
 
 Each server runs as a subprocess on 127.0.0.1, one at a time, in alternating rounds
-(A B C … A B C …) so machine drift hits all alike. Workload so far: one large multipart
-upload (curl -F) and one large raw upload (curl -T). For every run: wall time, server peak RSS
-(VmHWM) and CPU seconds from /proc, and a check that the stored bytes hash to the source's
-sha256 (a run that loses bytes is not a result). Figures are medians with min-max, and ratios to
-tuned nginx from the same rounds.
+(A B C … A B C …) so machine drift hits all alike; figures are medians with min-max, and
+ratios to tuned nginx taken within each round. Every run's stored or received bytes are hashed
+against the source. Workloads:
+  1. one large upload, multipart (curl -F) and raw (curl -T);
+  2. concurrent multipart uploads (32 x 128 MiB), aggregate MB/s;
+  3. early rejection at a 10 MiB cap: declared and chunked, with and without
+     ``Expect: 100-continue`` — what curl saw and how much the server read;
+  4. one large download, and random 1 MiB Range reads (p50/p99, by offset);
+  5. tornado-files on GridFS (MongoDB stand-in): CPU seconds per GiB in our process.
 
-Setup (outside the test suite): `bench/setup.sh` (nginx from Debian; the peers in bench/.venv).
-Usage: .venv/bin/python bench/run.py [--quick] [--rounds 3] [--size-mib 1024]
-Writes bench/results/latest.md (and a dated copy).
+Setup: ``bench/setup.sh`` (nginx, the peers) and ``scripts/test.sh`` once (the stand-in).
+Usage: .venv/bin/python bench/run.py [--quick] [--rounds 3] [--workloads 1,2,3,4]
+Writes bench/results/latest.md (and a dated copy, and the raw runs as JSON).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
-import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PEER_PYTHON = Path(os.environ.get("BENCH_PEER_PYTHON", ROOT / "bench" / ".venv" / "bin" / "python"))
+sys.path.insert(0, str(ROOT))
+
+from bench import report, workloads  # noqa: E402
+from bench.servers import (  # noqa: E402
+    NGINX_TUNED,
+    OURS,
+    OURS_GRIDFS,
+    PEER_PYTHON,
+    Running,
+    download_servers,
+    gridfs_server,
+    running,
+    upload_servers,
+)
+
 MIB = 1024 * 1024
-TICK = os.sysconf("SC_CLK_TCK")
+REJECT_CAP = 10 * MIB
+REJECTION_SERVERS = (NGINX_TUNED, OURS)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def make_sample(path: Path, mib: int) -> None:
+    with path.open("wb") as fh:
+        for _ in range(mib):
+            fh.write(os.urandom(MIB))
 
 
-def proc_figures(pid: int) -> tuple[int, float]:
-    """(peak RSS bytes, CPU seconds) of a live process."""
-    hwm = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            hwm = int(line.split()[1]) * 1024
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return hwm, (int(fields[11]) + int(fields[12])) / TICK
+def warm_up(work: Path, sample: Path) -> None:
+    """The first gigabyte written after a while pays this VM's first touch of page-cache
+    memory (seen: 2.8 s, then 0.7 s, for the same write): pay it before anything is timed."""
+    copy = work / "warm-up.bin"
+    subprocess.run(["cp", str(sample), str(copy)], check=True)
+    copy.unlink()
 
 
-def sha256_of(path: Path, start: int = 0, end: int | None = None) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        fh.seek(start)
-        left = (end if end is not None else path.stat().st_size) - start
-        while left > 0 and (chunk := fh.read(min(4 * MIB, left))):
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
+def versions() -> str:
+    nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True).stderr
+    peers = subprocess.run(
+        [str(PEER_PYTHON), "-c", "import importlib.metadata as m; print(', '.join(f'{n} '"
+         " + m.version(n) for n in ('starlette', 'uvicorn', 'python-multipart', 'aiohttp',"
+         " 'tornado')))"], capture_output=True, text=True).stdout.strip()
+    return f"{nginx.strip().removeprefix('nginx version: ')}; {peers}"
 
 
-def multipart_payload_sha256(path: Path) -> str:
-    """sha256 of the file inside a stored multipart body (nginx stores the body as sent)."""
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    boundary = head.split(b"\r\n", 1)[0]
-    start = head.index(b"\r\n\r\n") + 4
-    end = path.stat().st_size - len(b"\r\n" + boundary + b"--\r\n")
-    return sha256_of(path, start, end)
-
-
-def newest_file(folder: Path) -> Path:
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    return max(files, key=lambda p: p.stat().st_mtime)
-
-
-@dataclass
-class Server:
-    name: str
-    start: Callable[[int, Path], list[str]]
-    multipart_url: str
-    raw_url: str
-    stored: Callable[[Path, bytes, str], str]  # (data dir, response, kind) → sha256 stored
-
-
-def _ours(data: Path, response: bytes, kind: str) -> str:
-    resource = json.loads(response)
-    blob = data / "blobs" / resource["id"][:2] / resource["id"][2:4] / resource["id"]
-    return sha256_of(blob)
-
-
-def _peer(data: Path, response: bytes, kind: str) -> str:
-    return sha256_of(newest_file(data))
-
-
-def _nginx_stored(data: Path, response: bytes, kind: str) -> str:
-    body = newest_file(data / "bodies")
-    return multipart_payload_sha256(body) if kind == "multipart" else sha256_of(body)
-
-
-NGINX_CONF = """
-daemon off; master_process off; worker_processes 1; error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off; sendfile on; client_max_body_size 0; client_body_in_file_only on;
-  client_body_temp_path {dir}/bodies; {tuning}
-  proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  server {{ listen 127.0.0.1:{port};
-    location / {{ proxy_pass http://127.0.0.1:{port}/done; proxy_pass_request_body off;
-                 proxy_set_header Content-Length ""; }}
-    location = /done {{ return 201 '{{"stored": true}}'; }}
-  }}
-}}
-"""
-
-
-def _nginx(tuning: str) -> Callable[[int, Path], list[str]]:
-    def start(port: int, data: Path) -> list[str]:
-        (data / "bodies").mkdir(parents=True, exist_ok=True)
-        conf = data / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=data, port=port, tuning=tuning))
-        return ["/usr/sbin/nginx", "-c", str(conf), "-p", str(data)]
-    return start
-
-
-def servers() -> list[Server]:
-    python = str(PEER_PYTHON)
-    peers = ROOT / "bench" / "peers"
-    return [
-        Server("nginx tuned (1m body buffer)", _nginx("client_body_buffer_size 1m;"),
-               "/upload", "/upload", _nginx_stored),
-        Server("nginx default", _nginx(""), "/upload", "/upload", _nginx_stored),
-        Server("tornado-files", lambda p, d: [sys.executable, str(ROOT / "server.py"),
-                                              "--port", str(p), "--data-dir", str(d)],
-               "/api/files", "/api/files", _ours),
-        Server("Starlette (uvicorn)", lambda p, d: [python, str(peers / "starlette_app.py"),
-                                                    str(p), str(d)],
-               "/multipart", "/raw", _peer),
-        Server("aiohttp", lambda p, d: [python, str(peers / "aiohttp_app.py"), str(p), str(d)],
-               "/multipart", "/raw", _peer),
-        Server("Tornado buffered", lambda p, d: [python, str(peers / "tornado_buffered.py"),
-                                                 str(p), str(d)],
-               "/multipart", "/raw", _peer),
-    ]
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("server exited at start")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("server did not listen")
-
-
-def one_run(server: Server, kind: str, sample: Path, source_sha: str, work: Path) -> dict:
-    port = free_port()
-    data = work / f"data-{port}"
-    data.mkdir()
-    process = subprocess.Popen(server.start(port, data), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(port, process)
-        url = f"http://127.0.0.1:{port}" + (server.multipart_url if kind == "multipart"
-                                            else server.raw_url)
-        args = (["-F", f"file=@{sample}"] if kind == "multipart" else
-                ["-T", str(sample), "-X", "POST", "-H", "Content-Type: application/octet-stream"])
-        start = time.perf_counter()
-        result = subprocess.run(["curl", "-sS", "-H", "Expect:", *args, url],
-                                capture_output=True, check=True)
-        wall = time.perf_counter() - start
-        peak, cpu = proc_figures(process.pid)
-        ok = server.stored(data, result.stdout, kind) == source_sha
-        return {"wall": wall, "peak": peak, "cpu": cpu, "ok": ok}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def report(results: dict[tuple[str, str], list[dict]], size_mib: int, rounds: int) -> str:
-    lines = [f"# Benchmark: {size_mib} MiB uploads, {rounds} alternating round(s)", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}, {platform.platform()}.", ""]
-    for kind in ("multipart", "raw"):
-        base = [r["wall"] for r in results[("nginx tuned (1m body buffer)", kind)]]
-        nginx = statistics.median(base)
-        lines += [f"## {kind}", "", "| server | median s | min-max s | MB/s | x tuned nginx |"
-                  " peak RSS MiB | CPU s | bytes verified |", "|---|---|---|---|---|---|---|---|"]
-        for (name, k), runs in results.items():
-            if k != kind:
-                continue
-            walls = [r["wall"] for r in runs]
-            med = statistics.median(walls)
-            lines.append(
-                f"| {name} | {med:.2f} | {min(walls):.2f}-{max(walls):.2f} | "
-                f"{size_mib * MIB / 1e6 / med:.0f} | {nginx / med:.2f} | "
-                f"{max(r['peak'] for r in runs) / MIB:.0f} | "
-                f"{statistics.median(r['cpu'] for r in runs):.2f} | "
-                f"{'yes' if all(r['ok'] for r in runs) else 'NO — bytes lost'} |")
-        lines.append("")
-    return "\n".join(lines)
+def header(args: argparse.Namespace, size: int, rounds: int) -> list[str]:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return [f"# Benchmark: tornado-files against its peers ({rounds} alternating round(s))", "",
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
+            f"{memory:.0f} GiB; {platform.platform()}; Python {platform.python_version()}; "
+            f"{versions()}.", "",
+            f"Sizes: one upload/download {size} MiB; concurrent {args.clients} x "
+            f"{args.concurrent_mib} MiB; Range reads {args.range_reads} x 1 MiB. tornado-files "
+            "runs the full product (sha256, libmagic, SQLite record, fsync before rename); the "
+            "peers only write the bytes. Ratios: median over rounds of the ratio within each "
+            "round (> 1 is faster than the reference)."]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="100 MiB, 1 round")
+    parser.add_argument("--quick", action="store_true",
+                        help="100 MiB, 1 round, 32 x 8 MiB concurrent, 50 Range reads")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--concurrent-mib", type=int, default=128)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--range-reads", type=int, default=200)
+    parser.add_argument("--workloads", default="1,2,3,4", help="comma-separated of 1,2,3,4")
+    parser.add_argument("--no-gridfs", action="store_true", help="leave out GridFS (and 5)")
+    parser.add_argument("--gridfs-mib", type=int, default=128,
+                        help="GridFS upload/download size (the stand-in slows as it fills)")
+    parser.add_argument("--gridfs-concurrent-mib", type=int, default=4)
+    parser.add_argument("--only", default="", help="only servers whose name contains this")
+    parser.add_argument("--out", default="latest", help="name of the results file")
     args = parser.parse_args()
-    size, rounds = (100, 1) if args.quick else (args.size_mib, args.rounds)
-    results: dict[tuple[str, str], list[dict]] = {}
+    if args.quick:
+        args.size_mib, args.rounds, args.concurrent_mib, args.range_reads = 100, 1, 8, 50
+        args.gridfs_mib, args.gridfs_concurrent_mib = 32, 1
+    chosen = {int(w) for w in args.workloads.split(",")}
+    sections: dict[str, report.Runs] = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         work = Path(tmp)
-        sample = work / "sample.bin"
-        with sample.open("wb") as fh:
-            for _ in range(size):
-                fh.write(os.urandom(MIB))
-        source_sha = sha256_of(sample)
-        for _ in range(rounds):
-            for kind in ("multipart", "raw"):
-                for server in servers():
-                    run = one_run(server, kind, sample, source_sha, work)
-                    results.setdefault((server.name, kind), []).append(run)
-                    print(f"{server.name:30} {kind:9} {run['wall']:.2f}s "
-                          f"rss {run['peak'] / MIB:.0f} MiB ok={run['ok']}", flush=True)
-    text = report(results, size, rounds)
+        samples = {}
+        sizes = {"big": args.size_mib, "small": args.concurrent_mib,
+                 "gridfs": args.gridfs_mib, "gridfs-small": args.gridfs_concurrent_mib}
+        for name, mib in sizes.items():
+            path = work / f"{name}.bin"
+            make_sample(path, mib)
+            samples[name] = (path, workloads.sha256_of(path))
+        warm_up(work, samples["big"][0])
+        for round_no in range(1, args.rounds + 1):
+            print(f"-- round {round_no}/{args.rounds}", flush=True)
+            run_round(args, chosen, work, samples, sections)
+    text = report.render(header(args, args.size_mib, args.rounds), sections,
+                         list(workloads.REJECTION_CASES))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "latest.md").write_text(text)
-    (out / f"run-{time.strftime('%Y%m%d-%H%M')}.md").write_text(text)
+    stamp = time.strftime("%Y%m%d-%H%M")
+    (out / f"{args.out}.md").write_text(text + "\n")
+    (out / f"run-{stamp}.md").write_text(text + "\n")
+    raw = {section: [{"server": n, "case": c, "runs": r} for (n, c), r in runs.items()]
+           for section, runs in sections.items()}
+    (out / f"{args.out}.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(text)
+
+
+def _keep(name: str, args: argparse.Namespace) -> bool:
+    return args.only.lower() in name.lower()
+
+
+def _add(sections: dict[str, report.Runs], section: str, name: str, case: str,
+         figures: dict[str, Any]) -> None:
+    sections.setdefault(section, {}).setdefault((name, case), []).append(figures)
+    shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()
+             if k in ("wall", "peak", "cpu", "ok", "status", "sent", "received", "p99")}
+    print(f"{name:30} {case:32} {shown}", flush=True)
+
+
+def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
+              samples: dict[str, tuple[Path, str]], sections: dict[str, report.Runs]) -> None:
+    big, small = samples["big"], samples["small"]
+    if 1 in chosen:
+        for kind in ("multipart", "raw"):
+            for server in filter(lambda s: _keep(s.name, args), upload_servers(False)):
+                with running(server, work) as run:
+                    _add(sections, "upload", server.name, kind,
+                         workloads.upload(run, kind, *big))
+    if 2 in chosen:
+        for server in filter(lambda s: _keep(s.name, args), upload_servers(False)):
+            with running(server, work) as run:
+                _add(sections, "concurrent", server.name, "concurrent",
+                     workloads.concurrent(run, *small, args.clients))
+    if 3 in chosen:
+        for server in upload_servers(False):
+            if server.name not in REJECTION_SERVERS or not _keep(server.name, args):
+                continue
+            for case in workloads.REJECTION_CASES:
+                with running(server, work, cap=REJECT_CAP) as run:
+                    _add(sections, "rejection", server.name, case,
+                         workloads.rejection(run, big[0], case))
+    if 4 in chosen:
+        for server in filter(lambda s: _keep(s.name, args), download_servers(False)):
+            with running(server, work) as run:
+                _download(run, big, args, sections, "download")
+    if not args.no_gridfs and _keep(OURS_GRIDFS, args):
+        run_gridfs(args, chosen, work, samples, sections)
+
+
+def _download(run: Running, sample: tuple[Path, str], args: argparse.Namespace,
+              sections: dict[str, report.Runs], section: str) -> None:
+    path = workloads.prepare_download(run, sample[0])
+    _add(sections, section, run.server.name, "download", workloads.download(run, path, *sample))
+    _add(sections, section, run.server.name, "ranges",
+         workloads.ranges(run, path, sample[0], args.range_reads, seed=5))
+
+
+def run_gridfs(args: argparse.Namespace, chosen: set[int], work: Path,
+               samples: dict[str, tuple[Path, str]], sections: dict[str, report.Runs]) -> None:
+    """Workload 5: tornado-files on GridFS against the stand-in, with smaller sizes (the
+    stand-in's in-memory engine slows down as it fills: 128 MiB took 6 s, 1 GiB 305 s)."""
+    server = gridfs_server()
+    for kind in ("multipart", "raw") if 1 in chosen else ():
+        with running(server, work) as run:
+            _add(sections, "gridfs", server.name, kind,
+                 workloads.upload(run, kind, *samples["gridfs"]))
+    if 2 in chosen:
+        with running(server, work) as run:
+            _add(sections, "gridfs", server.name, "concurrent",
+                 workloads.concurrent(run, *samples["gridfs-small"], args.clients))
+    if 4 in chosen:
+        with running(server, work) as run:
+            _download(run, samples["gridfs"], args, sections, "gridfs")
 
 
 if __name__ == "__main__":

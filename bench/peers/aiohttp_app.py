@@ -1,4 +1,5 @@
-"""Peer: aiohttp's streaming multipart reader writing to disk.
+"""Peer: aiohttp's streaming multipart reader writing to disk; FileResponse (sendfile, Range)
+for downloads.
 Usage: python aiohttp_app.py PORT DIR"""
 
 import sys
@@ -29,8 +30,13 @@ async def raw(request: web.Request) -> web.Response:
     return web.json_response({"size": target.stat().st_size}, status=201)
 
 
+async def files(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(DIR / Path(request.match_info["name"]).name)
+
+
 app = web.Application(client_max_size=1 << 40)
-app.add_routes([web.post("/multipart", multipart), web.post("/raw", raw)])
+app.add_routes([web.post("/multipart", multipart), web.post("/raw", raw),
+                web.get("/files/{name}", files)])
 
 if __name__ == "__main__":
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
