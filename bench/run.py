@@ -127,7 +127,8 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M")
     (out / f"{args.out}.md").write_text(text + "\n")
-    (out / f"run-{stamp}.md").write_text(text + "\n")
+    if args.out == "latest":  # a dated copy of every full-named run, none of debugging ones
+        (out / f"run-{stamp}.md").write_text(text + "\n")
     raw = {section: [{"server": n, "case": c, "runs": r} for (n, c), r in runs.items()]
            for section, runs in sections.items()}
     (out / f"{args.out}.json").write_text(json.dumps(raw, indent=1) + "\n")
