@@ -39,6 +39,7 @@ from bench.servers import (  # noqa: E402
     OURS_GRIDFS,
     PEER_PYTHON,
     Running,
+    Server,
     download_servers,
     gridfs_server,
     running,
@@ -57,11 +58,18 @@ def make_sample(path: Path, mib: int) -> None:
 
 
 def warm_up(work: Path, sample: Path) -> None:
-    """The first gigabyte written after a while pays this VM's first touch of page-cache
-    memory (seen: 2.8 s, then 0.7 s, for the same write): pay it before anything is timed."""
+    """Memory this VM has not touched for a while is slow to touch again (seen: writing 1 GiB
+    took 2.8 s, then 0.7 s): after a peer that held gigabytes exits, the next server would pay
+    for it. Each timed transfer is preceded by an untimed write of its size, so none does."""
     copy = work / "warm-up.bin"
     subprocess.run(["cp", str(sample), str(copy)], check=True)
     copy.unlink()
+
+
+def rotated(servers: list[Server], round_no: int) -> list[Server]:
+    """A different server goes first in each round: no one always follows the same peer."""
+    shift = round_no % len(servers) if servers else 0
+    return servers[shift:] + servers[:shift]
 
 
 def versions() -> str:
@@ -117,10 +125,9 @@ def main() -> None:
             path = work / f"{name}.bin"
             make_sample(path, mib)
             samples[name] = (path, workloads.sha256_of(path))
-        warm_up(work, samples["big"][0])
         for round_no in range(1, args.rounds + 1):
             print(f"-- round {round_no}/{args.rounds}", flush=True)
-            run_round(args, chosen, work, samples, sections)
+            run_round(args, chosen, work, samples, sections, round_no)
     text = report.render(header(args, args.size_mib, args.rounds), sections,
                          list(workloads.REJECTION_CASES))
     out = ROOT / "bench" / "results"
@@ -148,17 +155,24 @@ def _add(sections: dict[str, report.Runs], section: str, name: str, case: str,
 
 
 def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
-              samples: dict[str, tuple[Path, str]], sections: dict[str, report.Runs]) -> None:
+              samples: dict[str, tuple[Path, str]], sections: dict[str, report.Runs],
+              round_no: int) -> None:
     big, small = samples["big"], samples["small"]
+
+    def chosen_servers(servers: list[Server]) -> list[Server]:
+        return rotated([s for s in servers if _keep(s.name, args)], round_no)
+
     if 1 in chosen:
         for kind in ("multipart", "raw"):
-            for server in filter(lambda s: _keep(s.name, args), upload_servers(False)):
+            for server in chosen_servers(upload_servers(False)):
                 with running(server, work) as run:
+                    warm_up(work, big[0])
                     _add(sections, "upload", server.name, kind,
                          workloads.upload(run, kind, *big))
     if 2 in chosen:
-        for server in filter(lambda s: _keep(s.name, args), upload_servers(False)):
+        for server in chosen_servers(upload_servers(False)):
             with running(server, work) as run:
+                warm_up(work, big[0])
                 _add(sections, "concurrent", server.name, "concurrent",
                      workloads.concurrent(run, *small, args.clients))
     if 3 in chosen:
@@ -170,16 +184,17 @@ def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
                     _add(sections, "rejection", server.name, case,
                          workloads.rejection(run, big[0], case))
     if 4 in chosen:
-        for server in filter(lambda s: _keep(s.name, args), download_servers(False)):
+        for server in chosen_servers(download_servers(False)):
             with running(server, work) as run:
-                _download(run, big, args, sections, "download")
+                _download(run, big, args, sections, "download", work)
     if not args.no_gridfs and _keep(OURS_GRIDFS, args):
         run_gridfs(args, chosen, work, samples, sections)
 
 
 def _download(run: Running, sample: tuple[Path, str], args: argparse.Namespace,
-              sections: dict[str, report.Runs], section: str) -> None:
+              sections: dict[str, report.Runs], section: str, work: Path) -> None:
     path = workloads.prepare_download(run, sample[0])
+    warm_up(work, sample[0])
     _add(sections, section, run.server.name, "download", workloads.download(run, path, *sample))
     _add(sections, section, run.server.name, "ranges",
          workloads.ranges(run, path, sample[0], args.range_reads, seed=5))
@@ -200,7 +215,7 @@ def run_gridfs(args: argparse.Namespace, chosen: set[int], work: Path,
                  workloads.concurrent(run, *samples["gridfs-small"], args.clients))
     if 4 in chosen:
         with running(server, work) as run:
-            _download(run, samples["gridfs"], args, sections, "gridfs")
+            _download(run, samples["gridfs"], args, sections, "gridfs", work)
 
 
 if __name__ == "__main__":
