@@ -7,10 +7,18 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.servers import NGINX_TUNED, OURS_GRIDFS
+from bench.servers import NGINX_DEFAULT, NGINX_TUNED, OURS, OURS_GRIDFS
 
 MIB = 1024 * 1024
 Runs = dict[tuple[str, str], list[dict[str, Any]]]  # (server, case) → one run per round
+# Rows in this order whatever order the last (rotated) round ran them in.
+ORDER = [NGINX_TUNED, NGINX_DEFAULT, OURS, OURS_GRIDFS, "Starlette (uvicorn)", "aiohttp",
+         "Tornado buffered", "Starlette FileResponse", "aiohttp FileResponse"]
+
+
+def ordered(runs: Runs) -> Runs:
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return dict(sorted(runs.items(), key=lambda item: rank.get(item[0][0], len(ORDER))))
 
 
 def _ratio(runs: Runs, case: str, server: str, reference: str) -> str:
@@ -107,6 +115,7 @@ def gridfs_table(runs: Runs) -> list[str]:
 
 def render(header: list[str], sections: dict[str, Runs], rejection_cases: list[str]) -> str:
     lines = [*header, ""]
+    sections = {name: ordered(runs) for name, runs in sections.items()}
     uploads = sections.get("upload", {})
     for case in ("multipart", "raw"):
         if any(c == case for _, c in uploads):
