@@ -24,6 +24,7 @@ PEERS = ROOT / "bench" / "peers"
 TICK = os.sysconf("SC_CLK_TCK")
 sys.path.insert(0, str(ROOT))
 from tests.mongo_support import start_standin  # noqa: E402  (the suite's stand-in, same way)
+from tests.serverproc import free_port  # noqa: E402
 
 NGINX_TUNED = "nginx tuned (1m body buffer)"
 NGINX_DEFAULT = "nginx default"
@@ -112,12 +113,6 @@ def download_servers(gridfs: bool) -> list[Server]:
                   "/files/{name}"),
            Server("aiohttp FileResponse", _peer("aiohttp_app.py"), "", "", "peer",
                   "/files/{name}")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
