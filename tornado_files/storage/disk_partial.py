@@ -8,35 +8,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from tornado_files.blocking import Lane
 from tornado_files.errors import BlobNotFound
 from tornado_files.models import StoredBlob
-from tornado_files.storage.disk import DiskBlobStore, _fsync_dir, _translate
+from tornado_files.storage.disk import WRITE_WINDOW, DiskBlobStore, _fsync_dir, _translate
 
 
 class DiskPartialWriter:
-    def __init__(self, store: DiskBlobStore, handle: BinaryIO) -> None:
+    """Appends run on a :class:`Lane`, as POST uploads do: the loop reads the next chunk of the
+    PATCH while this one reaches the page cache. ``settle`` waits for every queued append
+    (their errors surface there at the latest), then fsyncs."""
+
+    def __init__(self, store: DiskBlobStore, handle: BinaryIO, lane: Lane) -> None:
         self._store = store
         self._handle: BinaryIO | None = handle
+        self._lane = lane
 
     async def write(self, chunk: bytes) -> None:
         handle = self._require()
         try:
-            await self._store.offload(handle.write, chunk)
+            await self._lane.put(partial(handle.write, chunk), len(chunk))
         except OSError as exc:
             raise _translate(exc, "append") from None
 
     async def settle(self) -> int:
         handle = self._require()
         try:
+            await self._lane.drain()
             return await self._store.offload(_sync, handle)
         except OSError as exc:
             raise _translate(exc, "sync") from None
 
     async def close(self) -> None:
         handle, self._handle = self._handle, None
+        await self._lane.stop()  # no append may run on a closed file
         if handle is not None:
             await self._store.offload(handle.close)
 
@@ -89,7 +98,7 @@ class DiskPartials:
             raise BlobNotFound() from None
         except OSError as exc:
             raise _translate(exc, "resume") from None
-        return DiskPartialWriter(self.store, handle)
+        return DiskPartialWriter(self.store, handle, self.store.offload.lane(WRITE_WINDOW))
 
     async def read_partial(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
         try:
