@@ -7,7 +7,6 @@ and download endpoints, and a way to find the bytes it stored so every run can b
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ PEERS = ROOT / "bench" / "peers"
 TICK = os.sysconf("SC_CLK_TCK")
 sys.path.insert(0, str(ROOT))
 from tests.mongo_support import start_standin  # noqa: E402  (the suite's stand-in, same way)
-from tests.serverproc import free_port  # noqa: E402
+from tests.serverproc import free_port, terminate  # noqa: E402
 
 NGINX_TUNED = "nginx tuned (1m body buffer)"
 NGINX_DEFAULT = "nginx default"
@@ -158,12 +157,7 @@ def running(server: Server, work: Path, cap: int = 0) -> Iterator[Running]:
         _wait_listening(port, process)
         yield Running(server, process, port, data, standin)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout=20)
         if standin is not None:
             standin.stop()
         subprocess.run(["rm", "-rf", str(data)], check=False)

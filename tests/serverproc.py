@@ -68,12 +68,17 @@ def running_server(tmp_path: Path, args: Sequence[str] = (),
         _wait_healthy(server)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        terminate(process)
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM a process we started, by its PID; SIGKILL if it has not exited in ``timeout``."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
 
 
 def _wait_healthy(server: ServerProcess, timeout: float = 20.0) -> None:
