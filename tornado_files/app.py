@@ -60,7 +60,8 @@ def build_services(config: Config) -> Services:
     uploads: UploadStateStore
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        metadata, uploads, closers = _add_mongodb(config, blob_stores, partials)
+        metadata, uploads, closers = _add_mongodb(config.mongodb_uri, config, blob_stores,
+                                                  partials)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
         metadata, uploads = sqlite, SqliteUploadStore(sqlite)
@@ -78,7 +79,8 @@ def build_services(config: Config) -> Services:
 
 
 def _add_mongodb(
-    config: Config, blob_stores: dict[str, BlobStore], partials: dict[str, ResumableBlobStore]
+    uri: str, config: Config, blob_stores: dict[str, BlobStore],
+    partials: dict[str, ResumableBlobStore],
 ) -> tuple[MetadataStore, UploadStateStore, tuple[Callable[[], Awaitable[None]], ...]]:
     """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
     embedded default never loads it (about 10 MiB of resident memory less)."""
@@ -88,8 +90,7 @@ def _add_mongodb(
     from tornado_files.storage.gridfs import GridFSBlobStore
     from tornado_files.storage.gridfs_partial import GridFSPartials
 
-    assert config.mongodb_uri is not None
-    client = make_client(config.mongodb_uri)
+    client = make_client(uri)
     db = database_of(client)
     gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
     blob_stores["gridfs"] = gridfs

@@ -19,6 +19,8 @@ from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# Bytes of work a lane queues before ``put`` waits: one 1 MiB chunk running, one queued.
+LANE_WINDOW = 2 * 1024 * 1024
 
 
 class Offload:
@@ -33,9 +35,9 @@ class Offload:
             return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
         return await loop.run_in_executor(self._pool, fn, *args)
 
-    def lane(self, window: int) -> Lane:
-        """A new ordered lane on this pool (call from the event loop)."""
-        return Lane(self._pool, asyncio.get_running_loop(), window)
+    def lane(self, window: int = LANE_WINDOW) -> Lane:
+        """A new ordered lane on this pool."""
+        return Lane(self._pool, window)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
@@ -53,10 +55,8 @@ class Lane:
     fairly and no upload starves another.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor, loop: asyncio.AbstractEventLoop,
-                 window: int) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, window: int) -> None:
         self._pool = pool
-        self._loop = loop
         self._window = window
         self._lock = threading.Lock()
         self._jobs: deque[tuple[Callable[[], object], int]] = deque()
@@ -103,7 +103,7 @@ class Lane:
         with self._lock:
             if self._pending <= level or (self._error is not None and not self._running):
                 return
-            waiter = self._loop.create_future()
+            waiter = asyncio.get_running_loop().create_future()
             self._waiters.append((level, waiter))
         try:
             await waiter
@@ -127,7 +127,7 @@ class Lane:
             failed = self._error is not None and not more
             wake = [w for level, w in self._waiters if failed or self._pending <= level]
         for waiter in wake:
-            self._loop.call_soon_threadsafe(_resolve, waiter)
+            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
         if more:
             self._pool.submit(self._step)
 

@@ -18,7 +18,6 @@ from functools import partial
 from typing import Any
 from uuid import uuid4
 
-from tornado_files.blocking import Lane
 from tornado_files.errors import (
     BlobNotFound,
     ChecksumMismatch,
@@ -31,7 +30,6 @@ from tornado_files.models import FileRecord, UploadState, utcnow
 from tornado_files.names import safe_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.services import Services
-from tornado_files.session import HASH_WINDOW
 from tornado_files.sniff import Sniffed
 from tornado_files.storage.base import PartialWriter, ResumableBlobStore
 
@@ -183,7 +181,7 @@ class Append:
         self.received = 0
         self.done = False
         self._renewed = utcnow()
-        self._hashing: Lane | None = None  # created on first use, on the running loop
+        self._hashing = owner.services.offload.lane()
 
     @property
     def remaining(self) -> int:
@@ -195,9 +193,7 @@ class Append:
             self.digest.update(chunk)
         if self.hasher is not None:
             # On the pool while the loop reads on, as POST uploads hash (session.py).
-            hashing = self._hashing or self.owner.services.offload.lane(HASH_WINDOW)
-            self._hashing = hashing
-            await hashing.put(partial(self.hasher.update, chunk), len(chunk))
+            await self._hashing.put(partial(self.hasher.update, chunk), len(chunk))
         await self.writer.write(chunk)
         await self._sniff_when_ready(chunk)
         if utcnow() - self._renewed > self.owner.lease / 3:
@@ -245,8 +241,7 @@ class Append:
 
     async def _advance(self, release: bool) -> UploadState:
         self.done = True
-        if self._hashing is not None:
-            await self._hashing.drain()  # the hasher is kept or completed below
+        await self._hashing.drain()  # the hasher is kept or completed below
         durable = await self.writer.settle()
         await self.writer.close()
         now = utcnow()
@@ -269,8 +264,7 @@ class Append:
         if self.done:
             return
         self.done = True
-        if self._hashing is not None:
-            await self._hashing.stop()
+        await self._hashing.stop()
         await self.writer.close()
         try:
             await self.owner._release(self.state, self.token)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from uuid import uuid4
 
-from tornado_files.blocking import Lane, Offload
+from tornado_files.blocking import Offload
 from tornado_files.errors import EmptySelection, TooManyFiles
 from tornado_files.models import StoredBlob
 from tornado_files.policy import UploadPolicy
@@ -26,8 +26,6 @@ log = logging.getLogger("tornado_files.session")
 DEFAULT_DECLARED_TYPE = "application/octet-stream"
 # Below this, hashing inline (when nothing is queued) is cheaper than a hop to the pool.
 _INLINE_HASH_BYTES = 16 * 1024
-# Bytes of hashing queued per request before the parser waits (bounded memory).
-HASH_WINDOW = 2 * 1024 * 1024
 
 
 @dataclass
@@ -79,8 +77,7 @@ class UploadSession:
         self._aborted = False
         self._committed = False
         self._settled = False
-        # Created on first use: a Lane belongs to the running event loop.
-        self._hashing: Lane | None = None
+        self._hashing = offload.lane()
 
     @property
     def aborted(self) -> bool:
@@ -114,12 +111,10 @@ class UploadSession:
                 await self._sniff(part)
         # sha256 runs on a pool thread (it releases the GIL) while the loop parses the next
         # chunk and the store writes this one: the two cores share the work.
-        hashing = self._hashing or self._offload.lane(HASH_WINDOW)
-        self._hashing = hashing
-        if len(chunk) < _INLINE_HASH_BYTES and hashing.idle:
+        if len(chunk) < _INLINE_HASH_BYTES and self._hashing.idle:
             part.hasher.update(chunk)
         else:
-            await hashing.put(partial(part.hasher.update, chunk), len(chunk))
+            await self._hashing.put(partial(part.hasher.update, chunk), len(chunk))
         await part.writer.write(chunk)
 
     async def end_file(self, declared_type: str | None) -> None:
@@ -132,8 +127,7 @@ class UploadSession:
             raise EmptySelection()
         if part.sniffed is None:
             await self._sniff(part)
-        if self._hashing is not None:
-            await self._hashing.drain()  # part.sha256 is final from here on
+        await self._hashing.drain()  # part.sha256 is final from here on
 
     async def commit(self) -> list[FilePart]:
         """Make every file durable. On any failure every blob (committed or not) is removed."""
@@ -160,8 +154,7 @@ class UploadSession:
             return
         self._aborted = True
         self._current = None
-        if self._hashing is not None:
-            await self._hashing.stop()
+        await self._hashing.stop()
         for part in self.files:
             try:
                 await part.writer.abort()

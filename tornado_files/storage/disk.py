@@ -30,8 +30,6 @@ from tornado_files.models import StoredBlob
 log = logging.getLogger("tornado_files.storage.disk")
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-# Bytes of appends queued per writer before ``write`` waits (bounded memory, back-pressure).
-WRITE_WINDOW = 2 * 1024 * 1024
 # Start the kernel's writeback of each this many bytes while the upload still streams.
 WRITEBACK_EVERY = 8 * 1024 * 1024
 
@@ -46,7 +44,7 @@ def _translate(exc: OSError, what: str) -> Exception:
 
 class DiskBlobWriter:
     """Appends run on a :class:`Lane`, so the event loop parses the next chunk while this one
-    reaches the page cache; ``write`` waits only when ``WRITE_WINDOW`` bytes are queued."""
+    reaches the page cache; ``write`` waits only when the lane's window is full."""
 
     def __init__(self, store: DiskBlobStore, key: str, temp: Path, handle: BinaryIO,
                  lane: Lane) -> None:
@@ -170,7 +168,7 @@ class DiskBlobStore:
             handle = await self.offload(_open_exclusive, temp)
         except OSError as exc:
             raise _translate(exc, "create") from None
-        return DiskBlobWriter(self, key, temp, handle, self.offload.lane(WRITE_WINDOW))
+        return DiskBlobWriter(self, key, temp, handle, self.offload.lane())
 
     def _publish(self, handle: BinaryIO, temp: Path, key: str) -> None:
         """Runs in the pool: the bytes reach the disk before the name appears."""

@@ -15,7 +15,7 @@ from typing import BinaryIO
 from tornado_files.blocking import Lane
 from tornado_files.errors import BlobNotFound
 from tornado_files.models import StoredBlob
-from tornado_files.storage.disk import WRITE_WINDOW, DiskBlobStore, _fsync_dir, _translate
+from tornado_files.storage.disk import DiskBlobStore, _fsync_dir, _translate
 
 
 class DiskPartialWriter:
@@ -39,6 +39,9 @@ class DiskPartialWriter:
         handle = self._require()
         try:
             await self._lane.drain()
+        except OSError as exc:
+            raise _translate(exc, "append") from None
+        try:
             return await self._store.offload(_sync, handle)
         except OSError as exc:
             raise _translate(exc, "sync") from None
@@ -98,7 +101,7 @@ class DiskPartials:
             raise BlobNotFound() from None
         except OSError as exc:
             raise _translate(exc, "resume") from None
-        return DiskPartialWriter(self.store, handle, self.store.offload.lane(WRITE_WINDOW))
+        return DiskPartialWriter(self.store, handle, self.store.offload.lane())
 
     async def read_partial(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
         try:
