@@ -23,6 +23,7 @@ from tests.mongo_support import Standin, fresh_database, start_standin
 from tornado_files.app import build_services, make_app
 from tornado_files.config import Config, build_config
 from tornado_files.services import Services
+from tornado_files.web.server import build_http_server
 
 # Runs under the stand-in's own Python 3.13 environment, never imported here.
 collect_ignore = ["standin_server.py"]
@@ -113,9 +114,7 @@ def app(services: Services) -> Application:
 def http_server(request: pytest.FixtureRequest, io_loop: IOLoop, _unused_port: Any,
                 app: Application) -> Iterator[HTTPServer]:
     """pytest-tornado's server, but with the same chunk size and body limit as production."""
-    from tornado_files.cli import READ_CHUNK
-
-    server = HTTPServer(app, max_body_size=1024 * 1024, chunk_size=READ_CHUNK)
+    server = build_http_server(app, max_body_size=1024 * 1024)
     server.add_socket(_unused_port[0])
     yield server
     server.stop()

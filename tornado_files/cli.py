@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
@@ -24,9 +23,9 @@ from tornado_files.app import build_services, build_sweeper, make_app
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
 from tornado_files.services import Services
+from tornado_files.web.server import build_http_server
 
 log = logging.getLogger("tornado_files")
-READ_CHUNK = 1024 * 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,8 +90,8 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     except OSError as exc:
         await services.close()
         raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
-    server = HTTPServer(make_app(services), max_body_size=config.max_json_body,
-                        chunk_size=READ_CHUNK, idle_connection_timeout=120)
+    server = build_http_server(make_app(services), config.max_json_body,
+                               idle_connection_timeout=120)
     server.add_sockets(sockets)
     periodic.start()
     started()
