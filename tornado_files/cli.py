@@ -22,6 +22,7 @@ from tornado.netutil import bind_sockets
 from tornado_files.app import build_services, build_sweeper, make_app
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
+from tornado_files.heap import keep_buffers_in_heap
 from tornado_files.services import Services
 from tornado_files.web.server import build_http_server
 
@@ -150,6 +151,7 @@ def serve(argv: Sequence[str], prog: str = "tornado-files serve") -> int:
     held = _configure_logging()
     try:
         config = load_config(argv, os.environ, prog)
+        keep_buffers_in_heap()
         asyncio.run(_serve(config, started=held.pass_through))
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
