@@ -146,6 +146,27 @@ def test_the_next_request_is_read_from_new_bytes_after_a_hand_over() -> None:
     asyncio.run(scenario())
 
 
+def test_with_the_hand_over_off_a_large_read_arrives_as_bytes() -> None:
+    """What a multipart request asks for (its parser takes bytes): the same bytes, as bytes,
+    and the switch holds per request on a kept-alive connection."""
+    body = random.Random(4).randbytes(HANDOVER + 4096)
+
+    async def scenario() -> None:
+        stream, writer = pair()
+        try:
+            for hand_over in (False, True, False):
+                stream.hand_over = hand_over
+                writer.sendall(body)
+                got = await stream.read_bytes(READ_CHUNK, partial=True)
+                assert type(got) is (bytearray if hand_over else bytes)
+                assert got == body
+        finally:
+            stream.close()
+            writer.close()
+
+    asyncio.run(scenario())
+
+
 def test_read_into_still_reads_into_the_callers_buffer() -> None:
     source = random.Random(2).randbytes(2 * READ_CHUNK)
 

@@ -19,6 +19,7 @@ from tornado.ioloop import IOLoop
 
 from tornado_files import errors as e
 from tornado_files.web.base import BaseHandler
+from tornado_files.web.server import hand_over_reads
 
 log = logging.getLogger("tornado_files.web")
 # Tornado reads at most this much per data_received; our caps are counted on top of it.
@@ -73,6 +74,7 @@ class StreamingHandler(BaseHandler):
             connection.set_max_body_size(room)
 
     async def prepare(self) -> None:
+        hand_over_reads(self.request, True)  # the connection's previous request may have said no
         declared = self.declared_length()
         cap = self.body_cap()
         self._open_body_limit()

@@ -12,8 +12,9 @@ a read that takes all of it (``read_bytes(..., partial=True)``, which is how Tor
 body) gets that ``bytearray`` itself. Every other case (headers, chunk framing, leftovers, small
 reads) goes through Tornado's own code. So a body chunk reaching a handler may be a
 ``bytearray`` rather than ``bytes``: it is handed over, nobody else holds it, and nothing in
-tornado-files mutates a chunk (the lanes hash and write it later). Code that needs ``bytes``
-(streaming-form-data's parser) converts.
+tornado-files mutates a chunk (the lanes hash and write it later). A request whose consumer
+needs ``bytes`` (multipart: streaming-form-data's parser) turns the hand-over off with
+``hand_over_reads`` and gets Tornado's ``bytes``, still without the append copy.
 
 The two methods overridden are private to Tornado, which is why requirements.txt pins it;
 tests/unit/test_body_stream.py checks the byte stream over real sockets for every read shape.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPServerRequest
 from tornado.iostream import IOStream, StreamBufferFullError
 from tornado.web import Application
 
@@ -35,6 +37,9 @@ HANDOVER = 128 * 1024
 
 
 class BodyStream(IOStream):
+    # Per request (hand_over_reads): whether whole large reads go out as the bytearray itself.
+    hand_over = True
+
     def _read_to_buffer(self) -> int | None:
         if self._user_read_buffer or self._read_buffer_size:
             return super()._read_to_buffer()
@@ -53,7 +58,11 @@ class BodyStream(IOStream):
         if received == 0:
             self.close()
             return 0
-        del buf[received:]
+        if received < len(buf):
+            # A short read gets an allocation of its own size (a bytearray shrunk by less than
+            # half keeps the whole MiB). Reads are short when the client is the slower side,
+            # so this copy is paid when there is time for it.
+            buf = buf[:received]
         self._read_buffer = buf
         self._read_buffer_size = received
         if received > self.max_buffer_size:  # cannot happen: read_chunk_size is at most half
@@ -64,11 +73,21 @@ class BodyStream(IOStream):
 
     def _consume(self, loc: int) -> bytes:
         buf = self._read_buffer
-        if loc >= HANDOVER and loc == len(buf):
+        if self.hand_over and loc >= HANDOVER and loc == len(buf):
             self._read_buffer = bytearray()
             self._read_buffer_size = 0
             return buf  # type: ignore[return-value]  # a bytearray nobody else holds
         return super()._consume(loc)
+
+
+def hand_over_reads(request: HTTPServerRequest, enabled: bool) -> None:
+    """Whether this request's large body reads reach ``data_received`` as the received
+    ``bytearray`` (the default), or as ``bytes`` with one copy. A consumer that needs ``bytes``
+    anyway (the multipart parser) asks for ``bytes``: converting later would keep both alive
+    while the chunk is parsed, a MiB more per connection."""
+    stream = getattr(request.connection, "stream", None)
+    if isinstance(stream, BodyStream):
+        stream.hand_over = enabled
 
 
 class FilesHTTPServer(HTTPServer):

@@ -12,6 +12,7 @@ from tornado_files.names import raw_upload_filename, safe_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
 from tornado_files.web.body import StreamingHandler
+from tornado_files.web.server import hand_over_reads
 
 RAW_FIELD = "body"
 
@@ -89,6 +90,7 @@ class UploadHandler(StreamingHandler):
         content_type = self.request.headers.get("Content-Type", "")
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type == "multipart/form-data":
+            hand_over_reads(self.request, False)  # the parser takes bytes
             bridge = MultipartBridge(
                 self.request.headers, session, self.services.config.max_field_size
             )
