@@ -4,7 +4,7 @@ glibc gives each allocation above its mmap threshold (128 KiB at start, raised o
 blocks are freed) fresh pages from ``mmap`` and returns them with ``munmap`` when freed, and it
 hands the free top of the heap back to the kernel above 128 KiB. An upload allocates a 1 MiB
 read buffer and one or two 1 MiB ``bytes`` per MiB, so every MiB paid for 256 or more page
-faults: on the VMs we measure on that was a quarter of the event loop's CPU
+faults: on the VMs we measure on that was 20-30 % of the event loop's CPU
 (docs/performance.md). Raising both thresholds keeps those buffers in the heap, where freed
 ones are reused warm.
 
