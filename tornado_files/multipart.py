@@ -127,8 +127,8 @@ class MultipartBridge:
     async def feed(self, chunk: bytes) -> None:
         """Parse one chunk; awaiting it waits for the store (back-pressure)."""
         self._tail = (self._tail + chunk[-len(self._ender) - 4 :])[-len(self._ender) - 4 :]
-        # The parser takes bytes only; a large read arrives as the bytearray the socket was
-        # read into (web/server.py), so it is copied here, once.
+        # The parser takes bytes only. Multipart requests turn the hand-over of reads off
+        # (web/uploads.py), so chunks come as bytes; anything else is copied here, once.
         data = chunk if type(chunk) is bytes else bytes(chunk)
         try:
             await self._parser.adata_received(data)
