@@ -142,3 +142,38 @@ def test_unreachable_server(tmp_path):
     assert result.returncode == 3
     assert result.stderr.strip() == \
         f"tornado-files ls: error: cannot reach http://127.0.0.1:{port}: connection refused"
+
+
+NAMES = ["résumé.pdf", 'say "hi".txt', "東京レポート.txt", "📦 box.bin", "two\nlines\r.txt"]
+
+
+def browser_name(name: str) -> str:
+    """The name as a browser writes it into multipart/form-data (WHATWG HTML): UTF-8, with
+    only ``"``, CR and LF percent-encoded; the server stores what it was sent."""
+    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _resource(server: ServerProcess, file_id: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{server.url}/api/files/{file_id}") as response:  # noqa: S310
+        return dict(json.load(response))
+
+
+@pytest.mark.parametrize("tus", [False, True], ids=["multipart", "tus"])
+def test_filenames_are_sent_as_browsers_send_them(server, tmp_path, tus):
+    paths = []
+    for index, name in enumerate(NAMES):
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        path = folder / name
+        path.write_bytes(os.urandom(2000 + index))
+        paths.append(path)
+    threshold = ["--tus-threshold", "1KiB"] if tus else []
+    result = cli(server.url, "upload", *map(str, paths), *threshold, state=tmp_path / "s.json")
+    assert result.returncode == 0, result.stderr
+    ids = [line.split("\t")[0] for line in result.stdout.splitlines() if "\t" in line]
+    assert len(ids) == len(NAMES)
+    for file_id, path in zip(ids, paths, strict=True):
+        stored = _resource(server, file_id)
+        # tus carries the name base64-encoded in Upload-Metadata: exact, CR/LF and all.
+        assert stored["original_filename"] == (path.name if tus else browser_name(path.name))
+        assert stored["sha256"] == sha256(path)

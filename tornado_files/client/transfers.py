@@ -35,6 +35,17 @@ def _file_chunks(path: Path, start: int, end: int, progress: Progress) -> Iterat
             progress(position)
 
 
+def form_data_filename(name: str) -> str:
+    """A filename as browsers write it into multipart/form-data (WHATWG HTML, "multipart/
+    form-data encoding algorithm"): the name itself, sent as UTF-8, with only ``"``, CR and
+    LF escaped as ``%22``, ``%0D`` and ``%0A``.
+
+    >>> form_data_filename('résumé "v2"\\r\\n.pdf')
+    'résumé %22v2%22%0D%0A.pdf'
+    """
+    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
 def upload_multipart(api: Api, path: Path, route: str, data: dict[str, Any] | None,
                      progress: Progress) -> dict[str, Any]:
     """One multipart POST, streamed from the file (never read whole)."""
@@ -44,9 +55,9 @@ def upload_multipart(api: Api, path: Path, route: str, data: dict[str, Any] | No
     if data is not None:
         head += (f'--{boundary}\r\nContent-Disposition: form-data; name="data"\r\n'
                  f"Content-Type: application/json\r\n\r\n{json.dumps(data)}\r\n").encode()
-    name = quote(path.name, safe=" ._-()[]")
     head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-             f'filename="{name}"\r\nContent-Type: {ctype}\r\n\r\n').encode()
+             f'filename="{form_data_filename(path.name)}"\r\n'
+             f"Content-Type: {ctype}\r\n\r\n").encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     size = path.stat().st_size
 
