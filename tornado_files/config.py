@@ -23,6 +23,8 @@ STORAGE_KINDS = ("disk", "gridfs")
 # Paths the server itself serves; an upload route may not take them over.
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/healthz", "/static")
 
+MIN_SWEEP_GRACE = 60.0
+
 _UNITS = {
     "": 1, "b": 1,
     "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
@@ -295,5 +297,11 @@ def _check_mongo(config: Config) -> None:
         raise ConfigError("gridfs_chunk_size: must be between 1KiB and 15MiB")
     if config.tus_expiry <= 0:
         raise ConfigError("tus_expiry must be positive")
-    if config.sweep_interval <= 0 or config.sweep_grace < 0:
-        raise ConfigError("sweep_interval must be positive and sweep_grace not negative")
+    if config.sweep_interval <= 0:
+        raise ConfigError("sweep_interval must be positive")
+    # Anything younger than the grace may belong to an upload in flight, which can stay silent
+    # for idle_timeout: a shorter grace would let the sweeper race a commit.
+    least = max(MIN_SWEEP_GRACE, 2 * config.idle_timeout)
+    if config.sweep_grace < least:
+        raise ConfigError(f"sweep_grace must be at least {least:g} seconds "
+                          "(twice idle_timeout, and 60): younger objects may be uploads in flight")

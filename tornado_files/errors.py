@@ -136,6 +136,14 @@ class UploadConflict(TornadoFilesError):
     default_detail = "Upload-Offset does not match the upload's current offset"
 
 
+class UploadLocked(TornadoFilesError):
+    """Another request is writing this resumable upload (tusd: ErrUploadLocked, 423)."""
+
+    code = "upload_locked"
+    title = "Upload locked"
+    default_detail = "Another request is writing to this upload; retry when it has finished"
+
+
 class TusVersionUnsupported(TornadoFilesError):
     code = "unsupported_tus_version"
     title = "Unsupported tus version"

@@ -51,7 +51,6 @@ from tornado_files.errors import (  # noqa: E402
     FieldTooLarge,
     FileFieldMissing,
     InvalidJson,
-    InvalidParameter,
     MalformedMultipart,
     TooManyFiles,
 )
@@ -149,9 +148,9 @@ class MultipartBridge:
             self._field = _Field(name, self._field_cap)
             return
         if name != SINGLE_FIELD and name not in MULTI_FIELDS:
-            raise InvalidParameter(
+            raise FileFieldMissing(
                 detail=f"Files go in a part named 'file' or 'files', not {name!r}",
-                meta={"parameter": name},
+                meta={"field": name},
             )
         if self._session.files and (self._single or name == SINGLE_FIELD):
             raise TooManyFiles()

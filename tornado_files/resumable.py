@@ -25,6 +25,7 @@ from tornado_files.errors import (
     NotFound,
     UploadConflict,
     UploadGone,
+    UploadLocked,
 )
 from tornado_files.models import FileRecord, UploadState, utcnow
 from tornado_files.names import safe_filename
@@ -108,7 +109,11 @@ class Resumable:
         claimed = await self.services.uploads.claim_upload(upload_id, offset, token,
                                                            now + self.lease, now)
         if claimed is None:
-            raise UploadConflict(detail="Another request is writing to this upload")
+            # Lost the compare-and-set: the offset moved (409), or a live lease holds it (423).
+            current = await self.get(upload_id)
+            if current.offset != offset:
+                raise UploadConflict(meta={"upload_offset": current.offset})
+            raise UploadLocked()
         try:
             writer = await self.partials(state.storage).resume(upload_id, offset)
         except BlobNotFound:

@@ -42,6 +42,20 @@ async def test_get_resource_and_404(http_client, base_url):
 
 
 @pytest.mark.gen_test
+async def test_head_of_the_resource_is_get_without_a_body(http_client, base_url):
+    # RFC 9110 §9.3.2: HEAD wherever GET is, with the same header fields.
+    created = await upload(http_client, base_url, b"hello", "a.txt")
+    got = await fetch(http_client, base_url + created["url"])
+    head = await fetch(http_client, base_url + created["url"], method="HEAD")
+    assert head.code == 200
+    assert head.body == b""
+    assert head.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert head.headers["Content-Length"] == str(len(got.body))
+    missing = await fetch(http_client, base_url + "/api/files/" + "0" * 32, method="HEAD")
+    assert missing.code == 404
+
+
+@pytest.mark.gen_test
 async def test_download_headers_and_bytes(http_client, base_url):
     raw = await http_client.fetch(base_url + "/api/files", method="POST", body=CONTENT, headers={
         "Content-Type": "application/octet-stream", "X-Filename": "we%22ird%0D%0Aname.bin"})

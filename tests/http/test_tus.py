@@ -201,7 +201,8 @@ async def test_racing_patches_one_wins_one_gets_409(tus, residue):
     url = await tus.create(len(content))
     first, second = await asyncio.gather(tus.patch(url, 0, content),
                                          tus.patch(url, 0, os.urandom(len(content))))
-    assert sorted([first.code, second.code]) == [204, 409]
+    # The loser is 423 while the winner still writes, 409 once the offset moved on.
+    assert sorted([first.code, second.code]) in ([204, 409], [204, 423])
     winner = content if first.code == 204 else None
     upload_id = url.rsplit("/", 1)[1]
     resource = json.loads((await tus.fetch(f"/api/files/{upload_id}")).body)
@@ -209,6 +210,33 @@ async def test_racing_patches_one_wins_one_gets_409(tus, residue):
     assert hashlib.sha256(stored).hexdigest() == resource["sha256"]
     if winner is not None:
         assert stored == winner
+    residue.assert_clean(committed=1)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_patch_while_another_is_in_flight_is_423_upload_locked(tus, http_port, residue):
+    # tusd answers the same (ErrUploadLocked); a wrong offset stays 409.
+    url = await tus.create(1000)
+    sock = socket.create_connection(("127.0.0.1", http_port), timeout=10)
+    try:
+        sock.sendall((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                      "Content-Length: 1000\r\n\r\n").encode() + b"a" * 100)
+        for _ in range(100):  # until the first PATCH holds the lease
+            locked = await tus.patch(url, 0, b"b" * 10)
+            if locked.code == 423:
+                break
+            await asyncio.sleep(0.02)
+        error_of(locked, 423, "upload_locked")
+        error_of(await tus.patch(url, 500, b"b"), 409, "offset_mismatch")
+        sock.sendall(b"a" * 900)
+        sock.settimeout(10)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 204 ")
+    finally:
+        sock.close()
+    upload_id = url.rsplit("/", 1)[1]
+    resource = json.loads((await tus.fetch(f"/api/files/{upload_id}")).body)
+    assert resource["sha256"] == hashlib.sha256(b"a" * 1000).hexdigest()
     residue.assert_clean(committed=1)
 
 

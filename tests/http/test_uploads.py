@@ -94,14 +94,18 @@ async def test_data_part_and_plain_fields_become_data(http_client, base_url):
     ([Part("file", b"", "")], 400, "empty_selection"),
     ([Part("file", b"a", "a.txt"), Part("data", b"{nope")], 400, "invalid_json"),
     ([Part("data", b"[1, 2]"), Part("file", b"a", "a.txt")], 400, "invalid_json"),
-    ([Part("upload", b"a", "a.txt")], 400, "invalid_parameter"),
+    ([Part("upload", b"a", "a.txt")], 400, "file_field_missing"),
+    ([Part("file", b"a", "a.txt"), Part("attachment", b"b", "b.txt")], 400,
+     "file_field_missing"),
     ([Part("file", b"a", "a.txt"), Part("note", b"x" * (64 * 1024 + 1))], 413,
      "request_too_large"),
 ])
 async def test_bad_multipart_requests_leave_nothing(http_client, base_url, residue, parts,
                                                     status, code):
     response = await post(http_client, base_url + "/api/files", *multipart(parts))
-    error_of(response, status, code)
+    error = error_of(response, status, code)
+    if parts[-1].name in ("upload", "attachment"):  # the detail names the field it saw
+        assert repr(parts[-1].name) in error["detail"]
     residue.assert_clean()
 
 

@@ -97,6 +97,10 @@ def test_routes_become_policies():
     ({"routes": [{"path": "/a", "max_body_size": 1, "max_files": 0}]}, "max_files"),
     ({"routes": [{"path": "/a", "max_body_size": 1, "allowed_mime_types": ["png"]}]},
      "allowed_mime_types"),
+    # A grace shorter than an upload may stay silent lets the sweeper race a commit.
+    ({"sweep_grace": 0}, "sweep_grace must be at least 120"),
+    ({"sweep_grace": 59}, "sweep_grace must be at least 120"),
+    ({"idle_timeout": 600, "sweep_grace": 900}, "sweep_grace must be at least 1200"),
 ])
 def test_validation_names_the_problem(settings, message):
     with pytest.raises(ConfigError, match=message.replace("*", r"\*")):

@@ -28,6 +28,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.BackendUnavailable: 503,
     e.InternalError: 500,
     e.UploadConflict: 409,
+    e.UploadLocked: 423,
     e.UploadGone: 410,
     e.TusVersionUnsupported: 412,
     e.ChecksumMismatch: 460,

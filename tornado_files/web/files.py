@@ -42,10 +42,7 @@ class FileHandler(StreamingHandler):
         self.write_json(record.to_resource())
 
     async def head(self, file_id: str) -> None:
-        if self.get_query_argument("alt", None) == "media":
-            await self.send_content(file_id)
-            return
-        raise e.MethodNotAllowed()
+        await self.get(file_id)  # RFC 9110 §9.3.2: Tornado drops the body, keeps the headers
 
     async def send_content(self, file_id: str) -> None:
         await send_file(self, file_id)
