@@ -23,7 +23,7 @@ from tests.mongo_support import Standin, fresh_database, start_standin
 from tornado_files.app import build_services, make_app
 from tornado_files.config import Config, build_config
 from tornado_files.services import Services
-from tornado_files.web.server import build_http_server
+from tornado_files.web.edge import build_http_server
 
 # Runs under the stand-in's own Python 3.13 environment, never imported here.
 collect_ignore = ["standin_server.py"]

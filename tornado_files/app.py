@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from tornado.web import Application
 
@@ -26,11 +25,16 @@ from tornado_files.storage.base import BlobStore, ResumableBlobStore
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.storage.disk_partial import DiskPartials
 from tornado_files.sweeper import Sweeper
-from tornado_files.web.body import NotFoundHandler
 from tornado_files.web.download import ContentHandler
-from tornado_files.web.files import FileHandler, FilesCollectionHandler
+from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
 from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
-from tornado_files.web.tus import TusCollectionHandler, TusUploadHandler
+from tornado_files.web.routing import Endpoint, NotFoundHandler, RouteTable
+from tornado_files.web.tus import (
+    TusCreationHandler,
+    TusDiscoveryHandler,
+    TusPatchHandler,
+    TusUploadHandler,
+)
 from tornado_files.web.uploads import UploadHandler
 
 
@@ -106,24 +110,27 @@ def build_sweeper(services: Services) -> Sweeper:
 
 
 def make_app(services: Services, static_dir: Path | None = None) -> Application:
+    """Every endpoint, each method on the handler for it (``web.routing``)."""
     static_dir = static_dir or find_static_dir()
     default, *others = services.policies
     tus = {"resumable": Resumable(services, HashCache())}
-    handlers: list[Any] = [
-        (r"/api/files", FilesCollectionHandler, {"policy": default}),
-        (rf"/api/files/{FILE_ID}", FileHandler),
-        (rf"/api/files/{FILE_ID}/content", ContentHandler),
-        (r"/api/routes", RoutesHandler),
-        (r"/api/tus/?", TusCollectionHandler, tus),
-        (rf"/api/tus/{FILE_ID}", TusUploadHandler, tus),
-        (r"/healthz", HealthHandler),
-        *[(policy.path, UploadHandler, {"policy": policy}) for policy in others],
-        (r"/()", PageHandler, {"path": str(static_dir), "default_filename": "index.html"}),
-        (r"/static/(.+)", PageHandler, {"path": str(static_dir)}),
-    ]
+    table = RouteTable([
+        Endpoint(r"/api/files", [(FilesListHandler, {}), (UploadHandler, {"policy": default})]),
+        Endpoint(rf"/api/files/{FILE_ID}", [(FileHandler, {}), (FileUpdateHandler, {})]),
+        Endpoint(rf"/api/files/{FILE_ID}/content", [(ContentHandler, {})]),
+        Endpoint(r"/api/routes", [(RoutesHandler, {})]),
+        Endpoint(r"/api/tus/?", [(TusDiscoveryHandler, tus), (TusCreationHandler, tus)]),
+        Endpoint(rf"/api/tus/{FILE_ID}", [(TusUploadHandler, tus), (TusPatchHandler, tus)]),
+        Endpoint(r"/healthz", [(HealthHandler, {})]),
+        *[Endpoint(policy.path, [(UploadHandler, {"policy": policy})]) for policy in others],
+        Endpoint(r"/()", [(PageHandler, {"path": str(static_dir),
+                                          "default_filename": "index.html"})]),
+        Endpoint(r"/static/(.+)", [(PageHandler, {"path": str(static_dir)})]),
+    ])
     return Application(
-        handlers,
+        table.rules(),
         services=services,
+        route_table=table,
         default_handler_class=NotFoundHandler,
         compress_response=False,
     )

@@ -24,7 +24,7 @@ from tornado_files.config import Config, ConfigError, build_config, env_settings
 from tornado_files.errors import BackendUnavailable
 from tornado_files.heap import keep_buffers_in_heap
 from tornado_files.services import Services
-from tornado_files.web.server import build_http_server
+from tornado_files.web.edge import build_http_server
 
 log = logging.getLogger("tornado_files")
 

@@ -16,6 +16,8 @@ class TornadoFilesError(Exception):
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal server error"
     default_detail: ClassVar[str] = "The server could not complete the request"
+    # A fault of the server or its stores (logged at ERROR with its cause), not of the client.
+    server_fault: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None, meta: dict[str, Any] | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -77,6 +79,14 @@ class RequestTimeout(TornadoFilesError):
     default_detail = "No data arrived for too long; the upload was dropped"
 
 
+class StalledAppend(RequestTimeout):
+    """A resumable upload's PATCH body stopped arriving. Answered 503 with ``Retry-After`` so
+    every tus client retries and resumes (tusd answers read timeouts with a 5xx on purpose;
+    tus-js-client never retries a 4xx but 409 and 423); the bytes stored so far are kept."""
+
+    default_detail = "No data arrived for too long; what arrived is kept, resume the upload"
+
+
 class RequestTooLarge(TornadoFilesError):
     code = "request_too_large"
     title = "Request content length is too great"
@@ -111,19 +121,21 @@ class RangeNotSatisfiable(TornadoFilesError):
 
 
 class InsufficientStorage(TornadoFilesError):
+    server_fault = True
     code = "insufficient_storage"
     title = "Insufficient storage"
     default_detail = "The server has no room to store this upload"
 
 
 class BackendUnavailable(TornadoFilesError):
+    server_fault = True
     code = "backend_unavailable"
     title = "Storage backend unavailable"
     default_detail = "A storage backend did not answer; try again later"
 
 
 class InternalError(TornadoFilesError):
-    pass
+    server_fault = True
 
 
 class BlobNotFound(NotFound):

@@ -273,7 +273,7 @@ async def test_cors_on_success_error_and_preflight(http_client, base_url):
         headers={**origin, "Access-Control-Request-Method": "POST"})
     assert preflight.code == 204
     methods = {m.strip() for m in preflight.headers["Access-Control-Allow-Methods"].split(",")}
-    assert methods == {"GET", "POST", "OPTIONS"}
+    assert methods == {"GET", "HEAD", "POST", "OPTIONS"}
     allowed = preflight.headers["Access-Control-Allow-Headers"]
     for header in ("Cache-Control", "X-Requested-With", "Authorization", "Content-Type",
                    "X-Filename", "Upload-Offset", "Tus-Resumable"):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support import PNG_1PX, Part, RawResponse, multipart, raw_request
-from tornado_files.web.server import READ_CHUNK
+from tornado_files.web.edge import READ_CHUNK
 
 MIB = 1024 * 1024
 CAP = 1 * MIB

@@ -1,4 +1,18 @@
-"""The base handler: services, CORS, JSON responses and the JSON:API error exit."""
+"""The base of every handler: services, CORS, JSON, and the one exit every error leaves by.
+
+Handlers that take a body derive ``web.body.BodyHandler``; every other handler takes none: a
+request that declares one is answered 413 (``maximum_content_length_allowed: 0``) before any of
+it is read. Every handler streams (``@stream_request_body``) so Tornado never buffers a body
+and never answers with its own bare 400.
+
+**The one error exit.** Tornado reports an error raised by ``prepare`` or a handler method by
+calling ``log_exception`` and then ``send_error``; errors outside that flow (in
+``data_received``, the idle timer, after the body) go through ``fail``, which calls the same
+two. So every error is logged once with its id — server faults at ERROR with their cause — and
+answered once: a JSON:API document, lingering over the rest of the body when it still arrives
+(as nginx's lingering close), or, when the headers already went out (a read error mid-download),
+by closing the connection so the client sees the response cut short.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +21,46 @@ import logging
 from types import TracebackType
 from typing import Any
 
+from tornado import web
+from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from tornado_files import errors as e
 from tornado_files.services import Services
-from tornado_files.web import cors
-from tornado_files.web.errors import FROM_STATUS, error_document, error_headers
+from tornado_files.web import cors, edge
+from tornado_files.web.errors import FROM_STATUS, error_document, error_headers, status_of
 
 log = logging.getLogger("tornado_files.web")
 JSON_TYPE = "application/json; charset=UTF-8"
+# Room for one read past any cap we count, so Tornado's own body limit never fires first.
+READ_SLACK = 4 * 1024 * 1024
 
 
-class BaseHandler(RequestHandler):
-    """Every API handler derives from this; no handler writes an error any other way."""
+@web.stream_request_body
+class ApiHandler(RequestHandler):
+    """No handler writes an error any other way than through ``log_exception``/``send_error``."""
+
+    _failed = False
+    _cleaned = False
+    _lingered = 0
+    _linger_timer: object | None = None
+    _exit: tuple[BaseException | None, e.TornadoFilesError, str] | None = None
+
+    @property
+    def failed(self) -> bool:
+        """An error was answered (the rest of the body may still be discarded): a handler
+        method that Tornado calls once the body has ended must do nothing."""
+        return self._failed
 
     @property
     def services(self) -> Services:
         services: Services = self.settings["services"]
         return services
 
-    # -- CORS ---------------------------------------------------------------------------
+    # -- CORS and methods ---------------------------------------------------------------
     def set_default_headers(self) -> None:
-        # Called again by send_error()/clear(), so error responses keep CORS headers and a
-        # browser can read a 413.
+        # Called again by clear(), so error responses keep CORS headers and a browser can
+        # read a 413.
         origin = self.request.headers.get("Origin")
         if origin and origin in self.services.config.cors_origins:
             self.set_header("Access-Control-Allow-Origin", origin)
@@ -38,10 +69,9 @@ class BaseHandler(RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def allowed_methods(self) -> list[str]:
-        """The methods this handler class implements (for preflight and 405's Allow)."""
-        names = [m for m in self.SUPPORTED_METHODS
-                 if getattr(type(self), m.lower()) is not getattr(RequestHandler, m.lower())]
-        return sorted({*names, "OPTIONS"})
+        """Every method this path answers (for preflight and 405's ``Allow``)."""
+        table = self.settings.get("route_table")
+        return list(table.allowed(self.request.path)) if table is not None else ["OPTIONS"]
 
     def options(self, *_args: str) -> None:
         if self.request.headers.get("Origin") in self.services.config.cors_origins:
@@ -52,39 +82,112 @@ class BaseHandler(RequestHandler):
         self.set_status(204)
         self.finish()
 
+    async def head(self, *args: str) -> None:
+        """RFC 9110 §9.3.2: HEAD wherever GET is, with the same header fields (Tornado sends
+        no body for HEAD and keeps the Content-Length the body would have had)."""
+        result: Any = self.get(*args)
+        if result is not None:
+            await result
+
+    # -- no body ------------------------------------------------------------------------
+    def body_cap(self) -> int:
+        """Bytes of content this request may carry (none here; BodyHandler says more)."""
+        return 0
+
+    def received(self) -> int:
+        """Body bytes read so far (BodyHandler counts them)."""
+        return 0
+
+    def open_body_limit(self) -> None:
+        """Tornado's limit on this body: room for our cap (or what already came), the
+        lingering discard and one read, so that its bare 400 never follows our answer."""
+        room = max(self.declared_length() or 0, self.body_cap(), self.received())
+        edge.set_body_limit(self.request, room + self.services.config.linger_bytes + READ_SLACK)
+
+    def declared_length(self) -> int | None:
+        value = self.request.headers.get("Content-Length")
+        return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+    async def prepare(self) -> None:
+        self.open_body_limit()
+        chunked = "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
+        declared = self.declared_length()
+        if chunked or (declared or 0) > 0:
+            raise e.RequestTooLarge(
+                detail=f"{self.request.method} {self.request.path} takes no request content",
+                meta={"maximum_content_length_allowed": 0, "request_content_length": declared,
+                      "received": 0})
+
+    def data_received(self, chunk: bytes) -> None:
+        """Only reached after an error answered while the body still arrives: discard it."""
+        self.discard(len(chunk))
+
     # -- JSON ---------------------------------------------------------------------------
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", JSON_TYPE)
         self.finish(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
 
-    def json_object(self, body: bytes) -> dict[str, Any]:
-        """A request body that must be a JSON object (bounded by the caller)."""
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise e.InvalidJson(detail="The request body is not valid JSON") from None
-        if not isinstance(parsed, dict):
-            raise e.InvalidJson(detail="The request body must be a JSON object")
-        return parsed
+    # -- the one error exit -------------------------------------------------------------
+    async def cleanup(self) -> None:
+        """Undo everything the request wrote; idempotent. Handlers that write override it."""
 
-    # -- errors -------------------------------------------------------------------------
-    def domain_error(self, exc: BaseException | None, status: int) -> e.TornadoFilesError:
+    async def fail(self, exc: BaseException, *, linger: bool = True) -> None:
+        """The exit for errors outside Tornado's own flow: undo the request's writes, then log
+        and answer exactly as for an error raised by a handler method."""
+        self._failed = True
+        await self._cleanup_once()
+        self.log_exception(type(exc), exc, exc.__traceback__)
+        self.send_error(status_of(self._error_of(exc)), exc_info=(type(exc), exc, None),
+                        linger=linger)
+
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
+        """Log an error once, with the id its answer carries: server faults at ERROR with
+        their cause, client errors at INFO."""
+        error = self._error_of(value)
+        error_id = error_document(error)[1]
+        self._exit = (value, error, error_id)
+        where = f"{self.request.method} {self.request.path}"
+        status = status_of(error)
+        if error.server_fault:
+            # The cause (with its traceback) unless it is one of ours: those were logged, with
+            # the driver's words, where they were raised.
+            cause = value if not isinstance(value, e.TornadoFilesError | HTTPError) else None
+            log.error("error %s %d %s %s", error_id, status, error.code, where, exc_info=cause)
+        else:
+            log.info("error %s %d %s %s: %s", error_id, status, error.code, where, error.detail)
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        exc = exc_info[1] if exc_info else None
+        if self._exit is None or self._exit[0] is not exc:
+            # Tornado's own send_error(500) (a cancelled handler task): not logged yet.
+            reported = exc if exc is not None else HTTPError(status_code)
+            self.log_exception(type(reported), reported, None)
+        assert self._exit is not None
+        _, error, error_id = self._exit
+        self._failed = True
+        if edge.finished(self):
+            return
+        IOLoop.current().add_callback(self._cleanup_once)
+        if edge.headers_written(self):
+            edge.close_connection(self.request)  # the client sees the response cut short
+            return
+        self._answer(error, error_id, linger=kwargs.get("linger", True))
+
+    def _error_of(self, exc: BaseException | None) -> e.TornadoFilesError:
         if isinstance(exc, e.TornadoFilesError):
             return exc
-        if isinstance(exc, HTTPError) or exc is None:
-            status = exc.status_code if isinstance(exc, HTTPError) else status
-            cls = FROM_STATUS.get(status, e.InternalError)
-            return cls()
+        if isinstance(exc, HTTPError):
+            return FROM_STATUS.get(exc.status_code, e.InternalError)()
         return e.InternalError()
 
-    def render_error(self, error: e.TornadoFilesError, *, finish: bool = True,
-                     cause: BaseException | None = None) -> None:
-        """Write ``error`` as a JSON:API document and log its id. With ``finish=False`` the
-        response is sent (Content-Length set, flushed) but the request stays open, so the
-        upload handler can linger and discard input before the connection closes."""
-        status, error_id, document = error_document(error)
-        self._log_error(status, error_id, error, cause)
+    def _answer(self, error: e.TornadoFilesError, error_id: str, *, linger: bool) -> None:
+        """Send the JSON:API document. While the body still arrives the response goes out at
+        once with ``Connection: close`` and input is discarded for a bounded time and amount
+        (the linger), so the client reads the answer before the socket closes."""
+        status, _, document = error_document(error, error_id)
         body = json.dumps(document, ensure_ascii=False).encode("utf-8")
         self.clear()
         self.set_status(status)
@@ -93,30 +196,51 @@ class BaseHandler(RequestHandler):
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         for name, value in error_headers(error).items():
             self.set_header(name, value)
-        if not finish:
-            self.set_header("Content-Length", str(len(body)))
-            self.set_header("Connection", "close")
+        # A client waiting for "100 Continue" sends no body: answer and close, and never let
+        # Tornado send it a 100 after the error.
+        expects_continue = self.request.headers.get("Expect", "").lower() == "100-continue"
+        if not linger or edge.body_complete(self.request) or (
+                expects_continue and not self.received()):
+            self.finish(body)
+            return
+        self.open_body_limit()
+        self.set_header("Content-Length", str(len(body)))
+        self.set_header("Connection", "close")
         self.write(body)
-        if finish:
+        self.flush()
+        self._linger_timer = IOLoop.current().call_later(
+            self.services.config.linger_seconds, self._end_linger)
+        # Whole body discarded before the linger ran out: the answer is done.
+        edge.when_body_complete(self.request, self._end_linger)
+
+    def discard(self, size: int) -> None:
+        self._lingered += size
+        if self._lingered > self.services.config.linger_bytes:
+            self._end_linger()
+
+    def _end_linger(self) -> None:
+        if not edge.finished(self):
+            # If the body was not read to its end, Tornado closes the connection.
             self.finish()
-        else:
-            self.flush()
 
-    def _log_error(self, status: int, error_id: str, error: e.TornadoFilesError,
-                   cause: BaseException | None) -> None:
-        where = f"{self.request.method} {self.request.path}"
-        if status >= 500:
-            log.error("error %s %d %s %s", error_id, status, error.code, where, exc_info=cause)
-        else:
-            log.info("error %s %d %s %s: %s", error_id, status, error.code, where, error.detail)
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self.stop_timers()
+        IOLoop.current().add_callback(self._cleanup_once)
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        exc = exc_info[1] if exc_info else None
-        self.render_error(self.domain_error(exc, status_code), cause=exc
-                          if not isinstance(exc, e.TornadoFilesError | HTTPError) else None)
+    def on_finish(self) -> None:
+        self.stop_timers()
 
-    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
-                      tb: TracebackType | None) -> None:
-        # write_error logs every error once, with its id; unexpected ones with a traceback.
-        return
+    def stop_timers(self) -> None:
+        if self._linger_timer is not None:
+            IOLoop.current().remove_timeout(self._linger_timer)
+            self._linger_timer = None
+
+    async def _cleanup_once(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        try:
+            await self.cleanup()
+        except Exception:
+            log.exception("cleanup failed for %s %s", self.request.method, self.request.path)

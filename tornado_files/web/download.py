@@ -7,10 +7,10 @@ from tornado.iostream import StreamClosedError
 from tornado_files import errors as e
 from tornado_files.names import content_disposition, inline_allowed
 from tornado_files.ranges import decide, http_date, strong_etag
-from tornado_files.web.body import StreamingHandler
+from tornado_files.web.base import ApiHandler
 
 
-async def send_file(handler: StreamingHandler, file_id: str) -> None:
+async def send_file(handler: ApiHandler, file_id: str) -> None:
     """Decide (pure, ``ranges.decide``), then render: headers, then the bytes in chunks, each
     flushed before the next is read so memory stays bounded whatever the size."""
     services = handler.services
@@ -53,11 +53,8 @@ async def send_file(handler: StreamingHandler, file_id: str) -> None:
         await reader.close()
 
 
-class ContentHandler(StreamingHandler):
+class ContentHandler(ApiHandler):
     """``/api/files/{id}/content``: GET and HEAD."""
 
     async def get(self, file_id: str) -> None:
-        await send_file(self, file_id)
-
-    async def head(self, file_id: str) -> None:
         await send_file(self, file_id)

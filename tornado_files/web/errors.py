@@ -27,6 +27,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.InsufficientStorage: 507,
     e.BackendUnavailable: 503,
     e.InternalError: 500,
+    e.StalledAppend: 503,
     e.UploadConflict: 409,
     e.UploadLocked: 423,
     e.UploadGone: 410,
@@ -53,10 +54,12 @@ def status_of(error: e.TornadoFilesError) -> int:
     return 500
 
 
-def error_document(error: e.TornadoFilesError) -> tuple[int, str, dict[str, Any]]:
-    """(status, error id, JSON:API document). The id is fresh and goes to the log too."""
+def error_document(error: e.TornadoFilesError, error_id: str | None = None
+                   ) -> tuple[int, str, dict[str, Any]]:
+    """(status, error id, JSON:API document). The id is fresh unless given, and goes to the
+    log too."""
     status = status_of(error)
-    error_id = str(uuid4())
+    error_id = error_id or str(uuid4())
     body: dict[str, Any] = {
         "id": error_id,
         "status": str(status),
@@ -75,4 +78,6 @@ def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
         return {"Content-Range": f"bytes */{error.meta['size']}"}
     if isinstance(error, e.TusVersionUnsupported):
         return {"Tus-Version": "1.0.0"}
+    if isinstance(error, e.StalledAppend):
+        return {"Retry-After": "1"}
     return {}

@@ -9,15 +9,15 @@ from tornado_files import errors as e
 from tornado_files.listing import next_url, parse_list_query
 from tornado_files.models import FileRecord, utcnow
 from tornado_files.names import safe_filename
-from tornado_files.web.body import StreamingHandler
+from tornado_files.web.base import ApiHandler
+from tornado_files.web.body import JsonBodyHandler
 from tornado_files.web.download import send_file
-from tornado_files.web.uploads import UploadHandler
 
 log = logging.getLogger("tornado_files.web")
 
 
-class FilesCollectionHandler(UploadHandler):
-    """``/api/files``: POST uploads on the default route, GET lists."""
+class FilesListHandler(ApiHandler):
+    """``GET /api/files``: the listing (uploads to the same path go to ``UploadHandler``)."""
 
     async def get(self) -> None:
         args = {k: [v.decode("utf-8", "replace") for v in vs]
@@ -31,26 +31,36 @@ class FilesCollectionHandler(UploadHandler):
         })
 
 
-class FileHandler(StreamingHandler):
-    """``/api/files/{id}``: GET, PATCH, PUT, DELETE (and ``?alt=media`` → the content)."""
+class FileHandler(ApiHandler):
+    """``/api/files/{id}``: GET (and ``?alt=media`` → the content), HEAD, DELETE."""
 
     async def get(self, file_id: str) -> None:
         if self.get_query_argument("alt", None) == "media":
-            await self.send_content(file_id)
+            await send_file(self, file_id)
             return
         record = await self.services.metadata.get(file_id)
         self.write_json(record.to_resource())
 
-    async def head(self, file_id: str) -> None:
-        await self.get(file_id)  # RFC 9110 §9.3.2: Tornado drops the body, keeps the headers
+    async def delete(self, file_id: str) -> None:
+        # Record first, then the blob (DESIGN.md): a crash in between leaves an orphan blob
+        # for the sweeper, never a record pointing at nothing.
+        record = await self.services.metadata.delete(file_id)
+        try:
+            await self.services.blob_store(record.storage).delete(record.blob_key)
+        except Exception:
+            log.exception("blob %s of deleted file %s not removed", record.blob_key, file_id)
+        self.set_status(204)
+        self.finish()
 
-    async def send_content(self, file_id: str) -> None:
-        await send_file(self, file_id)
+
+class FileUpdateHandler(JsonBodyHandler):
+    """``/api/files/{id}``: PATCH merges ``data`` (a null value removes a key), PUT replaces it;
+    both may rename."""
 
     async def patch(self, file_id: str) -> None:
-        if self._failed:
+        if self.failed:
             return
-        changes = self.json_object(self.body)
+        changes = self.json_object()
         record = await self.services.metadata.get(file_id)
         data = dict(record.data)
         for key, value in _data_field(changes).items():
@@ -61,9 +71,9 @@ class FileHandler(StreamingHandler):
         await self._save(record, changes, data)
 
     async def put(self, file_id: str) -> None:
-        if self._failed:
+        if self.failed:
             return
-        changes = self.json_object(self.body)
+        changes = self.json_object()
         record = await self.services.metadata.get(file_id)
         await self._save(record, changes, _data_field(changes))
 
@@ -84,17 +94,6 @@ class FileHandler(StreamingHandler):
             modified=utcnow(),
         )
         self.write_json(updated.to_resource())
-
-    async def delete(self, file_id: str) -> None:
-        # Record first, then the blob (DESIGN.md): a crash in between leaves an orphan blob
-        # for the sweeper, never a record pointing at nothing.
-        record = await self.services.metadata.delete(file_id)
-        try:
-            await self.services.blob_store(record.storage).delete(record.blob_key)
-        except Exception:
-            log.exception("blob %s of deleted file %s not removed", record.blob_key, file_id)
-        self.set_status(204)
-        self.finish()
 
 
 def _data_field(changes: dict[str, Any]) -> dict[str, Any]:

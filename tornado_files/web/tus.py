@@ -1,6 +1,8 @@
 """tus 1.0.0 at ``/api/tus/`` (API.md §5): core, creation, creation-with-upload, termination,
 checksum, expiration. The protocol's headers are parsed in ``tus_protocol``; uploads move in
-``resumable``; this module is only HTTP."""
+``resumable``; this module is only HTTP. One handler per kind of request: discovery (OPTIONS),
+creation (POST, maybe with the first chunk), the upload's state (HEAD, DELETE), appends
+(PATCH)."""
 
 from __future__ import annotations
 
@@ -12,25 +14,41 @@ from tornado_files import tus_protocol as tus
 from tornado_files.models import UploadState
 from tornado_files.ranges import http_date
 from tornado_files.resumable import Append, Resumable
-from tornado_files.web.body import StreamingHandler
+from tornado_files.web.base import ApiHandler
+from tornado_files.web.body import BodyHandler
 
 
-class TusHandler(StreamingHandler):
-    """What both tus endpoints share: version check, the PATCH body stream, cleanup."""
+class TusHandler(ApiHandler):
+    """What every tus handler shares: the resumable service and the protocol's headers."""
 
     resumable: Resumable
-    append: Append | None = None
-    _terminate = False
 
     def initialize(self, resumable: Resumable) -> None:
         self.resumable = resumable
-        self._lock = asyncio.Lock()
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
-        if self.request.method != "OPTIONS":
-            self.set_header("Tus-Resumable", tus.VERSION)
+        self.set_header("Tus-Resumable", tus.VERSION)
         self.set_header("Cache-Control", "no-store")
+
+    def respond(self, status: int, headers: dict[str, str]) -> None:
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.set_status(status)
+        self.finish()
+
+
+class TusBodyHandler(TusHandler, BodyHandler):
+    """A tus request that may carry a chunk: streamed into an ``Append`` under its lease."""
+
+    append: Append | None = None
+    # What an error makes of this request's bytes (see fail).
+    _outcome = "discard"
+
+    def initialize(self, resumable: Resumable) -> None:
+        super().initialize(resumable)
+        # Serialises appends against cleanup: a disconnect never discards mid-write.
+        self._lock = asyncio.Lock()
 
     def body_cap(self) -> int:
         return self.append.remaining if self.append is not None else super().body_cap()
@@ -43,34 +61,42 @@ class TusHandler(StreamingHandler):
             meta={"maximum_content_length_allowed": self.append.remaining,
                   "request_content_length": declared, "received": received})
 
+    def idle_error(self) -> e.RequestTimeout:
+        return e.StalledAppend()
+
     async def start_append(self, upload_id: str, offset: int) -> None:
         checksum = tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
         self.append = await self.resumable.begin(upload_id, offset, checksum)
 
     async def consume(self, chunk: bytes) -> None:
         if self.append is None:
-            await super().consume(chunk)
-            return
+            return  # a creation request without a chunk: its (small) body is ignored
         async with self._lock:
             await self.append.feed(chunk)
 
     async def fail(self, exc: BaseException, *, linger: bool = True) -> None:
-        # A disallowed type ends the whole upload, not just this chunk (API.md §5).
-        self._terminate = isinstance(exc, e.UnsupportedMediaType)
+        # A disallowed type ends the whole upload, not just this chunk (API.md §5); a body
+        # that went silent keeps what reached storage, as a disconnect does; any other error
+        # discards this chunk.
+        if isinstance(exc, e.UnsupportedMediaType):
+            self._outcome = "terminate"
+        elif isinstance(exc, e.StalledAppend):
+            self._outcome = "keep"
         await super().fail(exc, linger=linger)
 
     async def cleanup(self) -> None:
         append = self.append
         if append is None:
             return
+        outcome = self._outcome if self.failed else "keep"  # not failed: the client vanished
         async with self._lock:
-            if self._terminate:
+            if outcome == "terminate":
                 await append.discard()
                 await self.resumable.terminate(append.state.id)
-            elif self._failed:
-                await append.discard()  # our error: this chunk does not count
+            elif outcome == "discard":
+                await append.discard()
             else:
-                await append.interrupted()  # the client vanished: keep what was stored
+                await append.interrupted()
 
     async def finish_append(self) -> dict[str, str]:
         """The body is in: advance (and maybe complete); the headers to answer with."""
@@ -79,17 +105,12 @@ class TusHandler(StreamingHandler):
             state, _record = await self.append.finish()
         return {"Upload-Offset": str(state.offset), "Upload-Expires": http_date(state.expires)}
 
-    def respond(self, status: int, headers: dict[str, str]) -> None:
-        for name, value in headers.items():
-            self.set_header(name, value)
-        self.set_status(status)
-        self.finish()
 
+class TusDiscoveryHandler(TusHandler):
+    """``OPTIONS /api/tus/``: the server's tus capabilities (and the CORS preflight)."""
 
-class TusCollectionHandler(TusHandler):
-    """``/api/tus/``: OPTIONS (discovery) and POST (creation, creation-with-upload)."""
-
-    created: UploadState
+    def set_default_headers(self) -> None:
+        ApiHandler.set_default_headers(self)  # no Tus-Resumable on OPTIONS (tus 1.0.0)
 
     def options(self, *_args: str) -> None:
         route = self.get_query_argument("route", None)
@@ -98,18 +119,22 @@ class TusCollectionHandler(TusHandler):
             self.set_header(name, value)
         super().options()
 
+
+class TusCreationHandler(TusBodyHandler):
+    """``POST /api/tus/``: creation, and creation-with-upload when a chunk comes along."""
+
+    created: UploadState
+
     async def prepare(self) -> None:
-        if self.request.method == "POST":
-            tus.check_version(self.request.headers.get("Tus-Resumable"))
-            if "Upload-Defer-Length" in self.request.headers:
-                raise e.InvalidParameter(detail="Upload-Defer-Length is not supported",
-                                         meta={"parameter": "Upload-Defer-Length"})
-            length = tus.parse_length(self.request.headers.get("Upload-Length"),
-                                      "Upload-Length")
-            metadata = tus.parse_metadata(self.request.headers.get("Upload-Metadata"))
-            self.created = await self.resumable.create(length, metadata, owner=None)
-            if self._carries_chunk():
-                await self.start_append(self.created.id, 0)
+        tus.check_version(self.request.headers.get("Tus-Resumable"))
+        if "Upload-Defer-Length" in self.request.headers:
+            raise e.InvalidParameter(detail="Upload-Defer-Length is not supported",
+                                     meta={"parameter": "Upload-Defer-Length"})
+        length = tus.parse_length(self.request.headers.get("Upload-Length"), "Upload-Length")
+        metadata = tus.parse_metadata(self.request.headers.get("Upload-Metadata"))
+        self.created = await self.resumable.create(length, metadata, owner=None)
+        if self._carries_chunk():
+            await self.start_append(self.created.id, 0)
         await super().prepare()
 
     def _carries_chunk(self) -> bool:
@@ -119,7 +144,7 @@ class TusCollectionHandler(TusHandler):
                           or "Transfer-Encoding" in headers)
 
     async def post(self) -> None:
-        if self._failed:
+        if self.failed:
             return
         headers = {"Location": f"/api/tus/{self.created.id}",
                    "Upload-Expires": http_date(self.created.expires)}
@@ -133,25 +158,13 @@ class TusCollectionHandler(TusHandler):
 
 
 class TusUploadHandler(TusHandler):
-    """``/api/tus/{id}``: HEAD (offset), PATCH (append), DELETE (termination)."""
+    """``HEAD /api/tus/{id}`` (the offset) and ``DELETE`` (termination)."""
 
     async def prepare(self) -> None:
-        method = self.request.method
-        if method in ("HEAD", "PATCH", "DELETE"):
-            tus.check_version(self.request.headers.get("Tus-Resumable"))
-        if method == "PATCH":
-            content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
-            if content_type != tus.CHUNK_TYPE:
-                raise e.UnsupportedMediaType(
-                    detail=f"PATCH bodies must be {tus.CHUNK_TYPE}",
-                    meta={"allowed_mime_types": [tus.CHUNK_TYPE],
-                          "instance_mime_type": content_type})
-            offset = tus.parse_length(self.request.headers.get("Upload-Offset"),
-                                      "Upload-Offset")
-            await self.start_append(self.path_args[0], offset)
+        tus.check_version(self.request.headers.get("Tus-Resumable"))
         await super().prepare()
 
-    async def head(self, upload_id: str) -> None:
+    async def head(self, upload_id: str) -> None:  # type: ignore[override]
         headers: dict[str, Any]
         try:
             state = await self.resumable.get(upload_id)
@@ -164,8 +177,27 @@ class TusUploadHandler(TusHandler):
             headers = {"Upload-Offset": record.size, "Upload-Length": record.size}
         self.respond(200, {k: str(v) for k, v in headers.items()})
 
+    async def delete(self, upload_id: str) -> None:
+        await self.resumable.terminate(upload_id)
+        self.respond(204, {})
+
+
+class TusPatchHandler(TusBodyHandler):
+    """``PATCH /api/tus/{id}``: one chunk at the upload's offset, under its lease."""
+
+    async def prepare(self) -> None:
+        tus.check_version(self.request.headers.get("Tus-Resumable"))
+        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type != tus.CHUNK_TYPE:
+            raise e.UnsupportedMediaType(
+                detail=f"PATCH bodies must be {tus.CHUNK_TYPE}",
+                meta={"allowed_mime_types": [tus.CHUNK_TYPE], "instance_mime_type": content_type})
+        offset = tus.parse_length(self.request.headers.get("Upload-Offset"), "Upload-Offset")
+        await self.start_append(self.path_args[0], offset)
+        await super().prepare()
+
     async def patch(self, upload_id: str) -> None:
-        if self._failed:
+        if self.failed:
             return
         try:
             headers = await self.finish_append()
@@ -173,7 +205,3 @@ class TusUploadHandler(TusHandler):
             await self.fail(exc)
             return
         self.respond(204, headers)
-
-    async def delete(self, upload_id: str) -> None:
-        await self.resumable.terminate(upload_id)
-        self.respond(204, {})

@@ -11,8 +11,8 @@ from tornado_files.multipart import MultipartBridge
 from tornado_files.names import raw_upload_filename, safe_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
-from tornado_files.web.body import StreamingHandler
-from tornado_files.web.server import hand_over_reads
+from tornado_files.web import edge
+from tornado_files.web.body import BodyHandler
 
 RAW_FIELD = "body"
 
@@ -48,7 +48,7 @@ class MultipartSink:
         return self._bridge.finish()
 
 
-class UploadHandler(StreamingHandler):
+class UploadHandler(BodyHandler):
     """POST on an upload route. ``policy`` comes from the route table (``initialize``)."""
 
     policy: UploadPolicy
@@ -61,19 +61,12 @@ class UploadHandler(StreamingHandler):
         self._lock = asyncio.Lock()
 
     def body_cap(self) -> int:
-        if self.request.method == "POST":
-            return self.policy.max_body_size
-        return super().body_cap()
+        return self.policy.max_body_size
 
     def too_large(self, declared: int | None, received: int) -> e.RequestTooLarge:
-        if self.request.method == "POST":
-            return self.policy.body_too_large(declared, received)
-        return super().too_large(declared, received)
+        return self.policy.body_too_large(declared, received)
 
     async def begin(self) -> None:
-        if self.request.method != "POST":
-            await super().begin()
-            return
         services = self.services
         self.session = UploadSession(
             policy=self.policy,
@@ -90,7 +83,7 @@ class UploadHandler(StreamingHandler):
         content_type = self.request.headers.get("Content-Type", "")
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type == "multipart/form-data":
-            hand_over_reads(self.request, False)  # the parser takes bytes
+            edge.hand_over_reads(self.request, False)  # the parser takes bytes
             bridge = MultipartBridge(
                 self.request.headers, session, self.services.config.max_field_size
             )
@@ -109,9 +102,7 @@ class UploadHandler(StreamingHandler):
         return RawSink(session, media_type or DEFAULT_DECLARED_TYPE)
 
     async def consume(self, chunk: bytes) -> None:
-        if self.sink is None:
-            await super().consume(chunk)
-            return
+        assert self.sink is not None  # begin() made it
         async with self._lock:
             await self.sink.feed(chunk)
 
@@ -121,7 +112,7 @@ class UploadHandler(StreamingHandler):
                 await self.session.abort()
 
     async def post(self, *_args: str) -> None:
-        if self._failed or self.session is None or self.sink is None:
+        if self.failed or self.session is None or self.sink is None:
             return
         try:
             async with self._lock:

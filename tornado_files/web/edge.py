@@ -1,4 +1,18 @@
-"""The HTTP server: Tornado's, with a socket reader that hands large reads over uncopied.
+"""Every use of a Tornado private name, in one module, for a checked range of Tornado versions.
+
+tornado-files leans on Tornado in three places its public API does not reach:
+
+1. ``BodyStream`` overrides ``IOStream._read_to_buffer`` / ``_consume`` so large body reads are
+   handed to ``data_received`` uncopied (below).
+2. A streamed request's body state: ``request._body_future`` says whether the whole body has
+   arrived (an early rejection lingers only while it has not) and calls back when it does.
+3. A handler's ``_finished`` and ``_headers_written`` flags: the error exit needs to know
+   whether an answer can still be sent, or only the connection closed.
+
+Importing this module checks that the installed Tornado is in ``SUPPORTED``; the tests that pin
+each use are tests/unit/test_edge.py (every read shape of BodyStream over real sockets, the
+body-state helpers, the version check) and tests/http/test_wire.py (lingering, early answers).
+Nothing else in tornado-files may touch a Tornado name that starts with an underscore.
 
 Tornado's ``IOStream`` passes every received byte through three Python-level buffers while the
 event loop holds the GIL: a fresh zero-filled ``bytearray`` per read, the stream's read buffer
@@ -15,19 +29,41 @@ reads) goes through Tornado's own code. So a body chunk reaching a handler may b
 tornado-files mutates a chunk (the lanes hash and write it later). A request whose consumer
 needs ``bytes`` (multipart: streaming-form-data's parser) turns the hand-over off with
 ``hand_over_reads`` and gets Tornado's ``bytes``, still without the append copy.
-
-The two methods overridden are private to Tornado, which is why requirements.txt pins it;
-tests/unit/test_body_stream.py checks the byte stream over real sockets for every read shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import tornado
+from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPServerRequest
 from tornado.iostream import IOStream, StreamBufferFullError
-from tornado.web import Application
+from tornado.web import Application, RequestHandler
+
+# The Tornado releases whose private names above were checked: 6.6 and later 6.x.
+SUPPORTED = ((6, 6), (7, 0))
+
+
+def check_version(version: tuple[int, ...]) -> None:
+    """Raise ImportError unless ``version`` lies in ``SUPPORTED`` (lowest included, highest not).
+
+    >>> check_version((6, 6, 1))
+    >>> check_version((7, 0, 0))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ImportError: tornado-files supports Tornado >= 6.6, < 7.0 ...
+    """
+    low, high = SUPPORTED
+    if not low <= tuple(version[:2]) < high:
+        raise ImportError(
+            f"tornado-files supports Tornado >= {low[0]}.{low[1]}, < {high[0]}.{high[1]} "
+            f"(found {'.'.join(map(str, version))}): its use of Tornado's private names in "
+            "tornado_files/web/edge.py is checked by tests/unit/test_edge.py for that range")
+
+
+check_version(tornado.version_info)
 
 # How much Tornado reads from a socket at once, and the largest piece data_received gets.
 READ_CHUNK = 1024 * 1024
@@ -104,3 +140,48 @@ class FilesHTTPServer(HTTPServer):
 
 def build_http_server(app: Application, max_body_size: int, **settings: Any) -> FilesHTTPServer:
     return FilesHTTPServer(app, max_body_size=max_body_size, chunk_size=READ_CHUNK, **settings)
+
+
+# -- a handler's request and response state -----------------------------------------------
+def body_complete(request: HTTPServerRequest) -> bool:
+    """Whether Tornado has delivered the whole (streamed) request body."""
+    future = getattr(request, "_body_future", None)
+    return future is not None and future.done()
+
+
+def when_body_complete(request: HTTPServerRequest, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the whole body has arrived (never if the connection drops)."""
+    future = getattr(request, "_body_future", None)
+    if future is None:
+        return
+
+    def done(body: Any) -> None:
+        if not body.cancelled() and body.exception() is None:
+            callback()
+
+    future.add_done_callback(done)
+
+
+def finished(handler: RequestHandler) -> bool:
+    """Whether ``finish()`` ran: no answer can be sent any more."""
+    return bool(handler._finished)
+
+
+def headers_written(handler: RequestHandler) -> bool:
+    """Whether the status line and headers went out: an error can only close the connection."""
+    return bool(handler._headers_written)
+
+
+def set_body_limit(request: HTTPServerRequest, size: int) -> None:
+    """This connection's limit on the current request body (Tornado's own answer to a body
+    over it is a bare 400, so handlers keep it above their own caps)."""
+    connection = request.connection
+    if isinstance(connection, HTTP1Connection):
+        connection.set_max_body_size(size)
+
+
+def close_connection(request: HTTPServerRequest) -> None:
+    """Drop the connection at once (a response whose headers are out cannot become an error)."""
+    connection = request.connection
+    if isinstance(connection, HTTP1Connection):
+        connection.close()

@@ -12,7 +12,7 @@ import threading
 import pytest
 from tornado.iostream import StreamClosedError
 
-from tornado_files.web.server import HANDOVER, READ_CHUNK, BodyStream
+from tornado_files.web.edge import HANDOVER, READ_CHUNK, BodyStream
 
 
 def queue_until_full(sock: socket.socket, source: bytes) -> int:
