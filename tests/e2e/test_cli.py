@@ -269,7 +269,7 @@ def _recv(sock: socket.socket) -> bytes:
 
 
 def test_a_post_dropped_as_idle_is_sent_again(tmp_path):
-    with running_server(tmp_path, config="idle_timeout = 1.0\n") as idle_server:
+    with running_server(tmp_path, config="idle_timeout = 2.0\n") as idle_server:
         proxy = StallingProxy(idle_server.port, stall=b"POST ")
         try:
             path = tmp_path / "stalled.bin"
@@ -295,7 +295,7 @@ def test_a_tus_patch_dropped_as_idle_is_resumed(tmp_path):
     """The server drops a PATCH whose body stalls (503 with Retry-After, 408 before that
     change) and keeps what reached storage; the first HEAD after it meets a 503 from the
     proxy. The CLI waits, asks again, and resumes from the server's offset."""
-    with running_server(tmp_path, config="idle_timeout = 1.0\n") as idle_server:
+    with running_server(tmp_path, config="idle_timeout = 2.0\n") as idle_server:
         proxy = StallingProxy(idle_server.port, stall=b"PATCH ", busy=b"HEAD ")
         try:
             path = tmp_path / "stalled.bin"
