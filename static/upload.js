@@ -44,19 +44,64 @@
     if (error.code === "unauthorized") return "A valid access token is needed";
     return error.title + ": " + error.detail;
   }
+  // Milliseconds from <body data-stall-seconds data-request-timeout-seconds> (tests make
+  // them short), read at each request.
+  function setting(name, fallback) {
+    const seconds = Number(document.body.dataset[name]);
+    return (seconds > 0 ? seconds : fallback) * 1000;
+  }
+  // Uploads (those with onProgress) are aborted when nothing has moved for stallSeconds,
+  // while the body goes out or its answer is awaited (Uppy's ProgressTimeout does the same):
+  // the request then ends with status 0 and tfStalled set, and tfSent says whether the
+  // whole body had gone out. Every other request is bounded by requestTimeoutSeconds
+  // (tfTimedOut).
   function xhr(method, url, body, extra, onProgress) {
     const request = new XMLHttpRequest();
     const done = new Promise(function (resolve) {
+      let timer = null;
+      const finish = function () { clearTimeout(timer); resolve(request); };
       request.open(method, url);
       const h = headers(extra);
       Object.keys(h).forEach(function (k) { request.setRequestHeader(k, h[k]); });
-      if (onProgress) request.upload.addEventListener("progress", onProgress);
-      request.addEventListener("load", function () { resolve(request); });
-      request.addEventListener("error", function () { resolve(request); });
-      request.addEventListener("abort", function () { resolve(request); });
+      if (onProgress) {
+        const stall = setting("stallSeconds", 30);
+        const arm = function () {
+          clearTimeout(timer);
+          timer = setTimeout(function () { request.tfStalled = true; request.abort(); }, stall);
+        };
+        request.upload.addEventListener("progress", function (e) { arm(); onProgress(e); });
+        request.upload.addEventListener("load", function () { request.tfSent = true; arm(); });
+        arm();
+      } else {
+        request.timeout = setting("requestTimeoutSeconds", 60);
+      }
+      request.addEventListener("load", finish);
+      request.addEventListener("error", finish);
+      request.addEventListener("abort", finish);
+      request.addEventListener("timeout", function () { request.tfTimedOut = true; finish(); });
       request.send(body);
     });
     return { request: request, done: done };
+  }
+  // What went wrong with a finished request, for people.
+  function explain(r) {
+    if (r.tfStalled) {
+      return "The upload stalled (nothing moved for " + setting("stallSeconds", 30) / 1000 +
+        " s)";
+    }
+    if (r.tfTimedOut) return "The server did not answer in time";
+    return describe(r.status, r.responseText);
+  }
+  // Worth another try: network errors and stalls (0), 5xx (a tus PATCH whose body stalled
+  // is answered 503), 408 (the same for a POST), 409 (offset mismatch) and 423 (locked).
+  function retryable(status) {
+    return status === 0 || status >= 500 || status === 408 || status === 409 || status === 423;
+  }
+  // The back-off before try number failures + 1, or the server's Retry-After if longer.
+  function backoff(failures, r) {
+    const after = r.getResponseHeader("Retry-After");
+    const asked = /^[0-9]+$/.test(after || "") ? Math.min(Number(after), 60) * 1000 : 0;
+    return Math.max(BACKOFF[failures], asked);
   }
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,6 +126,7 @@
     $("transfers").prepend(li);
   }
   Transfer.prototype.show = function (sent) {
+    if (this.li.dataset.state === "retrying") delete this.li.dataset.state;
     const pct = this.file.size ? Math.floor((100 * sent) / this.file.size) : 100;
     const seconds = (Date.now() - this.started) / 1000;
     const speed = seconds > 0 ? sent / seconds : 0;
@@ -108,6 +154,13 @@
     this.stats.textContent = message;
     this.button.remove();
   };
+  Transfer.prototype.retrying = async function (failures, r) {
+    this.retries = (this.retries || 0) + 1;
+    this.li.dataset.retries = String(this.retries);
+    this.li.dataset.state = "retrying";
+    this.stats.textContent = "Connection trouble — retrying…";
+    await sleep(backoff(failures, r));
+  };
   Transfer.prototype.cancel = async function () {
     this.cancelled = true;
     if (this.current) this.current.abort();
@@ -121,17 +174,25 @@
   };
 
   // -- small files: one multipart POST -----------------------------------------------------
+  // A 408 (the server dropped a body that stopped arriving) or a stall before the whole body
+  // went out is sent again from the start: a POST is all-or-nothing, nothing of it was kept.
+  // A stall after the whole body went out is not: the server may have stored it.
   Transfer.prototype.post = async function () {
-    const form = new FormData();
-    form.append("file", this.file, this.file.name);
-    const call = xhr("POST", this.route, form, {}, (e) => {
-      if (e.lengthComputable) this.show(Math.min(this.file.size, e.loaded));
-    });
-    this.current = call.request;
-    const r = await call.done;
-    if (this.cancelled) return;
-    if (r.status === 201) this.finish(JSON.parse(r.responseText));
-    else this.fail(describe(r.status, r.responseText));
+    for (let failures = 0; ; failures += 1) {
+      const form = new FormData();
+      form.append("file", this.file, this.file.name);
+      const call = xhr("POST", this.route, form, {}, (e) => {
+        if (e.lengthComputable) this.show(Math.min(this.file.size, e.loaded));
+      });
+      this.current = call.request;
+      const r = await call.done;
+      if (this.cancelled) return;
+      if (r.status === 201) return this.finish(JSON.parse(r.responseText));
+      const again = r.status === 408 || (r.tfStalled && !r.tfSent);
+      if (!again || failures >= BACKOFF.length) return this.fail(explain(r));
+      await this.retrying(failures, r);
+      if (this.cancelled) return;
+    }
   };
 
   // -- large files: tus 1.0.0 ---------------------------------------------------------------
@@ -146,42 +207,48 @@
         (this.file.type ? ",filetype " + btoa(this.file.type) : "");
       const r = await xhr("POST", "/api/tus/", null, { "Tus-Resumable": "1.0.0",
         "Upload-Length": String(this.file.size), "Upload-Metadata": meta }).done;
-      if (r.status !== 201) return this.fail(describe(r.status, r.responseText));
+      if (r.status !== 201) return this.fail(explain(r));
       this.tusUrl = r.getResponseHeader("Location");
       localStorage.setItem(this.key, this.tusUrl);
       offset = 0;
     }
+    // offset null: not known, ask the server (HEAD) before the next PATCH. A failed PATCH or
+    // HEAD that is worth another try waits (back-off) and asks again.
     let failures = 0;
-    while (offset < this.file.size && !this.cancelled) {
-      const end = Math.min(offset + CHUNK, this.file.size);
-      const base = offset;
-      const call = xhr("PATCH", this.tusUrl, this.file.slice(offset, end), {
-        "Tus-Resumable": "1.0.0", "Upload-Offset": String(offset),
-        "Content-Type": "application/offset+octet-stream" }, (e) => this.show(base + e.loaded));
+    while (!this.cancelled && (offset == null || offset < this.file.size)) {
+      let call;
+      if (offset == null) {
+        call = xhr("HEAD", this.tusUrl, null, { "Tus-Resumable": "1.0.0" });
+      } else {
+        const base = offset;
+        call = xhr("PATCH", this.tusUrl, this.file.slice(offset, Math.min(offset + CHUNK,
+          this.file.size)), { "Tus-Resumable": "1.0.0", "Upload-Offset": String(offset),
+          "Content-Type": "application/offset+octet-stream" }, (e) => this.show(base + e.loaded));
+      }
       this.current = call.request;
       const r = await call.done;
       if (this.cancelled) return;
-      if (r.status === 204) {
+      if (r.status === 200 || r.status === 204) {
         offset = parseInt(r.getResponseHeader("Upload-Offset"), 10);
-        failures = 0;
+        if (r.status === 204) failures = 0;
         this.show(offset);
         continue;
       }
-      const retry = r.status === 0 || r.status >= 500 || r.status === 409 || r.status === 423;
-      if (!retry || failures >= BACKOFF.length) return this.fail(describe(r.status, r.responseText));
-      this.stats.textContent = "Connection trouble — retrying…";
-      await sleep(BACKOFF[failures]);
+      if (offset == null && (r.status === 404 || r.status === 410)) {
+        localStorage.removeItem(this.key);
+        return this.fail("The upload expired on the server; start it again");
+      }
+      if (!retryable(r.status) || failures >= BACKOFF.length) return this.fail(explain(r));
+      offset = null;
+      await this.retrying(failures, r);
       failures += 1;
-      const now = await this.head();
-      if (now == null) return this.fail("The upload expired on the server; start it again");
-      offset = now;
     }
     if (this.cancelled) return;
     localStorage.removeItem(this.key);
     const id = this.tusUrl.split("/").pop();
     const r = await xhr("GET", "/api/files/" + id).done;
     if (r.status === 200) this.finish(JSON.parse(r.responseText));
-    else this.fail(describe(r.status, r.responseText));
+    else this.fail(explain(r));
   };
   Transfer.prototype.head = async function () {
     const r = await xhr("HEAD", this.tusUrl, null, { "Tus-Resumable": "1.0.0" }).done;
@@ -227,7 +294,7 @@
     if ($("type-filter").value) params.set("mime_type", $("type-filter").value);
     if (state.cursor) params.set("cursor", state.cursor);
     const r = await xhr("GET", "/api/files?" + params.toString()).done;
-    if (r.status !== 200) { $("list-status").textContent = describe(r.status, r.responseText); return; }
+    if (r.status !== 200) { $("list-status").textContent = explain(r); return; }
     const page = JSON.parse(r.responseText);
     page.files.forEach(addRow);
     state.cursor = page.next ? new URL(page.next, location.href).searchParams.get("cursor") : null;
@@ -260,7 +327,7 @@
     del.addEventListener("click", async function () {
       const r = await xhr("DELETE", file.url).done;
       if (r.status === 204) { li.remove(); $("list-status").textContent = "Deleted " + file.filename; }
-      else $("list-status").textContent = describe(r.status, r.responseText);
+      else $("list-status").textContent = explain(r);
     });
     $("file-list").appendChild(li);
   }

@@ -21,9 +21,8 @@ from tornado_files.policy import build_policies
 from tornado_files.resumable import HashCache, Resumable
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffer
-from tornado_files.storage.base import BlobStore, ResumableBlobStore
+from tornado_files.storage.base import BlobStore
 from tornado_files.storage.disk import DiskBlobStore
-from tornado_files.storage.disk_partial import DiskPartials
 from tornado_files.sweeper import Sweeper
 from tornado_files.web.download import ContentHandler
 from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
@@ -59,13 +58,11 @@ def build_services(config: Config) -> Services:
     # Temp files idle for twice the body timeout belong to nobody (their upload was dropped).
     disk = DiskBlobStore(data_dir, offload, stale_after=2 * config.idle_timeout)
     blob_stores: dict[str, BlobStore] = {"disk": disk}
-    partials: dict[str, ResumableBlobStore] = {"disk": DiskPartials(disk)}
     metadata: MetadataStore
     uploads: UploadStateStore
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        metadata, uploads, closers = _add_mongodb(config.mongodb_uri, config, blob_stores,
-                                                  partials)
+        metadata, uploads, closers = _add_mongodb(config.mongodb_uri, config, blob_stores)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
         metadata, uploads = sqlite, SqliteUploadStore(sqlite)
@@ -77,14 +74,12 @@ def build_services(config: Config) -> Services:
         sniffer=Sniffer(offload),
         offload=offload,
         uploads=uploads,
-        partials=partials,
         closers=closers,
     )
 
 
 def _add_mongodb(
     uri: str, config: Config, blob_stores: dict[str, BlobStore],
-    partials: dict[str, ResumableBlobStore],
 ) -> tuple[MetadataStore, UploadStateStore, tuple[Callable[[], Awaitable[None]], ...]]:
     """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
     embedded default never loads it (about 10 MiB of resident memory less)."""
@@ -92,13 +87,11 @@ def _add_mongodb(
     from tornado_files.metadata.mongo_uploads import MongoUploadStore
     from tornado_files.mongo import database_of, make_client
     from tornado_files.storage.gridfs import GridFSBlobStore
-    from tornado_files.storage.gridfs_partial import GridFSPartials
 
     client = make_client(uri)
     db = database_of(client)
     gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
     blob_stores["gridfs"] = gridfs
-    partials["gridfs"] = GridFSPartials(gridfs)
     return MongoMetadataStore(db), MongoUploadStore(db), (client.close,)
 
 

@@ -32,7 +32,7 @@ from tornado_files.names import safe_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
-from tornado_files.storage.base import PartialWriter, ResumableBlobStore
+from tornado_files.storage.base import PartialBlobStore, PartialWriter
 
 log = logging.getLogger("tornado_files.resumable")
 DEFAULT_TYPE = "application/octet-stream"
@@ -70,8 +70,8 @@ class Resumable:
                 return policy
         raise InvalidParameter(detail=f"no upload route {route!r}", meta={"parameter": "route"})
 
-    def partials(self, storage: str) -> ResumableBlobStore:
-        return self.services.partials[storage]
+    def partials(self, storage: str) -> PartialBlobStore:
+        return self.services.partial_store(storage)
 
     async def create(self, length: int, metadata: dict[str, str], owner: str | None
                      ) -> UploadState:
@@ -89,7 +89,7 @@ class Resumable:
         try:
             await self.services.uploads.create_upload(state)
         except BaseException:
-            await self.partials(state.storage).discard(state.id)
+            await self.partials(state.storage).discard_partial(state.id)
             raise
         return state
 
@@ -121,8 +121,12 @@ class Resumable:
             raise NotFound() from None
         head = b""
         if claimed.mime_type is None and offset:
-            head = b"".join([c async for c in self.partials(state.storage).read_partial(
-                upload_id, 0, min(offset, self.services.config.sniff_bytes))])
+            reader = await self.partials(state.storage).open_partial_reader(upload_id, offset)
+            try:
+                head = b"".join([c async for c in reader.iter_range(
+                    0, min(offset, self.services.config.sniff_bytes))])
+            finally:
+                await reader.close()
         return Append(self, claimed, token, writer, checksum,
                       self.hashes.take(upload_id, offset), bytearray(head))
 
@@ -135,15 +139,19 @@ class Resumable:
         state = await self.services.uploads.get_upload(upload_id)
         await self.services.uploads.delete_upload(upload_id)
         self.hashes.entries.pop(upload_id, None)
-        await self.partials(state.storage).discard(upload_id)
+        await self.partials(state.storage).discard_partial(upload_id)
 
     async def complete(self, state: UploadState, hasher: Any | None) -> FileRecord:
         """Last byte arrived: the partial becomes the file with the same id."""
         partials = self.partials(state.storage)
         if hasher is None:  # another process began it: re-read once
             hasher = hashlib.sha256()
-            async for chunk in partials.read_partial(state.id, 0, state.length):
-                await self.services.offload(hasher.update, chunk)
+            reader = await partials.open_partial_reader(state.id, state.length)
+            try:
+                async for chunk in reader.iter_range(0, state.length):
+                    await self.services.offload(hasher.update, chunk)
+            finally:
+                await reader.close()
         blob = await partials.finalize(state.id, state.length)
         now = utcnow()
         record = FileRecord(
@@ -164,7 +172,7 @@ class Resumable:
         for state in expired:
             await self.services.uploads.delete_upload(state.id)
             self.hashes.entries.pop(state.id, None)
-            await self.partials(state.storage).discard(state.id)
+            await self.partials(state.storage).discard_partial(state.id)
         return len(expired)
 
 

@@ -11,7 +11,7 @@ from tornado_files.errors import InternalError
 from tornado_files.metadata.base import MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
-from tornado_files.storage.base import BlobStore, ResumableBlobStore
+from tornado_files.storage.base import BlobStore, PartialBlobStore, partial_store
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,6 @@ class Services:
     sniffer: Sniffer
     offload: Offload
     uploads: UploadStateStore
-    partials: dict[str, ResumableBlobStore]
     # Called last at close (e.g. the MongoDB client shared by the stores).
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
 
@@ -32,6 +31,10 @@ class Services:
             return self.blob_stores[name]
         except KeyError:
             raise InternalError(f"no blob store named {name!r}") from None
+
+    def partial_store(self, name: str) -> PartialBlobStore:
+        """The blob store ``name`` with its partial blobs (resumable uploads)."""
+        return partial_store(self.blob_store(name))
 
     async def startup(self) -> None:
         for store in self.blob_stores.values():

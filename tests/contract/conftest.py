@@ -1,12 +1,20 @@
-"""Fixtures shared by the contract suites."""
+"""Fixtures shared by the contract suites: each blob store on its real resource."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from tornado.ioloop import IOLoop
 
+from tests.contract.stores import GRIDFS_CHUNK, DiskProbe, GridFSProbe
+from tests.mongo_support import fresh_database
 from tornado_files.blocking import Offload
+from tornado_files.mongo import database_of, make_client
+from tornado_files.storage.disk import DiskBlobStore
+from tornado_files.storage.gridfs import GridFSBlobStore
 
 
 @pytest.fixture
@@ -14,3 +22,43 @@ def offload() -> Iterator[Offload]:
     pool = Offload(4)
     yield pool
     pool.shutdown()
+
+
+def _disk(tmp_path: Path, offload: Offload, io_loop: IOLoop) -> tuple[Any, DiskProbe]:
+    store = DiskBlobStore(tmp_path / "store", offload, read_chunk=256 * 1024)
+    io_loop.run_sync(store.startup)
+    return store, DiskProbe(tmp_path / "store")
+
+
+def _gridfs(request: pytest.FixtureRequest, io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
+    uri = request.getfixturevalue("standin").uri(fresh_database())
+    client = make_client(uri)
+    store = GridFSBlobStore(database_of(client), chunk_size=GRIDFS_CHUNK)
+    io_loop.run_sync(store.startup)
+    probe = GridFSProbe(uri)
+    yield store, probe
+    probe.client.drop_database(probe.client.get_default_database())
+    probe.client.close()
+    io_loop.run_sync(client.close)
+
+
+@pytest.fixture(params=["disk", "gridfs"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
+            io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
+    """Every backend, each with a probe of its real resource."""
+    if request.param == "disk":
+        yield _disk(tmp_path, offload, io_loop)
+    else:
+        yield from _gridfs(request, io_loop)
+
+
+@pytest.fixture
+def disk(tmp_path: Path, offload: Offload, io_loop: IOLoop) -> tuple[Any, DiskProbe]:
+    """The disk store alone, for what only a file system can do (fill up, lose a folder)."""
+    return _disk(tmp_path, offload, io_loop)
+
+
+@pytest.fixture
+def gridfs(request: pytest.FixtureRequest, io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
+    """The GridFS store alone, for what only chunk documents show."""
+    yield from _gridfs(request, io_loop)

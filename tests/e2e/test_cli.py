@@ -6,11 +6,14 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,139 @@ def test_filenames_are_sent_as_browsers_send_them(server, tmp_path, tus):
         # tus carries the name base64-encoded in Upload-Metadata: exact, CR/LF and all.
         assert stored["original_filename"] == (path.name if tus else browser_name(path.name))
         assert stored["sha256"] == sha256(path)
+
+
+class StallingProxy:
+    """A loopback TCP proxy in front of the server (the CLI opens one connection per
+    request). The first request that starts with ``stall`` stops after ``forward`` bytes:
+    the rest is read from the client and dropped, so the server sees a body that stops
+    arriving, while its answer still reaches the client. The first request that starts with
+    ``busy`` is answered 503 by the proxy itself, as a load balancer in front would. All
+    other requests pass straight through."""
+
+    BUSY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+
+    def __init__(self, target_port: int, stall: bytes, busy: bytes | None = None,
+                 forward: int = 64 * 1024) -> None:
+        self.target_port = target_port
+        self.stall, self.busy, self.forward = stall, busy, forward
+        self.requests: list[bytes] = []  # request lines, in order of arrival
+        self.stalled = self.refused = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept)]
+        self._threads[0].start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(timeout=10)
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            thread = threading.Thread(target=self._serve, args=(client,))
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with closing(client):
+            first = _recv(client)
+            self.requests.append(first.split(b"\r\n", 1)[0])
+            if self.busy is not None and first.startswith(self.busy) and not self.refused:
+                self.refused += 1
+                client.sendall(self.BUSY)
+                client.shutdown(socket.SHUT_WR)
+                while _recv(client):
+                    pass
+                return
+            limit = None
+            if first.startswith(self.stall) and not self.stalled:
+                self.stalled += 1
+                limit = self.forward
+            self._forward(client, first, limit)
+
+    def _forward(self, client: socket.socket, first: bytes, limit: int | None) -> None:
+        with closing(socket.create_connection(("127.0.0.1", self.target_port))) as upstream:
+            answer = threading.Thread(target=self._answer, args=(upstream, client))
+            answer.start()
+            sent, chunk = 0, first
+            while chunk:
+                keep = chunk if limit is None else chunk[: max(0, limit - sent)]
+                sent += len(keep)
+                with suppress(OSError):  # the server may have dropped this request
+                    upstream.sendall(keep)
+                chunk = _recv(client)
+            with suppress(OSError):
+                upstream.shutdown(socket.SHUT_RDWR)
+            answer.join()
+
+    @staticmethod
+    def _answer(upstream: socket.socket, client: socket.socket) -> None:
+        while chunk := _recv(upstream):
+            client.sendall(chunk)
+        with suppress(OSError):
+            client.shutdown(socket.SHUT_WR)  # the client reads the answer, then closes
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(256 * 1024)
+    except OSError:
+        return b""
+
+
+def test_a_post_dropped_as_idle_is_sent_again(tmp_path):
+    with running_server(tmp_path, config="idle_timeout = 2.0\n") as idle_server:
+        proxy = StallingProxy(idle_server.port, stall=b"POST ")
+        try:
+            path = tmp_path / "stalled.bin"
+            path.write_bytes(os.urandom(3 * MIB))
+            started = time.monotonic()
+            result = cli(f"http://127.0.0.1:{proxy.port}", "upload", str(path))
+        finally:
+            proxy.close()
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - started < 30
+        assert proxy.stalled == 1
+        assert len(proxy.requests) == 2, "the stalled POST was answered 408, then sent again"
+        log = idle_server.log()
+        assert log.count(" 408 POST /api/files") == 1
+        assert log.count(" 201 POST /api/files") == 1
+        with urllib.request.urlopen(idle_server.url + "/api/files") as response:  # noqa: S310
+            files = json.load(response)["files"]
+        assert [f["sha256"] for f in files] == [sha256(path)], "stored once, complete"
+        assert result.stdout.split("\t")[0] == files[0]["id"]
+
+
+def test_a_tus_patch_dropped_as_idle_is_resumed(tmp_path):
+    """The server drops a PATCH whose body stalls (503 with Retry-After, 408 before that
+    change) and keeps what reached storage; the first HEAD after it meets a 503 from the
+    proxy. The CLI waits, asks again, and resumes from the server's offset."""
+    with running_server(tmp_path, config="idle_timeout = 2.0\n") as idle_server:
+        proxy = StallingProxy(idle_server.port, stall=b"PATCH ", busy=b"HEAD ")
+        try:
+            path = tmp_path / "stalled.bin"
+            path.write_bytes(os.urandom(3 * MIB + 7))
+            state = tmp_path / "state.json"
+            result = cli(f"http://127.0.0.1:{proxy.port}", "upload", str(path),
+                         "--tus-threshold", "1MiB", "--chunk-size", "1MiB", state=state)
+        finally:
+            proxy.close()
+        assert result.returncode == 0, result.stderr
+        assert (proxy.stalled, proxy.refused) == (1, 1)
+        methods = [line.split(b" ")[0] for line in proxy.requests]
+        assert methods[:4] == [b"POST", b"PATCH", b"HEAD", b"HEAD"]
+        log = idle_server.log()
+        assert log.count("201 POST /api/tus/") == 1, "the upload was resumed, not begun again"
+        assert "200 HEAD /api/tus/" in log
+        with urllib.request.urlopen(idle_server.url + "/api/files") as response:  # noqa: S310
+            files = json.load(response)["files"]
+        assert [f["sha256"] for f in files] == [sha256(path)]
+        assert json.loads(state.read_text()) == {}

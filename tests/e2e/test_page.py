@@ -9,10 +9,12 @@ import json
 import os
 import urllib.request
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.serverproc import ROOT, ServerProcess, running_server
 
@@ -203,3 +205,85 @@ def test_reload_resumes_the_tus_upload(page, server, tmp_path):
     assert log.count("201 POST /api/tus/") == 1, "the upload was continued, not begun again"
     assert "200 HEAD /api/tus/" in log
     shot(page, "resumed-after-reload")
+
+
+def _release(held: list[Route]) -> None:
+    """Abort held routes (those whose request the page has not given up on already)."""
+    for route in held:
+        with suppress(PlaywrightError):
+            route.abort()
+    held.clear()
+
+
+def test_a_stalled_patch_is_aborted_and_resumed(page, server, tmp_path):
+    page.evaluate("document.body.dataset.stallSeconds = '2'")
+    held: list[Route] = []
+    done = {"stall": False, "busy": False}
+
+    def stall_once(route: Route) -> None:
+        request = route.request
+        if request.method == "PATCH" and request.headers.get("upload-offset") != "0" \
+                and not done["stall"]:
+            done["stall"] = True
+            held.append(route)  # never answered, never progresses: a stalled connection
+            return
+        if request.method == "HEAD" and done["stall"] and not done["busy"]:
+            done["busy"] = True  # the first HEAD after it meets an overloaded server
+            route.fulfill(status=503, headers={"Retry-After": "1"}, body="")
+            return
+        route.continue_()
+    page.route("**/api/tus/*", stall_once)
+    path = make(tmp_path, "stalled.bin", 24 * MIB)  # three 8 MiB PATCHes
+    page.set_input_files("#files", str(path))
+    try:
+        row = page.locator("#transfers li[data-state=retrying]")
+        row.wait_for(timeout=30_000)
+        assert "retrying" in row.inner_text()
+    finally:
+        _release(held)
+    page.wait_for_selector("#transfers li[data-state=done]", timeout=120_000)
+    assert done == {"stall": True, "busy": True}
+    assert page.get_attribute("#transfers li", "data-retries") == "2"  # the PATCH, the HEAD
+    stored = page.locator("#file-list li", has_text="stalled.bin")
+    stored.wait_for()
+    assert stored.get_attribute("data-sha256") == sha256(path)
+    assert server.log().count("201 POST /api/tus/") == 1, "resumed, not begun again"
+    shot(page, "resumed-after-a-stall")
+
+
+def test_a_post_answered_408_is_sent_again(page, server, tmp_path):
+    timed_out: list[str] = []
+
+    def first_408(route: Route) -> None:
+        if route.request.method == "POST" and not timed_out:
+            timed_out.append(route.request.url)  # as the server answers a body that stalled
+            route.fulfill(status=408, content_type="application/json; charset=UTF-8",
+                          body=json.dumps({"errors": [{
+                              "status": "408", "code": "request_timeout",
+                              "title": "The request body stopped arriving",
+                              "detail": "No data arrived for too long; the upload was dropped",
+                          }]}))
+            return
+        route.continue_()
+    page.route("**/api/files", first_408)
+    path = make(tmp_path, "again.bin", 300_000)
+    page.set_input_files("#files", str(path))
+    page.wait_for_selector("#transfers li[data-state=done]", timeout=30_000)
+    assert timed_out
+    assert page.get_attribute("#transfers li", "data-retries") == "1"
+    assert [f["sha256"] for f in files_on_server(server)] == [sha256(path)]
+    assert server.log().count("201 POST /api/files") == 1
+
+
+def test_a_list_request_that_never_answers_times_out(page, server):
+    page.evaluate("document.body.dataset.requestTimeoutSeconds = '1'")
+    held: list[Route] = []
+    page.route("**/api/files?*", lambda route: held.append(route))
+    try:
+        page.fill("#filter", "nothing")
+        page.wait_for_function(
+            "document.querySelector('#list-status').textContent === "
+            "'The server did not answer in time'", timeout=10_000)
+    finally:
+        page.unroute("**/api/files?*")
+        _release(held)

@@ -19,10 +19,12 @@ from tornado_files.config import format_size
 class ClientError(Exception):
     """One line for the user, and the exit status it maps to."""
 
-    def __init__(self, message: str, exit_code: int = 1, status: int | None = None) -> None:
+    def __init__(self, message: str, exit_code: int = 1, status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.status = status
+        self.retry_after = retry_after  # seconds, from the answer's Retry-After
 
 
 @dataclass
@@ -90,7 +92,8 @@ class Api:
             connection.close()
         if response.status not in ok:
             raise ClientError(describe_error(response.status, response.body),
-                              status=response.status)
+                              status=response.status,
+                              retry_after=_seconds(response.headers.get("Retry-After")))
         return response
 
     @contextmanager
@@ -156,6 +159,12 @@ def _answered(connection: http.client.HTTPConnection) -> bool:
         return False
     readable, _, _ = select.select([sock], [], [], 0)
     return bool(readable)
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """``Retry-After`` in its delay-seconds form (the HTTP-date form is not used by us)."""
+    value = (retry_after or "").strip()
+    return float(value) if value.isdigit() else None
 
 
 def _reason(exc: BaseException) -> str:

@@ -46,9 +46,45 @@ def form_data_filename(name: str) -> str:
     return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
+class Backoff:
+    """Waits between the tries of one transfer: 0.5, 1, 2, 4, 8 s, or longer when the server
+    says so in ``Retry-After`` (up to a minute); at most ``tries`` failures in a row."""
+
+    def __init__(self, tries: int) -> None:
+        self.tries = tries
+        self.failures = 0
+
+    def wait(self, exc: ClientError, retryable: bool) -> None:
+        """Sleep before the next try; re-raise ``exc`` if it is not retryable or the tries
+        are used up."""
+        if not retryable or self.failures >= self.tries:
+            raise exc
+        self.failures += 1
+        delay = min(2 ** self.failures * 0.25, 8)
+        if exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, 60))
+        time.sleep(delay)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
 def upload_multipart(api: Api, path: Path, route: str, data: dict[str, Any] | None,
-                     progress: Progress) -> dict[str, Any]:
-    """One multipart POST, streamed from the file (never read whole)."""
+                     progress: Progress, retries: int = 5) -> dict[str, Any]:
+    """One multipart POST, streamed from the file (never read whole). A 408 (the server
+    dropped a body that stopped arriving) is sent again from the start with back-off: a
+    POST is all-or-nothing, so nothing of the dropped one was kept."""
+    backoff = Backoff(retries)
+    while True:
+        try:
+            return _post(api, path, route, data, progress)
+        except ClientError as exc:
+            backoff.wait(exc, exc.status == 408)
+            progress(0)
+
+
+def _post(api: Api, path: Path, route: str, data: dict[str, Any] | None,
+          progress: Progress) -> dict[str, Any]:
     boundary = uuid.uuid4().hex
     ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     head = b""
@@ -119,12 +155,15 @@ def _metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
 def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
                state: ResumeState, chunk_size: int, progress: Progress,
                retries: int = 5) -> dict[str, Any]:
-    """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began, and
-    retries with back-off after network errors, 5xx, 409 and 423."""
+    """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began. After
+    network errors, 5xx (a PATCH whose body stalled is answered 503), 408, 409 and 423 it
+    waits (:class:`Backoff`), asks the server's offset with HEAD (retried alike) and
+    resumes from there."""
     size = path.stat().st_size
     key = ResumeState.fingerprint(path, api.base_url, route)
+    backoff = Backoff(retries)
     location = state.get(key)
-    offset = _offset(api, location) if location else None
+    offset = _offset(api, location, backoff) if location else None
     if location is None or offset is None:
         created = api.request("POST", "/api/tus/", {
             **TUS, "Upload-Length": str(size), "Upload-Metadata": _metadata(path, route, data)},
@@ -133,7 +172,6 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
         state.put(key, location)
         offset = 0
     progress(offset)
-    failures = 0
     while offset < size:
         end = min(offset + chunk_size, size)
         try:
@@ -142,13 +180,15 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
                 "Upload-Offset": str(offset)},
                 _file_chunks(path, offset, end, progress), end - offset, ok=(204,))
             offset = int(answer.headers["Upload-Offset"])
-            failures = 0
+            backoff.reset()
         except ClientError as exc:
-            if not _retryable(exc) or failures >= retries:
-                raise
-            failures += 1
-            time.sleep(min(2 ** failures * 0.25, 8))
-            offset = _offset(api, location) or 0
+            backoff.wait(exc, _retryable(exc))
+            now = _offset(api, location, backoff)
+            if now is None:
+                state.drop(key)
+                raise ClientError(f"{path}: the upload expired on the server; run the "
+                                  "command again to start it over") from None
+            offset = now
             progress(offset)  # back to what the server really holds
     state.drop(key)
     file_id = location.rstrip("/").rsplit("/", 1)[1]
@@ -156,18 +196,20 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
 
 
 def _retryable(exc: ClientError) -> bool:
-    return exc.exit_code == 3 or exc.status in (409, 423) or (exc.status or 0) >= 500
+    return exc.exit_code == 3 or exc.status in (408, 409, 423) or (exc.status or 0) >= 500
 
 
-def _offset(api: Api, location: str) -> int | None:
+def _offset(api: Api, location: str, backoff: Backoff) -> int | None:
     """The server's offset for an upload, or None when it is gone (404/410: start over)."""
-    try:
-        response = api.request("HEAD", location, TUS)
-    except ClientError as exc:
-        if exc.status in (404, 410):
-            return None
-        raise
-    return int(response.headers["Upload-Offset"])
+    while True:
+        try:
+            response = api.request("HEAD", location, TUS)
+        except ClientError as exc:
+            if exc.status in (404, 410):
+                return None
+            backoff.wait(exc, _retryable(exc))
+            continue
+        return int(response.headers["Upload-Offset"])
 
 
 def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Progress]

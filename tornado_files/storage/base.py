@@ -1,6 +1,11 @@
 """Blob store interfaces (tusd's habit: small protocols whose docs say what must hold).
 
-A blob is an opaque byte string under a key the server generated; the client never names it.
+A blob is an opaque byte string under a key the server generated (32 lowercase hex); the
+client never names it. Each backend is ONE object: the core ``BlobStore`` plus optional
+capabilities on the same object (``PartialBlobStore`` for resumable uploads,
+``SweepableStore`` for the sweeper), the way tusd composes its ``DataStore`` with optional
+interfaces. Ask for a capability with :func:`partial_store` / :func:`sweepable_store`.
+Sizes and offsets are in bytes throughout.
 """
 
 from __future__ import annotations
@@ -8,8 +13,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from tornado_files.errors import InternalError
 from tornado_files.models import StoredBlob
 
 
@@ -34,34 +40,34 @@ class BlobWriter(Protocol):
 
 
 class BlobReader(Protocol):
-    """A committed blob opened for reading."""
+    """A committed blob (or a partial's first bytes) opened for reading."""
 
     size: int
 
     def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
         """Yield the bytes ``[start, end)`` in bounded chunks, seeking first: bytes before
-        ``start`` are never read."""
+        ``start`` are never read. Bytes that should be there and are not (a missing chunk,
+        a file shorter than ``size``) and read failures are logged and raised as
+        ``BackendUnavailable`` — a reader never ends a range early in silence."""
 
     async def close(self) -> None:
         """Release the reader; idempotent."""
 
 
 class BlobStore(Protocol):
-    """A place blobs live: ``disk`` or (later) ``gridfs``."""
+    """The core every backend has: ``disk``, ``gridfs``."""
 
     name: str
 
     async def open_writer(self, key: str) -> BlobWriter:
-        """Start a new blob under the generated ``key`` (not visible until commit)."""
+        """Start a new blob under the generated ``key`` (not visible until commit). Raises
+        ``ValueError`` for a key that is not 32 lowercase hex."""
 
     async def open_reader(self, key: str) -> BlobReader:
-        """Open a committed blob; raises ``BlobNotFound``."""
+        """Open a committed blob; raises ``BlobNotFound`` (also for a malformed key)."""
 
     async def delete(self, key: str) -> None:
         """Remove a committed blob; a missing key is success (idempotent)."""
-
-    async def exists(self, key: str) -> bool:
-        """Whether a committed blob is stored under ``key``."""
 
     async def ping(self) -> None:
         """Raise ``BackendUnavailable`` unless the store can take writes."""
@@ -71,6 +77,10 @@ class BlobStore(Protocol):
 
     async def close(self) -> None:
         """Release resources at shutdown."""
+
+    # -- replaced by the intent journal (SweepableStore); kept while sweeper.py uses them --
+    async def exists(self, key: str) -> bool:
+        """Whether a committed blob is stored under ``key``."""
 
     async def committed_keys(self, before: datetime) -> list[str]:
         """Keys of committed blobs written before ``before`` (candidates for the sweeper)."""
@@ -85,7 +95,8 @@ class PartialWriter(Protocol):
     """Appends to a partial blob from a known durable offset."""
 
     async def write(self, chunk: bytes) -> None:
-        """Append ``chunk`` (awaited: back-pressure)."""
+        """Append ``chunk`` (awaited: back-pressure). Errors may surface at a later
+        ``write`` or at ``settle``, never lost."""
 
     async def settle(self) -> int:
         """Make everything written so far durable; return the partial's durable length."""
@@ -94,25 +105,71 @@ class PartialWriter(Protocol):
         """Release the writer without any durability promise; idempotent."""
 
 
-class ResumableBlobStore(Protocol):
-    """The optional capability behind tus: partial blobs whose durable length only grows.
+@runtime_checkable
+class PartialBlobStore(Protocol):
+    """Capability behind resumable uploads (tus): partial blobs whose durable length only
+    grows, kept across restarts and continued by any process sharing the store.
 
     A partial may hold bytes past the offset its upload state records (a PATCH that died
     between writing and advancing the offset); ``resume`` drops them first."""
 
     async def create_partial(self, key: str) -> None:
-        """An empty partial blob under ``key``."""
+        """An empty partial blob under ``key`` (a fresh key)."""
 
     async def resume(self, key: str, offset: int) -> PartialWriter:
-        """Continue the partial at ``offset``, dropping anything stored past it; raises
-        ``BlobNotFound`` when there is no such partial."""
+        """Continue the partial at ``offset``: bytes stored past ``offset`` are gone when
+        this returns. At offset 0 a missing partial is created, not an error (a crash
+        between recording the upload and ``create_partial`` is harmless). At ``offset > 0``
+        a partial that is missing or holds fewer than ``offset`` bytes raises
+        ``BlobNotFound``."""
 
-    def read_partial(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """The partial's bytes ``[start, end)`` (for sniffing and hashing)."""
+    async def open_partial_reader(self, key: str, length: int) -> BlobReader:
+        """The partial's first ``length`` bytes, read by the same ranged reader as
+        committed blobs: a missing chunk, a short file or a read error is logged and
+        raised as ``BackendUnavailable`` while reading. May raise ``BlobNotFound`` at open
+        where the backend can tell the partial is missing."""
 
     async def finalize(self, key: str, length: int) -> StoredBlob:
-        """Turn the complete partial into a committed blob (as ``BlobWriter.commit``).
-        Idempotent: finalizing an already final blob returns it."""
+        """Turn the complete partial into a committed blob under the same ``key`` (durable
+        and visible, as ``BlobWriter.commit``). Idempotent: finalizing an already final
+        blob returns it, also when two callers race (the loser sees the final blob and
+        succeeds). Raises ``InternalError`` when the stored size is not ``length`` and
+        ``BlobNotFound`` when there is neither a partial nor a blob."""
 
-    async def discard(self, key: str) -> None:
-        """Remove the partial; a missing one is success."""
+    async def discard_partial(self, key: str) -> None:
+        """Remove the partial; a missing one is success. Never touches a finalized blob."""
+
+
+@runtime_checkable
+class SweepableStore(Protocol):
+    """Capability for the sweeper (an intent journal names the keys to look at): bounded
+    work per key, never a listing of the whole store at once."""
+
+    async def exists(self, key: str) -> bool:
+        """Whether a committed blob is stored under ``key`` (False for a malformed key)."""
+
+    async def remove_traces(self, key: str, quiet_before: datetime) -> bool:
+        """Remove everything stored under ``key`` — committed blob, a writer's temp object,
+        a partial — unless any of it changed at or after ``quiet_before`` (an upload still
+        streaming): then nothing is removed and the answer is False. True when it removed
+        everything or found nothing. Idempotent."""
+
+    async def list_keys(self, after: str | None, limit: int) -> list[str]:
+        """Committed keys in ascending order, strictly after ``after`` (from the start
+        when None), at most ``limit`` of them; memory bounded by ``limit``. Only keys this
+        server generates (32 lowercase hex) are listed."""
+
+
+def partial_store(store: BlobStore) -> PartialBlobStore:
+    """``store`` as a :class:`PartialBlobStore`; ``InternalError`` when it has no partial
+    blobs (a route configured for resumable uploads on a store that cannot do them)."""
+    if not isinstance(store, PartialBlobStore):
+        raise InternalError(f"blob store {store.name!r} has no partial blobs")
+    return store
+
+
+def sweepable_store(store: BlobStore) -> SweepableStore:
+    """``store`` as a :class:`SweepableStore`; ``InternalError`` when it cannot be swept."""
+    if not isinstance(store, SweepableStore):
+        raise InternalError(f"blob store {store.name!r} cannot be swept")
+    return store

@@ -1,4 +1,5 @@
-"""Blobs in MongoDB GridFS, written chunk document by chunk document.
+"""Blobs in MongoDB GridFS: one ``GridFSBlobStore`` with the core, partial blobs and sweeping,
+written chunk document by chunk document.
 
 The layout is standard GridFS (``<bucket>.files`` / ``<bucket>.chunks``, ``files_id`` and
 ``n``), so ``mongofiles``, PyMongo's ``AsyncGridFSBucket`` and every other driver read what we
@@ -6,182 +7,49 @@ store, and we read what they stored. We do not use ``AsyncGridIn``: it buffers u
 upload before writing, which breaks the memory bound with concurrent uploads. Here at most
 ``flush_chunks`` chunks wait in memory; each flush is awaited, so a slow MongoDB slows the
 client (back-pressure). The files document is inserted last: a reader never sees a file whose
-chunks are not all there.
+chunks are not all there — which is also why a partial (tus) blob is just its chunks, with no
+files document until ``finalize``.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-from collections.abc import AsyncIterator
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError
 
-from tornado_files.errors import BackendUnavailable, BlobNotFound
-from tornado_files.models import StoredBlob, utcnow
+from tornado_files.errors import BlobNotFound, InternalError
+from tornado_files.models import StoredBlob
 from tornado_files.mongo import Document, driver_errors
+from tornado_files.storage.gridfs_io import (
+    OUR_KEY,
+    READ_BATCH,
+    ChunkCutter,
+    GridFSBlobReader,
+    GridFSBlobWriter,
+    GridFSPartialWriter,
+    file_id_of,
+    files_document,
+)
 
-log = logging.getLogger("tornado_files.storage.gridfs")
-_OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
-_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
-# Chunks fetched per cursor batch on reads: memory stays at a few chunks per download.
-READ_BATCH = 2
-
-
-def file_id_of(key: str) -> Any:
-    """Our keys are 32-hex strings stored as-is; a 24-hex key is a driver's ObjectId (a file
-    another GridFS client wrote)."""
-    if _OUR_KEY.match(key):
-        return key
-    if _OBJECT_ID.match(key):
-        return ObjectId(key)
-    raise BlobNotFound()
+# Public names of the GridFS backend, wherever they are defined.
+__all__ = ["READ_BATCH", "ChunkCutter", "GridFSBlobStore", "file_id_of"]
 
 
-class ChunkCutter:
-    """Cuts a byte stream into ``size``-byte GridFS chunks, copying each byte once (slicing a
-    bytearray and deleting its head, as before, copied every byte three times or more).
-    ``partial`` is what waits for the rest of its chunk."""
-
-    def __init__(self, size: int, tail: bytes = b"") -> None:
-        self.size = size
-        self.partial = bytearray(tail)
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The full chunks that ``chunk`` completes, in order."""
-        size, view = self.size, memoryview(chunk)
-        full: list[bytes] = []
-        if self.partial:
-            need = size - len(self.partial)
-            self.partial += view[:need]
-            view = view[need:]
-            if len(self.partial) < size:
-                return full
-            full.append(bytes(self.partial))
-            self.partial = bytearray()
-        while len(view) >= size:
-            full.append(bytes(view[:size]))
-            view = view[size:]
-        self.partial += view
-        return full
-
-
-class GridFSBlobWriter:
-    def __init__(self, store: GridFSBlobStore, key: str) -> None:
-        self.key = key
-        self._store = store
-        self._cutter = ChunkCutter(store.chunk_size)
-        self._pending: list[Document] = []
-        self._next_n = 0
-        self._size = 0
-        self._flushed = False
-        self._committed = False
-        self._aborted = False
-
-    async def write(self, chunk: bytes) -> None:
-        if self._committed or self._aborted:
-            raise RuntimeError("write after commit or abort")
-        self._size += len(chunk)
-        for data in self._cutter.feed(chunk):
-            self._cut(data)
-        if len(self._pending) >= self._store.flush_chunks:
-            await self._flush()
-
-    def _cut(self, data: bytes) -> None:
-        # bytes are BSON binary subtype 0, what GridFS stores; Binary(data) would copy them.
-        self._pending.append({"_id": ObjectId(), "files_id": self.key, "n": self._next_n,
-                              "data": data})
-        self._next_n += 1
-
-    async def _flush(self) -> None:
-        docs, self._pending = self._pending, []
-        if not docs:
-            return
-        self._flushed = True
-        try:
-            with driver_errors("write chunks"):
-                await self._store.chunks.insert_many(docs, ordered=True)
-        except BackendUnavailable:
-            await self.abort()
-            raise
-
-    async def commit(self) -> StoredBlob:
-        if self._committed:
-            return StoredBlob(self.key, self._size)
-        if self._aborted:
-            raise RuntimeError("commit after abort")
-        if self._cutter.partial:
-            self._cut(bytes(self._cutter.partial))
-            self._cutter.partial = bytearray()
-        await self._flush()
-        document = {"_id": self.key, "length": self._size, "chunkSize": self._store.chunk_size,
-                    "uploadDate": utcnow(), "filename": self.key, "metadata": {}}
-        try:
-            with driver_errors("write files document"):
-                await self._store.files.insert_one(document)
-        except BackendUnavailable:
-            await self.abort()
-            raise
-        self._committed = True
-        return StoredBlob(self.key, self._size)
-
-    async def abort(self) -> None:
-        if self._committed or self._aborted:
-            return
-        self._aborted = True
-        self._cutter.partial = bytearray()
-        self._pending = []
-        if not self._flushed:
-            return
-        try:
-            await self._store.chunks.delete_many({"files_id": self.key})
-        except PyMongoError as exc:
-            # MongoDB is gone: the chunks have no files document, so the sweeper removes them.
-            log.error("gridfs: chunks of %s left for the sweeper: %s", self.key, exc)
-
-
-class GridFSBlobReader:
-    def __init__(self, store: GridFSBlobStore, file_id: Any, size: int, chunk_size: int) -> None:
-        self._store = store
-        self._file_id = file_id
-        self.size = size
-        self._chunk_size = chunk_size
-
-    async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
-        if start >= end:
-            return
-        size = self._chunk_size
-        first, last = start // size, (end - 1) // size
-        # Seek to the first chunk needed; a small batch keeps memory to a few chunks.
-        cursor = self._store.chunks.find(
-            {"files_id": self._file_id, "n": {"$gte": first, "$lte": last}},
-            batch_size=READ_BATCH).sort("n", ASCENDING)
-        expected = first
-        with driver_errors("read chunks"):
-            async for doc in cursor:
-                if doc["n"] != expected:
-                    break
-                offset = expected * size
-                data = doc["data"]
-                yield bytes(data[max(start - offset, 0): min(end - offset, len(data))])
-                expected += 1
-        if expected != last + 1:
-            log.error("gridfs: file %s is missing chunk %d", self._file_id, expected)
-            raise BackendUnavailable()
-
-    async def close(self) -> None:
-        return None
+def _our_key(key: str) -> str:
+    if not OUR_KEY.match(key):
+        raise BlobNotFound()
+    return key
 
 
 class GridFSBlobStore:
-    """Implements ``BlobStore`` on a GridFS bucket."""
+    """Implements ``BlobStore``, ``PartialBlobStore`` and ``SweepableStore`` on a GridFS
+    bucket."""
 
     def __init__(self, db: AsyncDatabase[Document], bucket: str = "fs",
                  chunk_size: int = 255 * 1024, flush_chunks: int = 4, name: str = "gridfs"
@@ -193,8 +61,9 @@ class GridFSBlobStore:
         self.chunk_size = chunk_size
         self.flush_chunks = flush_chunks
 
+    # -- BlobStore ------------------------------------------------------------------------
     async def open_writer(self, key: str) -> GridFSBlobWriter:
-        if not _OUR_KEY.match(key):
+        if not OUR_KEY.match(key):
             raise ValueError("blob keys are 32 lowercase hex characters")
         return GridFSBlobWriter(self, key)
 
@@ -216,14 +85,6 @@ class GridFSBlobStore:
             await self.files.delete_one({"_id": file_id})
             await self.chunks.delete_many({"files_id": file_id})
 
-    async def exists(self, key: str) -> bool:
-        try:
-            file_id = file_id_of(key)
-        except BlobNotFound:
-            return False
-        with driver_errors("exists"):
-            return await self.files.find_one({"_id": file_id}, {"_id": 1}) is not None
-
     async def ping(self) -> None:
         with driver_errors("ping"):
             await self.db.command("ping")
@@ -238,7 +99,120 @@ class GridFSBlobStore:
     async def close(self) -> None:
         return None  # the client belongs to the application
 
-    # -- sweeping -----------------------------------------------------------------------
+    # -- PartialBlobStore -----------------------------------------------------------------
+    async def create_partial(self, key: str) -> None:
+        _our_key(key)  # an empty partial has no documents
+
+    async def resume(self, key: str, offset: int) -> GridFSPartialWriter:
+        _our_key(key)
+        if offset == 0:  # also "creates" a missing partial: there is nothing to create
+            with driver_errors("resume"):
+                await self.chunks.delete_many({"files_id": key})
+            return GridFSPartialWriter(self, key, 0, b"")
+        size = self.chunk_size
+        last = (offset - 1) // size  # the chunk that holds byte offset - 1
+        keep = offset - last * size  # its bytes that stay, 1..size
+        with driver_errors("resume"):
+            doc = await self.chunks.find_one({"files_id": key, "n": last})
+            if doc is None or len(doc["data"]) < keep:
+                raise BlobNotFound()  # checked before anything is dropped
+            await self.chunks.delete_many({"files_id": key, "n": {"$gt": last}})
+            data = doc["data"]
+            if len(data) > keep:
+                data = bytes(data[:keep])
+                await self.chunks.replace_one({"_id": doc["_id"]},
+                                              {"files_id": key, "n": last, "data": data})
+        if keep == size:
+            return GridFSPartialWriter(self, key, last + 1, b"")
+        return GridFSPartialWriter(self, key, last, bytes(data))
+
+    async def open_partial_reader(self, key: str, length: int) -> GridFSBlobReader:
+        return GridFSBlobReader(self, _our_key(key), length, self.chunk_size)
+
+    async def finalize(self, key: str, length: int) -> StoredBlob:
+        _our_key(key)
+        with driver_errors("finalize"):
+            final = await self.files.find_one({"_id": key}, {"length": 1})
+            if final is None:
+                await self._check_partial(key, length)
+                try:
+                    await self.files.insert_one(files_document(key, length, self.chunk_size))
+                    return StoredBlob(key, length)
+                except DuplicateKeyError:  # a racing finalizer inserted it first
+                    final = await self.files.find_one({"_id": key}, {"length": 1})
+        if final is None:
+            raise BlobNotFound()
+        if int(final["length"]) != length:
+            raise InternalError(f"the blob holds {final['length']} bytes, not {length}")
+        return StoredBlob(key, length)
+
+    async def _check_partial(self, key: str, length: int) -> None:
+        """Chunks ``0..last`` with the last one exactly as long as ``length`` needs."""
+        newest = await self.chunks.find_one({"files_id": key}, sort=[("n", DESCENDING)])
+        if newest is None:
+            if length:
+                raise BlobNotFound()
+            return
+        stored = newest["n"] * self.chunk_size + len(newest["data"])
+        if stored == length:
+            count = await self.chunks.count_documents({"files_id": key})
+            if count == newest["n"] + 1:
+                return
+        raise InternalError(f"the partial blob holds {stored} bytes, not {length}")
+
+    async def discard_partial(self, key: str) -> None:
+        if not OUR_KEY.match(key):
+            return
+        with driver_errors("discard partial"):
+            if await self.files.find_one({"_id": key}, {"_id": 1}) is not None:
+                return  # finalized: the chunks belong to a blob now
+            await self.chunks.delete_many({"files_id": key})
+
+    # -- SweepableStore -------------------------------------------------------------------
+    async def exists(self, key: str) -> bool:
+        try:
+            file_id = file_id_of(key)
+        except BlobNotFound:
+            return False
+        with driver_errors("exists"):
+            return await self.files.find_one({"_id": file_id}, {"_id": 1}) is not None
+
+    async def remove_traces(self, key: str, quiet_before: datetime) -> bool:
+        """``quiet_before`` is timezone-aware. A chunk's time is its ObjectId's; the newest
+        chunk is the one with the highest ``n`` (found through the GridFS index)."""
+        if not OUR_KEY.match(key):
+            return True  # nothing of ours can be stored under it
+        with driver_errors("remove traces"):
+            final = await self.files.find_one({"_id": key}, {"uploadDate": 1})
+            if final is not None and final.get("uploadDate", quiet_before) >= quiet_before:
+                return False
+            if await self._changed_since(key, quiet_before):
+                return False
+            if final is not None:  # the files document first, as delete does
+                await self.files.delete_one({"_id": key})
+            await self.chunks.delete_many({"files_id": key})
+        return True
+
+    async def _changed_since(self, file_id: Any, moment: datetime) -> bool:
+        """Whether the newest chunk of ``file_id`` was written at or after ``moment``: a slow
+        upload that is still writing is never touched, however long ago it began."""
+        newest = await self.chunks.find_one({"files_id": file_id}, {"_id": 1},
+                                            sort=[("n", DESCENDING)])
+        if newest is None:
+            return False
+        oid = newest["_id"]
+        return not isinstance(oid, ObjectId) or oid.generation_time >= moment
+
+    async def list_keys(self, after: str | None, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        # Our ids only: strings of 32 hex digits (other drivers' files have ObjectIds).
+        query = {"_id": {"$gt": after or "", "$lte": "f" * 32, "$regex": OUR_KEY.pattern}}
+        with driver_errors("list keys"):
+            cursor = self.files.find(query, {"_id": 1}, batch_size=limit)
+            return [doc["_id"] async for doc in cursor.sort("_id", ASCENDING).limit(limit)]
+
+    # -- replaced by the intent journal; kept while sweeper.py uses them ------------------
     async def committed_keys(self, before: datetime) -> list[str]:
         with driver_errors("list files"):
             cursor = self.files.find({"uploadDate": {"$lt": before}}, {"_id": 1},
@@ -246,27 +220,17 @@ class GridFSBlobStore:
             return [str(doc["_id"]) async for doc in cursor]
 
     async def sweep_incomplete(self, before: datetime, keep: AbstractSet[str] = frozenset()) -> int:
-        """Remove chunks older than ``before`` that belong to no files document (an upload
-        that crashed or lost MongoDB mid-way). A chunk's age is its ObjectId's time."""
+        """Remove the chunks of uploads that crashed or lost MongoDB mid-way (no files
+        document) whose first chunk is older than ``before`` and whose newest is too."""
         with driver_errors("sweep chunks"):
-            owners = await self.chunks.distinct(
-                "files_id", {"_id": {"$lt": ObjectId.from_datetime(before)}})
-            if not owners:
-                return 0
-            cursor = self.files.find({"_id": {"$in": owners}}, {"_id": 1}, batch_size=1000)
-            complete = {doc["_id"] async for doc in cursor}
+            cursor = self.chunks.find({"n": 0, "_id": {"$lt": ObjectId.from_datetime(before)}},
+                                      {"files_id": 1}, batch_size=1000)
+            owners = [doc["files_id"] async for doc in cursor]
             removed = 0
             for owner in owners:
-                if owner in complete or owner in keep or \
-                        not await self._quiet_since(owner, before):
+                if owner in keep or await self._changed_since(owner, before) or \
+                        await self.files.find_one({"_id": owner}, {"_id": 1}) is not None:
                     continue
                 result = await self.chunks.delete_many({"files_id": owner})
                 removed += result.deleted_count
             return removed
-
-    async def _quiet_since(self, owner: Any, before: datetime) -> bool:
-        """Whether the newest chunk of ``owner`` is older than ``before``: a slow upload that
-        is still writing is never touched, however long ago it began."""
-        newest = await self.chunks.find_one({"files_id": owner}, {"_id": 1},
-                                            sort=[("_id", -1)])
-        return newest is None or newest["_id"].generation_time < before
