@@ -39,6 +39,12 @@ class FillingFile:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def __enter__(self) -> FillingFile:  # dunders bypass __getattr__
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.close()
+
 
 async def upload(client: Any, base_url: str, size: int) -> Any:
     body, ctype = multipart([Part("files", b"a" * 1000, "ok.txt"),
