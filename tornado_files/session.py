@@ -7,25 +7,22 @@ may report a closed connection after we already answered with an error.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from uuid import uuid4
 
 from tornado_files.blocking import Offload
 from tornado_files.errors import EmptySelection, TooManyFiles
+from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, new_hasher
 from tornado_files.models import StoredBlob
 from tornado_files.policy import UploadPolicy
-from tornado_files.sniff import Sniffed, Sniffer
+from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, BlobWriter
 
 log = logging.getLogger("tornado_files.session")
 
 DEFAULT_DECLARED_TYPE = "application/octet-stream"
-# Below this, hashing inline (when nothing is queued) is cheaper than a hop to the pool.
-_INLINE_HASH_BYTES = 16 * 1024
 
 
 @dataclass
@@ -36,16 +33,15 @@ class FilePart:
     field_name: str
     original_filename: str
     writer: BlobWriter
+    ingest: FileIngest
     declared_type: str = DEFAULT_DECLARED_TYPE
-    size: int = 0
-    head: bytearray = field(default_factory=bytearray)
-    sniffed: Sniffed | None = None
+    facts: FileFacts | None = None
     blob: StoredBlob | None = None
-    hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
 
-    @property
-    def sha256(self) -> str:
-        return self.hasher.hexdigest()
+    def origin(self, route: str, storage: str, data: dict[str, object]) -> FileOrigin:
+        return FileOrigin(id=self.id, original_filename=self.original_filename,
+                          declared_type=self.declared_type, route=route, storage=storage,
+                          data=dict(data))
 
 
 class UploadSession:
@@ -77,7 +73,6 @@ class UploadSession:
         self._aborted = False
         self._committed = False
         self._settled = False
-        self._hashing = offload.lane()
 
     @property
     def aborted(self) -> bool:
@@ -94,28 +89,20 @@ class UploadSession:
                 meta={"max_files": limit},
             )
         file_id = self._new_id()
-        part = FilePart(file_id, field, filename, await self.store.open_writer(file_id))
+        writer = await self.store.open_writer(file_id)
+        ingest = FileIngest(
+            sink=writer, sniffer=self._sniffer, lane=self._offload.lane(),
+            sniff_bytes=self._sniff_bytes, check_type=self.policy.check_mime,
+            limit=self.policy.max_file_size,
+            over_limit=lambda _fed: self.policy.file_too_large(self._declared, self._received()),
+            hasher=new_hasher())
+        part = FilePart(file_id, field, filename, writer, ingest)
         self.files.append(part)
         self._current = part
 
     async def feed(self, chunk: bytes) -> None:
-        """Count, sniff (once 64 KiB are in), hash and write one chunk of the current file."""
-        part = self._require_current()
-        part.size += len(chunk)
-        if part.size > self.policy.max_file_size:
-            raise self.policy.file_too_large(self._declared, self._received())
-        if part.sniffed is None:
-            room = self._sniff_bytes - len(part.head)
-            part.head += chunk[:room]
-            if len(part.head) >= self._sniff_bytes:
-                await self._sniff(part)
-        # sha256 runs on a pool thread (it releases the GIL) while the loop parses the next
-        # chunk and the store writes this one: the two cores share the work.
-        if len(chunk) < _INLINE_HASH_BYTES and self._hashing.idle:
-            part.hasher.update(chunk)
-        else:
-            await self._hashing.put(partial(part.hasher.update, chunk), len(chunk))
-        await part.writer.write(chunk)
+        """Count, sniff, hash and write one chunk of the current file (``FileIngest``)."""
+        await self._require_current().ingest.feed(chunk)
 
     async def end_file(self, declared_type: str | None) -> None:
         """Close the current file: a nameless empty part is a browser's "no file chosen"."""
@@ -123,11 +110,13 @@ class UploadSession:
         self._current = None
         if declared_type:
             part.declared_type = declared_type
-        if part.original_filename == "" and part.size == 0:
+        if part.original_filename == "" and part.ingest.size == 0:
             raise EmptySelection()
-        if part.sniffed is None:
-            await self._sniff(part)
-        await self._hashing.drain()  # part.sha256 is final from here on
+        sniffed = await part.ingest.finish(whole=True)
+        sha256 = part.ingest.sha256()
+        assert sniffed is not None
+        assert sha256 is not None
+        part.facts = FileFacts(part.ingest.size, sha256, sniffed)
 
     async def commit(self) -> list[FilePart]:
         """Make every file durable. On any failure every blob (committed or not) is removed."""
@@ -154,19 +143,14 @@ class UploadSession:
             return
         self._aborted = True
         self._current = None
-        await self._hashing.stop()
         for part in self.files:
             try:
+                await part.ingest.abort()
                 await part.writer.abort()
                 if part.blob is not None:
                     await self.store.delete(part.blob.key)
             except Exception:
                 log.exception("cleanup of blob %s failed", part.id)
-
-    async def _sniff(self, part: FilePart) -> None:
-        part.sniffed = await self._sniffer.sniff(bytes(part.head))
-        part.head = bytearray()
-        self.policy.check_mime(part.sniffed.mime_type)
 
     def _require_current(self) -> FilePart:
         self._check_open()

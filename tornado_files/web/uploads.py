@@ -6,9 +6,10 @@ import asyncio
 from typing import Any, Protocol
 
 from tornado_files import errors as e
-from tornado_files.models import FileRecord, utcnow
+from tornado_files.ingest import build_record
+from tornado_files.models import FileRecord
 from tornado_files.multipart import MultipartBridge
-from tornado_files.names import raw_upload_filename, safe_filename
+from tornado_files.names import raw_upload_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
 from tornado_files.web import edge
@@ -131,22 +132,7 @@ class UploadHandler(BodyHandler):
             self.write_json({"files": [r.to_resource() for r in records]}, status=201)
 
     def _record(self, part: FilePart, data: dict[str, Any]) -> FileRecord:
-        assert part.sniffed is not None
+        assert part.facts is not None
         assert part.blob is not None
-        now = utcnow()
-        return FileRecord(
-            id=part.id,
-            filename=safe_filename(part.original_filename),
-            original_filename=part.original_filename,
-            size=part.size,
-            mime_type=part.sniffed.mime_type,
-            declared_type=part.declared_type,
-            type_os=part.sniffed.type_os,
-            sha256=part.sha256,
-            route=self.policy.path,
-            storage=self.policy.storage,
-            blob_key=part.blob.key,
-            added=now,
-            modified=now,
-            data=data,
-        )
+        return build_record(part.origin(self.policy.path, self.policy.storage, data),
+                            part.facts, part.blob)

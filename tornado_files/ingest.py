@@ -1,0 +1,174 @@
+"""One file's bytes on their way to storage — the same path for multipart, raw and tus.
+
+For every chunk, in this order: count it against the file's limit → hold it back until the
+first ``sniff_bytes`` are in and libmagic has named the type (a disallowed type is refused
+before one byte is written) → hash it (sha256 of the file, and the digest of a tus
+``Upload-Checksum``) on a lane of the thread pool, while the event loop reads on → write it
+(awaited: a slow store slows the client). ``build_record`` turns what an ingest established
+into the file record, for every protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tornado_files.blocking import Lane
+from tornado_files.models import FileRecord, StoredBlob, utcnow
+from tornado_files.names import safe_filename
+from tornado_files.sniff import Sniffed, Sniffer
+
+# Below this, hashing inline (when nothing is queued) is cheaper than a hop to the pool.
+INLINE_HASH_BYTES = 16 * 1024
+
+
+class ByteSink(Protocol):
+    async def write(self, chunk: bytes) -> None:
+        """Store ``chunk`` after the ones before it (a BlobWriter or a PartialWriter)."""
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What the server established about a whole file's content."""
+
+    size: int
+    sha256: str
+    sniffed: Sniffed
+
+
+@dataclass(frozen=True)
+class FileOrigin:
+    """What the client said about a file, and where it was sent."""
+
+    id: str
+    original_filename: str
+    declared_type: str
+    route: str
+    storage: str
+    owner: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def build_record(origin: FileOrigin, facts: FileFacts, blob: StoredBlob) -> FileRecord:
+    """The file record of an upload, whichever protocol brought it."""
+    now = utcnow()
+    return FileRecord(
+        id=origin.id, filename=safe_filename(origin.original_filename),
+        original_filename=origin.original_filename, size=facts.size,
+        mime_type=facts.sniffed.mime_type, declared_type=origin.declared_type,
+        type_os=facts.sniffed.type_os, sha256=facts.sha256, route=origin.route,
+        storage=origin.storage, blob_key=blob.key, added=now, modified=now,
+        owner=origin.owner, data=origin.data)
+
+
+class FileIngest:
+    """Call ``feed`` for each chunk, then ``finish`` once — or ``abort`` at any point.
+
+    ``start`` bytes of the file were stored before (a tus upload's offset); ``head`` is the
+    first of them, up to ``sniff_bytes``, when the type is not known yet; ``sniffed`` when it
+    is. ``hasher`` is the running sha256 of the file's first ``start`` bytes, or None when
+    this process does not have it (the caller re-reads the file instead). ``limit`` is the
+    file's size cap: passing it raises ``over_limit(bytes fed)``. ``check_type`` raises for a
+    disallowed type (``UnsupportedMediaType``)."""
+
+    def __init__(self, *, sink: ByteSink, sniffer: Sniffer, lane: Lane, sniff_bytes: int,
+                 check_type: Callable[[str], None], limit: int,
+                 over_limit: Callable[[int], Exception], start: int = 0, head: bytes = b"",
+                 sniffed: Sniffed | None = None, hasher: Any | None = None,
+                 digest: Any | None = None) -> None:
+        self._sink = sink
+        self._sniffer = sniffer
+        self._lane = lane
+        self._sniff_bytes = sniff_bytes
+        self._check_type = check_type
+        self._limit = limit
+        self._over_limit = over_limit
+        self._start = start
+        self._head = head
+        self.sniffed = sniffed
+        self._hasher = hasher
+        self._digest = digest
+        self._held: list[bytes] = []  # chunks waiting for the type, in order
+        self._held_size = 0
+        self.size = 0  # bytes fed
+
+    async def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._start + self.size > self._limit:
+            raise self._over_limit(self.size)
+        await self._hash(chunk)
+        if self.sniffed is None:
+            self._held.append(chunk)
+            self._held_size += len(chunk)
+            if len(self._head) + self._held_size < self._sniff_bytes:
+                return
+            await self._sniff()
+            await self._release()
+            return
+        await self._sink.write(chunk)
+
+    async def finish(self, *, whole: bool) -> Sniffed | None:
+        """No more chunks. With ``whole`` (the file is complete) a file shorter than the sniff
+        window is sniffed now; otherwise (a tus PATCH that ended inside the window) its bytes
+        are written unsniffed and a later request sniffs them. Returns the type, if known."""
+        if self.sniffed is None and whole:
+            await self._sniff()
+        await self._release()
+        await self._lane.drain()
+        return self.sniffed
+
+    def sha256(self) -> str | None:
+        """The file's sha256 (after ``finish``), if this ingest had its running hash."""
+        return self._hasher.hexdigest() if self._hasher is not None else None
+
+    def running_hash(self) -> Any | None:
+        """The hash object itself, to carry on in the next request of the same upload."""
+        return self._hasher
+
+    def digest(self) -> bytes | None:
+        """The checksum digest of the bytes fed here (after ``finish``)."""
+        return self._digest.digest() if self._digest is not None else None
+
+    async def abort(self) -> None:
+        """Drop held chunks and queued hashing; never raises."""
+        self._held, self._held_size = [], 0
+        await self._lane.stop()
+
+    async def _hash(self, chunk: bytes) -> None:
+        if self._hasher is None and self._digest is None:
+            return
+        # sha256 runs on a pool thread (it releases the GIL) while the loop parses the next
+        # chunk and the store writes this one: the two cores share the work.
+        if len(chunk) < INLINE_HASH_BYTES and self._lane.idle:
+            self._update(chunk)
+        else:
+            await self._lane.put(lambda: self._update(chunk), len(chunk))
+
+    def _update(self, chunk: bytes) -> None:
+        if self._hasher is not None:
+            self._hasher.update(chunk)
+        if self._digest is not None:
+            self._digest.update(chunk)
+
+    async def _sniff(self) -> None:
+        want = self._sniff_bytes - len(self._head)
+        pieces = [self._head]
+        for chunk in self._held:
+            if want <= 0:
+                break
+            pieces.append(bytes(memoryview(chunk)[:want]))
+            want -= len(pieces[-1])
+        self.sniffed = await self._sniffer.sniff(b"".join(pieces))
+        self._head = b""
+        self._check_type(self.sniffed.mime_type)
+
+    async def _release(self) -> None:
+        held, self._held, self._held_size = self._held, [], 0
+        for chunk in held:
+            await self._sink.write(chunk)
+
+
+def new_hasher() -> Any:
+    return hashlib.sha256()
