@@ -18,7 +18,7 @@ from tornado_files.metadata.base import MetadataStore, UploadStateStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
 from tornado_files.policy import build_policies
-from tornado_files.resumable import HashCache, Resumable
+from tornado_files.resumable import Resumable
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore
@@ -97,16 +97,15 @@ def _add_mongodb(
 
 def build_sweeper(services: Services) -> Sweeper:
     """The orphan sweeper, which also expires unfinished tus uploads."""
-    resumable = Resumable(services, HashCache())
     return Sweeper(services.metadata, services.blob_stores, services.config.sweep_grace,
-                   uploads=services.uploads, expire=resumable.expire)
+                   uploads=services.uploads, expire=Resumable(services).sweep)
 
 
 def make_app(services: Services, static_dir: Path | None = None) -> Application:
     """Every endpoint, each method on the handler for it (``web.routing``)."""
     static_dir = static_dir or find_static_dir()
     default, *others = services.policies
-    tus = {"resumable": Resumable(services, HashCache())}
+    tus = {"resumable": Resumable(services)}
     table = RouteTable([
         Endpoint(r"/api/files", [(FilesListHandler, {}), (UploadHandler, {"policy": default})]),
         Endpoint(rf"/api/files/{FILE_ID}", [(FileHandler, {}), (FileUpdateHandler, {})]),

@@ -134,6 +134,14 @@ class BackendUnavailable(TornadoFilesError):
     default_detail = "A storage backend did not answer; try again later"
 
 
+class DuplicateKey(TornadoFilesError):
+    """A record with that id exists already (a conflict, not an outage: nothing was written)."""
+
+    code = "conflict"
+    title = "Conflict"
+    default_detail = "Something with that id exists already"
+
+
 class InternalError(TornadoFilesError):
     server_fault = True
 

@@ -172,3 +172,25 @@ class FileIngest:
 
 def new_hasher() -> Any:
     return hashlib.sha256()
+
+
+@dataclass
+class HashCache:
+    """Per process (one in ``Services``): the running sha256 of each resumable upload this
+    process last appended to, so the next PATCH it serves carries the hash on instead of the
+    completion re-reading the file."""
+
+    entries: dict[str, tuple[int, Any]] = field(default_factory=dict)
+
+    def take(self, upload_id: str, offset: int) -> Any | None:
+        """The hash of the first ``offset`` bytes, or None when this process lacks it."""
+        entry = self.entries.pop(upload_id, None)
+        if entry is None or entry[0] != offset:
+            return new_hasher() if offset == 0 else None
+        return entry[1]
+
+    def keep(self, upload_id: str, offset: int, hasher: Any) -> None:
+        self.entries[upload_id] = (offset, hasher)
+
+    def forget(self, upload_id: str) -> None:
+        self.entries.pop(upload_id, None)

@@ -165,3 +165,11 @@ class UploadState:
     type_os: str | None = None
     lease_token: str | None = None
     lease_until: datetime | None = None
+    # Set together with ``offset == length``: every byte is durable and the upload is being
+    # turned into its file. From then on anyone (HEAD, a retried PATCH, the sweeper) may drive
+    # that to its end; the state goes only once the file exists.
+    sha256: str | None = None
+
+    @property
+    def completing(self) -> bool:
+        return self.sha256 is not None

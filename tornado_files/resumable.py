@@ -1,63 +1,49 @@
-"""Resumable uploads (the domain half of tus): create, append under a lease, complete, expire.
+"""Resumable uploads (the domain half of tus): create, append, complete, terminate, expire.
 
-State lives in the metadata store only, so any process sharing it continues any upload. A
-PATCH first claims the upload's lease at its offset (compare-and-set: the loser of a race gets
-409 before writing a byte), streams into the partial blob, then makes the bytes durable and
-advances the offset — also when the client vanishes mid-body, so every byte that reached
-storage counts. sha256 is kept in memory per process while the same process continues an
-upload; otherwise the partial is re-read once at completion.
+State lives in the metadata store only, so any process sharing it continues any upload; it is
+also the upload's intent (the sweeper finds every partial through it). Every step is ordered so
+that a crash between two of its writes leaves something the next request or the sweeper
+finishes: creation stores the state before the partial; termination and expiry remove the
+partial before the state; completion is a recorded state (``UploadState.completing``: every
+byte durable, sha256 and type known) that HEAD, a retried PATCH or the sweeper drive to its
+end — finalize the blob, insert the record, drop the state, each step idempotent — so HEAD
+never reports an upload complete while its file does not exist.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from functools import partial
-from typing import Any
 from uuid import uuid4
 
+from tornado_files.appends import Append
 from tornado_files.errors import (
     BlobNotFound,
-    ChecksumMismatch,
+    DuplicateKey,
     InvalidParameter,
     NotFound,
     UploadConflict,
     UploadGone,
     UploadLocked,
 )
+from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, build_record
 from tornado_files.models import FileRecord, UploadState, utcnow
-from tornado_files.names import safe_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
-from tornado_files.storage.base import PartialBlobStore, PartialWriter
+from tornado_files.storage.base import PartialBlobStore
 
 log = logging.getLogger("tornado_files.resumable")
 DEFAULT_TYPE = "application/octet-stream"
-
-
-@dataclass
-class HashCache:
-    """Per process: the running sha256 of uploads this process last appended to."""
-
-    entries: dict[str, tuple[int, Any]] = field(default_factory=dict)
-
-    def take(self, upload_id: str, offset: int) -> Any | None:
-        entry = self.entries.pop(upload_id, None)
-        if entry is None or entry[0] != offset:
-            return hashlib.sha256() if offset == 0 else None
-        return entry[1]
-
-    def keep(self, upload_id: str, offset: int, hasher: Any) -> None:
-        self.entries[upload_id] = (offset, hasher)
+# Completing uploads the sweeper drives per pass (each is a few idempotent steps).
+REDRIVE_BATCH = 100
 
 
 class Resumable:
-    def __init__(self, services: Services, hashes: HashCache) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
-        self.hashes = hashes
+        self.hashes = services.hashes
         self.expiry = timedelta(seconds=services.config.tus_expiry)
         self.lease = timedelta(seconds=max(60.0, 2 * services.config.idle_timeout))
 
@@ -75,35 +61,75 @@ class Resumable:
 
     async def create(self, length: int, metadata: dict[str, str], owner: str | None
                      ) -> UploadState:
+        """A new upload. The state goes in first: it is what finds the partial later. An
+        empty upload is complete at once (its file exists when this returns)."""
         meta = dict(metadata)
         policy = self.policy_for(meta.pop("route", None))
         if length > policy.max_file_size:
             raise policy.file_too_large(length, 0)
         now = utcnow()
+        empty = self.services.sniffer.sniff_now(b"") if length == 0 else None
         state = UploadState(
             id=uuid4().hex, route=policy.path, storage=policy.storage, length=length,
             offset=0, created=now, expires=now + self.expiry,
             original_filename=meta.pop("filename", "") or "unknown",
-            declared_type=meta.pop("filetype", "") or DEFAULT_TYPE, data=meta, owner=owner)
-        await self.partials(state.storage).create_partial(state.id)
+            declared_type=meta.pop("filetype", "") or DEFAULT_TYPE, data=meta, owner=owner,
+            mime_type=empty.mime_type if empty else None,
+            type_os=empty.type_os if empty else None,
+            sha256=hashlib.sha256().hexdigest() if empty else None)
+        if empty is not None:
+            policy.check_mime(empty.mime_type)
+        await self.services.uploads.create_upload(state)
         try:
-            await self.services.uploads.create_upload(state)
+            await self.partials(state.storage).create_partial(state.id)
         except BaseException:
-            await self.partials(state.storage).discard_partial(state.id)
+            await self.services.uploads.delete_upload(state.id)
             raise
+        if state.completing:
+            await self.complete(state)
         return state
 
     async def get(self, upload_id: str) -> UploadState:
         state = await self.services.uploads.get_upload(upload_id)
-        if state.expires < utcnow() and state.offset < state.length:
+        if state.expires < utcnow() and not state.completing and state.offset < state.length:
             raise UploadGone()
         return state
 
+    async def progress(self, upload_id: str) -> UploadState:
+        """The state HEAD reports. A completing upload is driven to its file first (an error
+        there is the answer: HEAD never says complete while the file does not exist); a
+        finished one is reported from its file."""
+        try:
+            state = await self.get(upload_id)
+        except NotFound:
+            return await self._finished(upload_id)
+        if state.completing:
+            await self.complete(state)
+        return state
+
+    async def _finished(self, upload_id: str) -> UploadState:
+        """A finished upload's state, from its file (NotFound when there is none)."""
+        record = await self.services.metadata.get(upload_id)
+        return UploadState(
+            id=record.id, route=record.route, storage=record.storage, length=record.size,
+            offset=record.size, created=record.added, expires=utcnow(),
+            original_filename=record.original_filename, declared_type=record.declared_type,
+            sha256=record.sha256)
+
     async def begin(self, upload_id: str, offset: int,
                     checksum: tuple[str, bytes] | None) -> Append:
-        state = await self.get(upload_id)
+        """Claim the upload's lease at ``offset`` (compare-and-set) and open its partial. A
+        PATCH at the end of a completing or finished upload (a retried last PATCH) takes no
+        bytes: it finishes the completion, or finds it done."""
+        try:
+            state = await self.get(upload_id)
+            finished = False
+        except NotFound:
+            state, finished = await self._finished(upload_id), True
         if state.offset != offset:
             raise UploadConflict(meta={"upload_offset": state.offset})
+        if state.completing:
+            return Append(self, state, None, None, None, checksum, finished=finished)
         now = utcnow()
         token = uuid4().hex
         claimed = await self.services.uploads.claim_upload(upload_id, offset, token,
@@ -114,172 +140,95 @@ class Resumable:
             if current.offset != offset:
                 raise UploadConflict(meta={"upload_offset": current.offset})
             raise UploadLocked()
+        partials = self.partials(state.storage)
         try:
-            writer = await self.partials(state.storage).resume(upload_id, offset)
+            writer = await partials.resume(upload_id, offset)
+            head = await self._head(claimed, partials)
         except BlobNotFound:
-            await self._release(claimed, token)
+            await self.release(claimed, token)
             raise NotFound() from None
-        head = b""
-        if claimed.mime_type is None and offset:
-            reader = await self.partials(state.storage).open_partial_reader(upload_id, offset)
-            try:
-                head = b"".join([c async for c in reader.iter_range(
-                    0, min(offset, self.services.config.sniff_bytes))])
-            finally:
-                await reader.close()
-        return Append(self, claimed, token, writer, checksum,
-                      self.hashes.take(upload_id, offset), bytearray(head))
+        known = Sniffed(claimed.mime_type, claimed.type_os or "") if claimed.mime_type else None
+        policy = self.policy_for(state.route)
+        ingest = FileIngest(
+            sink=writer, sniffer=self.services.sniffer, lane=self.services.offload.lane(),
+            sniff_bytes=self.services.config.sniff_bytes, check_type=policy.check_mime,
+            limit=state.length,
+            over_limit=lambda fed: policy.file_too_large(state.length, offset + fed),
+            start=offset, head=head, sniffed=known, hasher=self.hashes.take(upload_id, offset),
+            digest=hashlib.new(checksum[0]) if checksum else None)
+        return Append(self, claimed, token, writer, ingest, checksum)
 
-    async def _release(self, state: UploadState, token: str) -> None:
+    async def _head(self, state: UploadState, partials: PartialBlobStore) -> bytes:
+        """The stored first bytes, when an earlier PATCH ended before the type was known."""
+        if state.mime_type is not None or state.offset == 0:
+            return b""
+        length = min(state.offset, self.services.config.sniff_bytes)
+        reader = await partials.open_partial_reader(state.id, length)
+        try:
+            return b"".join([chunk async for chunk in reader.iter_range(0, length)])
+        finally:
+            await reader.close()
+
+    async def release(self, state: UploadState, token: str) -> None:
         await self.services.uploads.advance_upload(
             state.id, token, state.offset, expires=state.expires, lease_until=None,
             mime_type=None, type_os=None)
 
-    async def terminate(self, upload_id: str) -> None:
-        state = await self.services.uploads.get_upload(upload_id)
-        await self.services.uploads.delete_upload(upload_id)
-        self.hashes.entries.pop(upload_id, None)
-        await self.partials(state.storage).discard_partial(upload_id)
+    async def rehash(self, state: UploadState) -> str:
+        """The sha256 of a durable partial, read once (an earlier PATCH of this upload ran in
+        another process, so this one has no running hash)."""
+        hasher = hashlib.sha256()
+        reader = await self.partials(state.storage).open_partial_reader(state.id, state.length)
+        try:
+            async for chunk in reader.iter_range(0, state.length):
+                await self.services.offload(hasher.update, chunk)
+        finally:
+            await reader.close()
+        return hasher.hexdigest()
 
-    async def complete(self, state: UploadState, hasher: Any | None) -> FileRecord:
-        """Last byte arrived: the partial becomes the file with the same id."""
-        partials = self.partials(state.storage)
-        if hasher is None:  # another process began it: re-read once
-            hasher = hashlib.sha256()
-            reader = await partials.open_partial_reader(state.id, state.length)
-            try:
-                async for chunk in reader.iter_range(0, state.length):
-                    await self.services.offload(hasher.update, chunk)
-            finally:
-                await reader.close()
-        blob = await partials.finalize(state.id, state.length)
-        now = utcnow()
-        record = FileRecord(
-            id=state.id, filename=safe_filename(state.original_filename),
-            original_filename=state.original_filename, size=state.length,
-            mime_type=state.mime_type or "application/x-empty",
-            declared_type=state.declared_type, type_os=state.type_os or "empty",
-            sha256=hasher.hexdigest(), route=state.route, storage=state.storage,
-            blob_key=blob.key, added=now, modified=now, owner=state.owner, data=state.data)
-        await self.services.metadata.insert_many([record])
+    async def complete(self, state: UploadState) -> FileRecord:
+        """Drive a completing upload to its file; every step is idempotent, so any number of
+        callers may run this at once or again after a crash."""
+        assert state.sha256 is not None
+        assert state.mime_type is not None
+        blob = await self.partials(state.storage).finalize(state.id, state.length)
+        origin = FileOrigin(id=state.id, original_filename=state.original_filename,
+                            declared_type=state.declared_type, route=state.route,
+                            storage=state.storage, owner=state.owner, data=state.data)
+        facts = FileFacts(state.length, state.sha256,
+                          Sniffed(state.mime_type, state.type_os or ""))
+        record = build_record(origin, facts, blob)
+        try:
+            await self.services.metadata.insert_many([record])
+        except DuplicateKey:
+            record = await self.services.metadata.get(state.id)  # another caller was first
         await self.services.uploads.delete_upload(state.id)
-        self.hashes.entries.pop(state.id, None)
+        self.hashes.forget(state.id)
         return record
 
-    async def expire(self) -> int:
-        """Remove expired unfinished uploads and their partial data (for the sweeper)."""
+    async def terminate(self, upload_id: str) -> None:
+        """Remove the upload: partial first, then the state. A completing upload is finished
+        instead — it is a file now, removed through /api/files — and answered 404."""
+        state = await self.services.uploads.get_upload(upload_id)
+        if state.completing:
+            await self.complete(state)
+            raise NotFound(detail="The upload is complete; its file is at /api/files/{id}")
+        await self.partials(state.storage).discard_partial(upload_id)
+        await self.services.uploads.delete_upload(upload_id)
+        self.hashes.forget(upload_id)
+
+    async def sweep(self) -> int:
+        """For the sweeper: drive completing uploads to their file, then remove expired
+        unfinished ones (partial first, then state). Returns how many were expired."""
+        for state in await self.services.uploads.completing_uploads(REDRIVE_BATCH):
+            try:
+                await self.complete(state)
+            except Exception:
+                log.exception("completing upload %s failed; the next sweep tries again",
+                              state.id)
         expired = await self.services.uploads.expired_uploads(utcnow())
         for state in expired:
-            await self.services.uploads.delete_upload(state.id)
-            self.hashes.entries.pop(state.id, None)
             await self.partials(state.storage).discard_partial(state.id)
+            await self.services.uploads.delete_upload(state.id)
+            self.hashes.forget(state.id)
         return len(expired)
-
-
-class Append:
-    """One PATCH (or creation-with-upload body) into an upload it holds the lease of."""
-
-    def __init__(self, owner: Resumable, state: UploadState, token: str, writer: PartialWriter,
-                 checksum: tuple[str, bytes] | None, hasher: Any | None, head: bytearray
-                 ) -> None:
-        self.owner = owner
-        self.state = state
-        self.token = token
-        self.writer = writer
-        self.checksum = checksum
-        self.digest = hashlib.new(checksum[0]) if checksum else None
-        self.hasher = hasher
-        self.head = head
-        self.sniffed: Sniffed | None = None
-        self.received = 0
-        self.done = False
-        self._renewed = utcnow()
-        self._hashing = owner.services.offload.lane()
-
-    @property
-    def remaining(self) -> int:
-        return self.state.length - self.state.offset
-
-    async def feed(self, chunk: bytes) -> None:
-        self.received += len(chunk)
-        if self.digest is not None:
-            self.digest.update(chunk)
-        if self.hasher is not None:
-            # On the pool while the loop reads on, as POST uploads hash (session.py).
-            await self._hashing.put(partial(self.hasher.update, chunk), len(chunk))
-        await self.writer.write(chunk)
-        await self._sniff_when_ready(chunk)
-        if utcnow() - self._renewed > self.owner.lease / 3:
-            await self._renew()
-
-    async def _sniff_when_ready(self, chunk: bytes) -> None:
-        if self.state.mime_type is not None or self.sniffed is not None:
-            return
-        limit = self.owner.services.config.sniff_bytes
-        self.head += chunk[: max(0, limit - len(self.head))]
-        whole = self.state.offset + self.received >= self.state.length
-        if len(self.head) >= limit or whole:
-            self.sniffed = await self.owner.services.sniffer.sniff(bytes(self.head))
-            self.head = bytearray()
-            self.owner.policy_for(self.state.route).check_mime(self.sniffed.mime_type)
-
-    async def _renew(self) -> None:
-        self._renewed = utcnow()
-        await self.owner.services.uploads.advance_upload(
-            self.state.id, self.token, self.state.offset, expires=self.state.expires,
-            lease_until=self._renewed + self.owner.lease, mime_type=None, type_os=None)
-
-    async def finish(self) -> tuple[UploadState, FileRecord | None]:
-        """The body ended: check the checksum, make it durable, advance, maybe complete."""
-        if self.digest is not None and self.checksum and \
-                self.digest.digest() != self.checksum[1]:
-            await self.discard()
-            raise ChecksumMismatch()
-        if self.state.mime_type is None and self.sniffed is None and \
-                self.state.offset + self.received >= self.state.length:
-            await self._sniff_when_ready(b"")
-        state = await self._advance(release=True)
-        if state.offset < state.length:
-            return state, None
-        return state, await self.owner.complete(state, self.hasher)
-
-    async def interrupted(self) -> None:
-        """The client vanished mid-body: keep every byte that reached storage."""
-        if self.done:
-            return
-        if self.checksum is not None:
-            await self.discard()  # a chunk with a checksum is all or nothing
-            return
-        await self._advance(release=True)
-
-    async def _advance(self, release: bool) -> UploadState:
-        self.done = True
-        await self._hashing.drain()  # the hasher is kept or completed below
-        durable = await self.writer.settle()
-        await self.writer.close()
-        now = utcnow()
-        state = replace(self.state, offset=durable, expires=now + self.owner.expiry,
-                        mime_type=self.state.mime_type or (
-                            self.sniffed.mime_type if self.sniffed else None),
-                        type_os=self.state.type_os or (
-                            self.sniffed.type_os if self.sniffed else None))
-        ok = await self.owner.services.uploads.advance_upload(
-            state.id, self.token, durable, expires=state.expires, lease_until=None,
-            mime_type=state.mime_type, type_os=state.type_os)
-        if not ok:
-            raise NotFound()  # terminated or expired while this request wrote
-        if self.hasher is not None and durable == self.state.offset + self.received:
-            self.owner.hashes.keep(state.id, durable, self.hasher)
-        return state
-
-    async def discard(self) -> None:
-        """Throw this request's bytes away: the offset stays where it was."""
-        if self.done:
-            return
-        self.done = True
-        await self._hashing.stop()
-        await self.writer.close()
-        try:
-            await self.owner._release(self.state, self.token)
-        except Exception:
-            log.exception("could not release the lease of upload %s", self.state.id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
+from tornado_files.ingest import HashCache
 from tornado_files.metadata.base import MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
@@ -23,6 +24,8 @@ class Services:
     sniffer: Sniffer
     offload: Offload
     uploads: UploadStateStore
+    # The running sha256 of resumable uploads, shared by every handler and the sweeper.
+    hashes: HashCache = field(default_factory=HashCache)
     # Called last at close (e.g. the MongoDB client shared by the stores).
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
 

@@ -73,15 +73,23 @@ class UploadStateStore(Protocol):
 
     async def advance_upload(self, upload_id: str, token: str, offset: int, *,
                              expires: datetime, lease_until: datetime | None,
-                             mime_type: str | None, type_os: str | None) -> bool:
+                             mime_type: str | None, type_os: str | None,
+                             sha256: str | None = None) -> bool:
         """Record a new durable ``offset`` (never smaller) iff ``token`` holds the lease;
-        ``lease_until=None`` releases the lease."""
+        ``lease_until=None`` releases the lease. ``mime_type``/``type_os``/``sha256`` are set
+        when given and kept when None; a ``sha256`` marks the upload completing (its offset is
+        its length)."""
 
     async def delete_upload(self, upload_id: str) -> bool:
         """Remove the state; False when there was none."""
 
     async def expired_uploads(self, now: datetime) -> list[UploadState]:
-        """Unfinished uploads whose expiry has passed and whose lease (if any) ran out."""
+        """Unfinished uploads whose expiry has passed and whose lease (if any) ran out; never
+        a completing one (its bytes are all there: it is finished, not abandoned)."""
+
+    async def completing_uploads(self, limit: int) -> list[UploadState]:
+        """Up to ``limit`` uploads whose completion was recorded but not finished (the
+        sweeper drives them to their file)."""
 
     async def upload_ids(self) -> set[str]:
         """Ids of every upload in progress (their partial blobs are not orphans)."""

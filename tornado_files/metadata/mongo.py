@@ -18,13 +18,14 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from tornado_files.errors import BackendUnavailable, NotFound
+from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
 from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, from_micros, to_micros
 from tornado_files.mongo import Document, driver_errors
 
 log = logging.getLogger("tornado_files.metadata.mongo")
 _SORT_FIELDS = {"added": "added_us", "size": "size", "filename": "filename"}
 _BATCH = 200
+_DUPLICATE_KEY = 11000  # MongoDB's error code
 
 
 def _document(record: FileRecord) -> Document:
@@ -116,7 +117,11 @@ class MongoMetadataStore:
             # Without a transaction, "all or nothing" is kept by removing what went in.
             inserted = exc.details.get("nInserted", 0)
             await self._compensate([d["_id"] for d in docs[:inserted]])
-            log.error("mongodb: insert failed: %s", exc.details.get("writeErrors"))
+            errors = exc.details.get("writeErrors") or []
+            if errors and all(err.get("code") == _DUPLICATE_KEY for err in errors):
+                log.info("mongodb: insert of an existing id: %s", errors)
+                raise DuplicateKey() from None
+            log.error("mongodb: insert failed: %s", errors)
             raise BackendUnavailable() from None
         except PyMongoError as exc:
             # Unknown how far it got: the ids are fresh, so removing all of them is safe.

@@ -23,6 +23,7 @@ def _document(state: UploadState) -> Document:
         "mime_type": state.mime_type, "type_os": state.type_os,
         "lease_token": state.lease_token,
         "lease_until_us": to_micros(state.lease_until) if state.lease_until else None,
+        "sha256": state.sha256,
     }
 
 
@@ -34,7 +35,8 @@ def _state(doc: Document) -> UploadState:
         declared_type=doc["declared_type"], data=doc.get("data") or {},
         owner=doc.get("owner"), mime_type=doc.get("mime_type"), type_os=doc.get("type_os"),
         lease_token=doc.get("lease_token"),
-        lease_until=from_micros(doc["lease_until_us"]) if doc.get("lease_until_us") else None)
+        lease_until=from_micros(doc["lease_until_us"]) if doc.get("lease_until_us") else None,
+        sha256=doc.get("sha256"))
 
 
 def _free(now: datetime) -> Document:
@@ -48,6 +50,7 @@ class MongoUploadStore:
     async def startup(self) -> None:
         with driver_errors("create indexes"):
             await self._uploads.create_index([("expires_us", ASCENDING)])
+            await self._uploads.create_index([("sha256", ASCENDING)], sparse=True)
 
     async def create_upload(self, state: UploadState) -> None:
         with driver_errors("create upload"):
@@ -71,7 +74,8 @@ class MongoUploadStore:
 
     async def advance_upload(self, upload_id: str, token: str, offset: int, *,
                              expires: datetime, lease_until: datetime | None,
-                             mime_type: str | None, type_os: str | None) -> bool:
+                             mime_type: str | None, type_os: str | None,
+                             sha256: str | None = None) -> bool:
         changes: dict[str, Any] = {
             "offset": offset, "expires_us": to_micros(expires),
             "lease_until_us": to_micros(lease_until) if lease_until else None,
@@ -79,6 +83,8 @@ class MongoUploadStore:
         if mime_type is not None:
             changes["mime_type"] = mime_type
             changes["type_os"] = type_os
+        if sha256 is not None:
+            changes["sha256"] = sha256
         with driver_errors("advance upload"):
             result = await self._uploads.update_one(
                 {"_id": upload_id, "lease_token": token, "offset": {"$lte": offset}},
@@ -93,7 +99,13 @@ class MongoUploadStore:
     async def expired_uploads(self, now: datetime) -> list[UploadState]:
         with driver_errors("expired uploads"):
             cursor = self._uploads.find(
-                {"$and": [{"expires_us": {"$lt": to_micros(now)}}, _free(now)]}, batch_size=200)
+                {"$and": [{"expires_us": {"$lt": to_micros(now)}}, {"sha256": None}, _free(now)]},
+                batch_size=200)
+            return [_state(doc) async for doc in cursor]
+
+    async def completing_uploads(self, limit: int) -> list[UploadState]:
+        with driver_errors("completing uploads"):
+            cursor = self._uploads.find({"sha256": {"$ne": None}}, limit=limit)
             return [_state(doc) async for doc in cursor]
 
     async def upload_ids(self) -> set[str]:

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, NotFound
+from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
 from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, from_micros, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 _COLUMNS = ("id", "filename", "original_filename", "size", "mime_type", "declared_type",
             "type_os", "sha256", "route", "storage", "blob_key", "owner", "added_us",
             "modified_us", "data", "metadata")
@@ -56,6 +56,11 @@ _MIGRATIONS: dict[int, str] = {
         type_os TEXT, lease_token TEXT, lease_until_us INTEGER
     );
     CREATE INDEX uploads_expires ON uploads (expires_us);
+    """,
+    # Numbered 4: 3 is the intent journal's.
+    4: """
+    ALTER TABLE uploads ADD COLUMN sha256 TEXT;
+    CREATE INDEX uploads_completing ON uploads (sha256) WHERE sha256 IS NOT NULL;
     """,
 }
 # Sort name → column; only these names ever reach SQL text.
@@ -137,6 +142,9 @@ class SqliteMetadataStore:
                 raise BackendUnavailable()
             try:
                 return work(self._db)
+            except sqlite3.IntegrityError as exc:
+                log.info("sqlite: %s", exc)
+                raise DuplicateKey() from None
             except sqlite3.Error as exc:
                 log.error("sqlite: %s", exc)
                 raise BackendUnavailable() from None

@@ -13,7 +13,7 @@ from tornado_files.models import UploadState, from_micros, to_micros
 
 _COLUMNS = ("id", "route", "storage", "length", "offset", "created_us", "expires_us",
             "original_filename", "declared_type", "data", "owner", "mime_type", "type_os",
-            "lease_token", "lease_until_us")
+            "lease_token", "lease_until_us", "sha256")
 
 
 def _row(state: UploadState) -> tuple[Any, ...]:
@@ -21,7 +21,7 @@ def _row(state: UploadState) -> tuple[Any, ...]:
             to_micros(state.created), to_micros(state.expires), state.original_filename,
             state.declared_type, json.dumps(state.data), state.owner, state.mime_type,
             state.type_os, state.lease_token,
-            to_micros(state.lease_until) if state.lease_until else None)
+            to_micros(state.lease_until) if state.lease_until else None, state.sha256)
 
 
 def _state(row: sqlite3.Row) -> UploadState:
@@ -31,7 +31,8 @@ def _state(row: sqlite3.Row) -> UploadState:
         expires=from_micros(row["expires_us"]), original_filename=row["original_filename"],
         declared_type=row["declared_type"], data=json.loads(row["data"]), owner=row["owner"],
         mime_type=row["mime_type"], type_os=row["type_os"], lease_token=row["lease_token"],
-        lease_until=from_micros(row["lease_until_us"]) if row["lease_until_us"] else None)
+        lease_until=from_micros(row["lease_until_us"]) if row["lease_until_us"] else None,
+        sha256=row["sha256"])
 
 
 class SqliteUploadStore:
@@ -68,15 +69,17 @@ class SqliteUploadStore:
 
     async def advance_upload(self, upload_id: str, token: str,
                              offset: int, *, expires: datetime, lease_until: datetime | None,
-                             mime_type: str | None, type_os: str | None) -> bool:
+                             mime_type: str | None, type_os: str | None,
+                             sha256: str | None = None) -> bool:
         def work(db: sqlite3.Connection) -> int:
             cursor = db.execute(
                 "UPDATE uploads SET offset = ?, expires_us = ?, lease_until_us = ?, "
                 "lease_token = ?, mime_type = coalesce(?, mime_type), "
-                "type_os = coalesce(?, type_os) "
+                "type_os = coalesce(?, type_os), sha256 = coalesce(?, sha256) "
                 "WHERE id = ? AND lease_token = ? AND offset <= ?",
                 (offset, to_micros(expires), to_micros(lease_until) if lease_until else None,
-                 token if lease_until else None, mime_type, type_os, upload_id, token, offset))
+                 token if lease_until else None, mime_type, type_os, sha256, upload_id, token,
+                 offset))
             return cursor.rowcount
         return await self._run(work) == 1
 
@@ -87,9 +90,14 @@ class SqliteUploadStore:
 
     async def expired_uploads(self, now: datetime) -> list[UploadState]:
         rows = await self._run(lambda db: db.execute(
-            "SELECT * FROM uploads WHERE expires_us < ? AND "
+            "SELECT * FROM uploads WHERE expires_us < ? AND sha256 IS NULL AND "
             "(lease_until_us IS NULL OR lease_until_us < ?)",
             (to_micros(now), to_micros(now))).fetchall())
+        return [_state(r) for r in rows]
+
+    async def completing_uploads(self, limit: int) -> list[UploadState]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT * FROM uploads WHERE sha256 IS NOT NULL LIMIT ?", (limit,)).fetchall())
         return [_state(r) for r in rows]
 
     async def upload_ids(self) -> set[str]:

@@ -154,7 +154,8 @@ class ApiHandler(RequestHandler):
             # The cause (with its traceback) unless it is one of ours: those were logged, with
             # the driver's words, where they were raised.
             cause = value if not isinstance(value, e.TornadoFilesError | HTTPError) else None
-            log.error("error %s %d %s %s", error_id, status, error.code, where, exc_info=cause)
+            log.error("error %s %d %s %s: %s", error_id, status, error.code, where, error.detail,
+                      exc_info=cause)
         else:
             log.info("error %s %d %s %s: %s", error_id, status, error.code, where, error.detail)
 

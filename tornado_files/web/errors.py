@@ -29,6 +29,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.InternalError: 500,
     e.StalledAppend: 503,
     e.UploadConflict: 409,
+    e.DuplicateKey: 409,
     e.UploadLocked: 423,
     e.UploadGone: 410,
     e.TusVersionUnsupported: 412,
@@ -65,7 +66,8 @@ def error_document(error: e.TornadoFilesError, error_id: str | None = None
         "status": str(status),
         "code": error.code,
         "title": error.title,
-        "detail": error.detail,
+        # A server fault's own words may name paths or drivers: they stay in the log.
+        "detail": error.default_detail if error.server_fault else error.detail,
     }
     if error.meta:
         body["meta"] = error.meta

@@ -7,13 +7,13 @@ creation (POST, maybe with the first chunk), the upload's state (HEAD, DELETE), 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from tornado_files import errors as e
 from tornado_files import tus_protocol as tus
+from tornado_files.appends import Append
 from tornado_files.models import UploadState
 from tornado_files.ranges import http_date
-from tornado_files.resumable import Append, Resumable
+from tornado_files.resumable import Resumable
 from tornado_files.web.base import ApiHandler
 from tornado_files.web.body import BodyHandler
 
@@ -102,7 +102,7 @@ class TusBodyHandler(TusHandler, BodyHandler):
         """The body is in: advance (and maybe complete); the headers to answer with."""
         assert self.append is not None
         async with self._lock:
-            state, _record = await self.append.finish()
+            state = await self.append.finish()
         return {"Upload-Offset": str(state.offset), "Upload-Expires": http_date(state.expires)}
 
 
@@ -165,17 +165,14 @@ class TusUploadHandler(TusHandler):
         await super().prepare()
 
     async def head(self, upload_id: str) -> None:  # type: ignore[override]
-        headers: dict[str, Any]
-        try:
-            state = await self.resumable.get(upload_id)
-            headers = {"Upload-Offset": state.offset, "Upload-Length": state.length,
-                       "Upload-Expires": http_date(state.expires)}
-        except e.NotFound:
-            # Finished uploads are files now: report them complete, so a client resuming
-            # after the last PATCH's answer was lost learns it is done.
-            record = await self.services.metadata.get(upload_id)
-            headers = {"Upload-Offset": record.size, "Upload-Length": record.size}
-        self.respond(200, {k: str(v) for k, v in headers.items()})
+        # A finished upload is reported complete (a client whose last PATCH's answer was lost
+        # learns it is done), but only once its file exists: a completing one is finished
+        # first, and a failure there is the answer (503), never a premature "complete".
+        state = await self.resumable.progress(upload_id)
+        headers = {"Upload-Offset": str(state.offset), "Upload-Length": str(state.length)}
+        if state.offset < state.length:
+            headers["Upload-Expires"] = http_date(state.expires)
+        self.respond(200, headers)
 
     async def delete(self, upload_id: str) -> None:
         await self.resumable.terminate(upload_id)

@@ -1,0 +1,146 @@
+"""One PATCH (or creation-with-upload body) of a resumable upload, under the upload's lease.
+
+The bytes go through the same ``FileIngest`` as a POST (caps, sniffing before writing, hashing
+off the loop). When the body ends — or the client vanishes — what reached storage is made
+durable and the offset advanced, so every byte that arrived counts; a chunk that carried an
+``Upload-Checksum`` is all or nothing. The PATCH that makes the upload whole records it as
+completing and drives it to its file (``Resumable.complete``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from tornado_files.errors import ChecksumMismatch, NotFound
+from tornado_files.ingest import FileIngest
+from tornado_files.models import UploadState, utcnow
+from tornado_files.sniff import Sniffed
+from tornado_files.storage.base import PartialWriter
+
+if TYPE_CHECKING:
+    from tornado_files.resumable import Resumable
+
+log = logging.getLogger("tornado_files.resumable")
+
+
+class Append:
+    """``token``, ``writer`` and ``ingest`` are None for a completing upload: a retried last
+    PATCH has no bytes to take, only the completion to finish (nothing at all when
+    ``finished``: the file exists)."""
+
+    def __init__(self, owner: Resumable, state: UploadState, token: str | None,
+                 writer: PartialWriter | None, ingest: FileIngest | None,
+                 checksum: tuple[str, bytes] | None, *, finished: bool = False) -> None:
+        self.finished = finished
+        self.owner = owner
+        self.state = state
+        self.token = token
+        self.writer = writer
+        self.ingest = ingest
+        self.checksum = checksum
+        self.received = 0
+        self.done = False
+        self._renewed = utcnow()
+
+    @property
+    def remaining(self) -> int:
+        return self.state.length - self.state.offset
+
+    async def feed(self, chunk: bytes) -> None:
+        assert self.ingest is not None  # a completing upload takes no bytes (remaining 0)
+        self.received += len(chunk)
+        await self.ingest.feed(chunk)
+        if utcnow() - self._renewed > self.owner.lease / 3:
+            await self._renew()
+
+    async def _renew(self) -> None:
+        assert self.token is not None
+        self._renewed = utcnow()
+        await self.owner.services.uploads.advance_upload(
+            self.state.id, self.token, self.state.offset, expires=self.state.expires,
+            lease_until=self._renewed + self.owner.lease, mime_type=None, type_os=None)
+
+    def _whole(self) -> bool:
+        return self.state.offset + self.received == self.state.length
+
+    async def finish(self) -> UploadState:
+        """The body ended: check the checksum, make it durable, advance, maybe complete."""
+        if self.ingest is None:
+            self.done = True
+            if not self.finished:
+                await self.owner.complete(self.state)
+            return self.state
+        try:
+            sniffed = await self.ingest.finish(whole=self._whole())
+        except BaseException:
+            await self.discard()
+            raise
+        if self.checksum is not None and self.ingest.digest() != self.checksum[1]:
+            await self.discard()
+            raise ChecksumMismatch()
+        return await self._conclude(sniffed)
+
+    async def interrupted(self) -> None:
+        """The client vanished (or went silent) mid-body: keep every byte that reached
+        storage — unless the chunk carried a checksum, which makes it all or nothing."""
+        if self.done or self.ingest is None:
+            return
+        if self.checksum is not None:
+            await self.discard()
+            return
+        try:
+            sniffed = await self.ingest.finish(whole=self._whole())
+        except Exception:
+            log.exception("upload %s: the interrupted PATCH's bytes could not be kept",
+                          self.state.id)
+            await self.discard()
+            return
+        await self._conclude(sniffed)
+
+    async def _conclude(self, sniffed: Sniffed | None) -> UploadState:
+        assert self.writer is not None
+        assert self.token is not None
+        assert self.ingest is not None
+        self.done = True
+        durable = await self.writer.settle()
+        await self.writer.close()
+        state = self.state
+        kinds = sniffed if state.mime_type is None else None
+        now = utcnow()
+        advanced = replace(
+            state, offset=durable, expires=now + self.owner.expiry,
+            mime_type=state.mime_type or (kinds.mime_type if kinds else None),
+            type_os=state.type_os or (kinds.type_os if kinds else None))
+        ours = durable == state.offset + self.received  # the running hash covers the bytes
+        if durable == state.length:
+            sha256 = self.ingest.sha256() if ours else None
+            advanced = replace(advanced, sha256=sha256 or await self.owner.rehash(advanced))
+        ok = await self.owner.services.uploads.advance_upload(
+            state.id, self.token, durable, expires=advanced.expires, lease_until=None,
+            mime_type=advanced.mime_type, type_os=advanced.type_os, sha256=advanced.sha256)
+        if not ok:
+            raise NotFound()  # terminated or expired while this request wrote
+        if advanced.completing:
+            await self.owner.complete(advanced)
+        elif ours and self.ingest.running_hash() is not None:
+            self.owner.hashes.keep(state.id, durable, self.ingest.running_hash())
+        return advanced
+
+    async def discard(self) -> None:
+        """Throw this request's bytes away: the offset stays where it was (the next resume
+        drops whatever was stored past it)."""
+        if self.done:
+            return
+        self.done = True
+        if self.ingest is not None:
+            await self.ingest.abort()
+        if self.writer is not None:
+            await self.writer.close()
+        if self.token is None:
+            return
+        try:
+            await self.owner.release(self.state, self.token)
+        except Exception:
+            log.exception("could not release the lease of upload %s", self.state.id)
