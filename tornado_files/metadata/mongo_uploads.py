@@ -80,8 +80,10 @@ class MongoUploadStore:
             "offset": offset, "expires_us": to_micros(expires),
             "lease_until_us": to_micros(lease_until) if lease_until else None,
             "lease_token": token if lease_until else None}
+        # Each sniffed field is kept on its own when None is passed (as SQLite's coalesce).
         if mime_type is not None:
             changes["mime_type"] = mime_type
+        if type_os is not None:
             changes["type_os"] = type_os
         if sha256 is not None:
             changes["sha256"] = sha256
