@@ -34,7 +34,7 @@ MINUTE = timedelta(minutes=1)
 TICK = timedelta(microseconds=1)
 # The stored fields this suite reads back; both backends use these names.
 FIELDS = ("offset", "expires_us", "owner", "data", "mime_type", "type_os", "lease_token",
-          "lease_until_us")
+          "lease_until_us", "sha256")
 
 
 def upload(n: int, **changes: Any) -> UploadState:
@@ -129,11 +129,13 @@ async def test_every_field_round_trips(backend: Backend) -> None:
     assert await store.get_upload(full.id) == full
     assert probe.row(bare.id) == {
         "offset": 0, "expires_us": to_micros(bare.expires), "owner": None, "data": bare.data,
-        "mime_type": None, "type_os": None, "lease_token": None, "lease_until_us": None}
+        "mime_type": None, "type_os": None, "lease_token": None, "lease_until_us": None,
+        "sha256": None}
     assert probe.row(full.id) == {
         "offset": 123_456_789, "expires_us": to_micros(full.expires), "owner": "alice",
         "data": {"k": "v"}, "mime_type": "video/mp4", "type_os": "ISO Media, MP4 v2",
-        "lease_token": "t" * 32, "lease_until_us": to_micros(T0 + MINUTE + TICK)}
+        "lease_token": "t" * 32, "lease_until_us": to_micros(T0 + MINUTE + TICK),
+        "sha256": None}
     assert await store.upload_ids() == {bare.id, full.id}
 
 
@@ -349,3 +351,43 @@ async def test_expired_uploads_are_past_expiry_and_unleased(backend: Backend) ->
     assert {s.id: s for s in expired} == {
         idle.id: idle, stale_lease.id: await store.get_upload(stale_lease.id)}
     assert await store.expired_uploads(past) == []
+
+
+# --- completion ------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_completion_is_recorded_with_the_last_advance(backend: Backend) -> None:
+    store, probe = backend
+    state = await claimed_at(store, upload(1), 600, "t", T0 + MINUTE)
+    assert not state.completing
+    assert await store.completing_uploads(10) == []
+    digest = "ab" * 32
+    assert await store.advance_upload(state.id, "t", 1000, expires=state.expires,
+                                      lease_until=None, mime_type="video/mp4",
+                                      type_os="ISO Media", sha256=digest)
+    done = await store.get_upload(state.id)
+    assert (done.offset, done.sha256, done.mime_type) == (1000, digest, "video/mp4")
+    assert done.completing
+    assert [s.id for s in await store.completing_uploads(10)] == [state.id]
+    # A later advance without a digest (e.g. a lease release) keeps it.
+    assert await store.claim_upload(state.id, 1000, "u", T0 + MINUTE, T0)
+    assert await store.advance_upload(state.id, "u", 1000, expires=state.expires,
+                                      lease_until=None, mime_type=None, type_os=None)
+    assert (await store.get_upload(state.id)).sha256 == digest
+    assert probe.row(state.id)["offset"] == 1000
+
+
+@pytest.mark.gen_test
+async def test_a_completing_upload_never_expires_and_completions_are_paged(
+        backend: Backend) -> None:
+    store, _ = backend
+    now = T0 + timedelta(days=2)
+    past = now - timedelta(hours=1)
+    for n in range(5):
+        await store.create_upload(upload(n, expires=past, offset=1000, length=1000,
+                                         mime_type="video/mp4", type_os="x", sha256="cd" * 32))
+    unfinished = upload(9, expires=past)
+    await store.create_upload(unfinished)
+    assert [s.id for s in await store.expired_uploads(now)] == [unfinished.id]
+    assert len(await store.completing_uploads(3)) == 3
+    assert len(await store.completing_uploads(10)) == 5
