@@ -102,12 +102,12 @@ class Resumable:
         try:
             state = await self.get(upload_id)
         except NotFound:
-            return await self._finished(upload_id)
+            return await self._finished_upload(upload_id)
         if state.completing:
             await self.complete(state)
         return state
 
-    async def _finished(self, upload_id: str) -> UploadState:
+    async def _finished_upload(self, upload_id: str) -> UploadState:
         """A finished upload's state, from its file (NotFound when there is none)."""
         record = await self.services.metadata.get(upload_id)
         return UploadState(
@@ -125,7 +125,7 @@ class Resumable:
             state = await self.get(upload_id)
             finished = False
         except NotFound:
-            state, finished = await self._finished(upload_id), True
+            state, finished = await self._finished_upload(upload_id), True
         if state.offset != offset:
             raise UploadConflict(meta={"upload_offset": state.offset})
         if state.completing:
