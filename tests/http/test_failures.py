@@ -3,10 +3,12 @@ id in the log, and nothing left behind. Faults are injected at the OS / driver b
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
 import shutil
+import socket
 from typing import Any
 
 import pytest
@@ -120,3 +122,41 @@ async def test_client_errors_are_logged_with_their_id(http_client, base_url, cap
                                            raise_error=False)
     error = error_of(response, 404, "not_found")
     assert any(error["id"] in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.allow_error_logs
+async def test_a_read_error_after_the_headers_closes_the_connection(http_client, base_url,
+                                                                    http_port, data_dir, caplog):
+    # Headers and the first MiB are out when the disk fails: no JSON error can follow, so the
+    # one error exit logs it (with its id) and closes the connection — the client sees the
+    # response cut short instead of a clean end.
+    content = b"z" * (3 * 1024 * 1024)
+    response = await http_client.fetch(base_url + "/api/files", method="POST", body=content,
+                                       headers={"Content-Type": "application/octet-stream"})
+    created = json.loads(response.body)
+    blob = next((data_dir / "blobs").rglob(created["id"]))
+    with blob.open("r+b") as handle:
+        handle.truncate(1024 * 1024 + 512 * 1024)  # what the disk can still give
+    request = (f"GET {created['download_url']} HTTP/1.1\r\nHost: x\r\n\r\n").encode()
+    with caplog.at_level(logging.INFO):
+        raw = await asyncio.get_running_loop().run_in_executor(None, read_all, http_port,
+                                                               request)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert f"Content-Length: {len(content)}".encode() in head
+    assert 0 < len(body) < len(content)
+    logged = [r for r in caplog.records if r.name == "tornado_files.web" and
+              "backend_unavailable" in r.getMessage()]
+    assert len(logged) == 1, caplog.text
+    assert "Cannot send error response" not in caplog.text
+
+
+def read_all(port: int, request: bytes) -> bytes:
+    """Send ``request`` and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
