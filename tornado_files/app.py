@@ -24,6 +24,7 @@ from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.sweeper import Sweeper
+from tornado_files.web.base import log_request
 from tornado_files.web.download import ContentHandler
 from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
 from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
@@ -123,6 +124,7 @@ def make_app(services: Services, static_dir: Path | None = None) -> Application:
         table.rules(),
         services=services,
         route_table=table,
+        log_function=log_request,
         default_handler_class=NotFoundHandler,
         compress_response=False,
     )

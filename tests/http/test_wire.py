@@ -238,3 +238,36 @@ async def test_errors_before_a_large_body_are_json_and_alone(http_port, method, 
     assert response.headers["content-type"] == "application/json; charset=UTF-8"
     # Only our answer: Tornado's own bare 400 never follows it.
     assert response.raw.count(b"HTTP/1.1 ") == 1
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_idle_tus_patch_is_503_retry_after_and_keeps_its_bytes(http_port, residue):
+    # tus clients retry a 5xx but no 4xx beyond 409/423, so a stalled PATCH is answered 503
+    # (as tusd answers read timeouts); the bytes that arrived count.
+    tus = {"Tus-Resumable": "1.0.0"}
+    created = await in_thread(raw_request, http_port, head("/api/tus/", {
+        **tus, "Upload-Length": "5000", "Content-Length": "0"}))
+    assert created.status == 201
+    url = created.headers["location"]
+
+    def stall() -> bytes:
+        sock = socket.create_connection(("127.0.0.1", http_port), timeout=10)
+        request = head(url, {**tus, "Content-Type": "application/offset+octet-stream",
+                             "Upload-Offset": "0", "Content-Length": "5000"})
+        sock.sendall(request.replace(b"POST ", b"PATCH ", 1) + b"k" * 1200)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        sock.close()
+        return data
+    data = await in_thread(stall)
+    assert data.startswith(b"HTTP/1.1 503")
+    answer, _, body = data.partition(b"\r\n\r\n")
+    assert b"\r\nRetry-After: 1\r\n" in answer
+    assert json.loads(body)["errors"][0]["code"] == "request_timeout"
+    offset = await in_thread(raw_request, http_port, head(url, tus).replace(b"POST ", b"HEAD ", 1))
+    assert offset.headers["upload-offset"] == "1200"
+    deleted = await in_thread(raw_request, http_port,
+                              head(url, tus).replace(b"POST ", b"DELETE ", 1))
+    assert deleted.status == 204
+    residue.assert_clean()

@@ -31,6 +31,7 @@ from tornado_files.web import cors, edge
 from tornado_files.web.errors import FROM_STATUS, error_document, error_headers, status_of
 
 log = logging.getLogger("tornado_files.web")
+access_log = logging.getLogger("tornado.access")
 JSON_TYPE = "application/json; charset=UTF-8"
 # Room for one read past any cap we count, so Tornado's own body limit never fires first.
 READ_SLACK = 4 * 1024 * 1024
@@ -51,6 +52,14 @@ class ApiHandler(RequestHandler):
         """An error was answered (the rest of the body may still be discarded): a handler
         method that Tornado calls once the body has ended must do nothing."""
         return self._failed
+
+    @property
+    def server_fault(self) -> bool:
+        """Whether the answer was a fault of the server (for the access log's level): a 503
+        for a client that went silent is not one."""
+        if self._exit is not None:
+            return self._exit[1].server_fault
+        return self.get_status() >= 500
 
     @property
     def services(self) -> Services:
@@ -245,3 +254,13 @@ class ApiHandler(RequestHandler):
             await self.cleanup()
         except Exception:
             log.exception("cleanup failed for %s %s", self.request.method, self.request.path)
+
+
+def log_request(handler: RequestHandler) -> None:
+    """Tornado's access line (its ``log_function`` setting), at ERROR only for server faults."""
+    status = handler.get_status()
+    fault = handler.server_fault if isinstance(handler, ApiHandler) else status >= 500
+    level = logging.ERROR if fault else logging.WARNING if status >= 400 else logging.INFO
+    request = handler.request
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.uri,
+                   request.remote_ip, 1000.0 * request.request_time())
