@@ -98,7 +98,7 @@ def _single(args: Mapping[str, Sequence[str]]) -> dict[str, str]:
 
 
 def parse_list_query(args: Mapping[str, Sequence[str]]) -> ListQuery:
-    """Validate every parameter of API.md §4.1; anything malformed → InvalidParameter."""
+    """Validate every parameter of docs/api.md, Listing; anything malformed → InvalidParameter."""
     values = _single(args)
     sort = values.get("sort", "-added")
     if sort not in SORT_KEYS:

@@ -33,7 +33,7 @@ def from_micros(value: int) -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    """ISO 8601 UTC with a ``Z``, to the second, as API.md asks.
+    """ISO 8601 UTC with a ``Z``, to the second, as docs/api.md says.
 
     >>> iso(datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC))
     '2026-11-22T10:00:00Z'
@@ -71,7 +71,7 @@ class FileRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_resource(self) -> dict[str, Any]:
-        """The file resource of API.md §2."""
+        """The file resource of docs/api.md."""
         url = f"/api/files/{self.id}"
         content = f"{url}/content"
         return {
@@ -103,7 +103,7 @@ class FileRecord:
 
 @dataclass(frozen=True)
 class ListQuery:
-    """A validated listing request (API.md §4.1). ``cursor`` is already decoded."""
+    """A validated listing request (docs/api.md, Listing). ``cursor`` is already decoded."""
 
     mime_type: str | None = None  # exact, or "image/*"
     size_greater_than: int | None = None

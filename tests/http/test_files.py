@@ -1,4 +1,4 @@
-"""Reading, changing, deleting and listing files (API.md §4, §4.1), in-process."""
+"""Reading, changing, deleting and listing files (docs/api.md), in-process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tus 1.0.0 (API.md §5) in-process on every configuration: each status code, each failure
+"""tus 1.0.0 (docs/api.md, Resumable uploads) in-process: each status code, each failure
 followed by the residue check; resume after a cut PATCH; racing PATCHes; expiry."""
 
 from __future__ import annotations

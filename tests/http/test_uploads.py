@@ -1,4 +1,4 @@
-"""POST uploads in-process: response shapes, every error code of API.md §3, and residue."""
+"""POST uploads in-process: response shapes, every upload error code (docs/api.md), and residue."""
 
 from __future__ import annotations
 

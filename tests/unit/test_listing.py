@@ -1,4 +1,4 @@
-"""Listing parameters → ListQuery, strictly (API.md §4.1)."""
+"""Listing parameters → ListQuery, strictly (docs/api.md, Listing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""File content: streamed with bounded memory, Range and conditional requests (API.md §4)."""
+"""File content: streamed with bounded memory, Range and conditional requests (docs/api.md)."""
 
 from __future__ import annotations
 

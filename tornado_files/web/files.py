@@ -1,4 +1,4 @@
-"""The file resource: list, read, change and delete (API.md §4, §4.1)."""
+"""The file resource: list, read, change and delete (docs/api.md, Reading, Changing, Listing)."""
 
 from __future__ import annotations
 

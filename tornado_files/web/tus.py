@@ -1,8 +1,8 @@
-"""tus 1.0.0 at ``/api/tus/`` (API.md §5): core, creation, creation-with-upload, termination,
-checksum, expiration. The protocol's headers are parsed in ``tus_protocol``; uploads move in
-``resumable``; this module is only HTTP. One handler per kind of request: discovery (OPTIONS),
-creation (POST, maybe with the first chunk), the upload's state (HEAD, DELETE), appends
-(PATCH)."""
+"""tus 1.0.0 at ``/api/tus/`` (docs/api.md, Resumable uploads): core, creation,
+creation-with-upload, termination, checksum, expiration. The protocol's headers are parsed in
+``tus_protocol``; uploads move in ``resumable``; this module is only HTTP. One handler per kind
+of request: discovery (OPTIONS), creation (POST, maybe with the first chunk), the upload's state
+(HEAD, DELETE), appends (PATCH)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class TusBodyHandler(TusHandler, BodyHandler):
             await self.append.feed(chunk)
 
     async def fail(self, exc: BaseException, *, linger: bool = True) -> None:
-        # A disallowed type ends the whole upload, not just this chunk (API.md §5); a body
+        # A disallowed type ends the whole upload, not just this chunk (docs/api.md); a body
         # that went silent keeps what reached storage, as a disconnect does; any other error
         # discards this chunk.
         if isinstance(exc, e.UnsupportedMediaType):
@@ -108,9 +108,6 @@ class TusBodyHandler(TusHandler, BodyHandler):
 
 class TusDiscoveryHandler(TusHandler):
     """``OPTIONS /api/tus/``: the server's tus capabilities (and the CORS preflight)."""
-
-    def set_default_headers(self) -> None:
-        ApiHandler.set_default_headers(self)  # no Tus-Resumable on OPTIONS (tus 1.0.0)
 
     def options(self, *_args: str) -> None:
         route = self.get_query_argument("route", None)

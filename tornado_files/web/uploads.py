@@ -1,4 +1,4 @@
-"""Upload routes: multipart and raw bodies streamed into an UploadSession (API.md §3)."""
+"""Upload routes: multipart and raw bodies streamed into an UploadSession (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Sink(Protocol):
 
 
 class RawSink:
-    """A raw body is one file (API.md §3.2)."""
+    """A raw body is one file (docs/api.md, Raw body)."""
 
     def __init__(self, session: UploadSession, declared_type: str) -> None:
         self._session = session
