@@ -32,10 +32,11 @@ from tornado_files.names import safe_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
-from tornado_files.storage.base import PartialBlobStore, PartialWriter
+from tornado_files.storage.base import PartialBlobStore, PartialWriter, sweepable_store
 
 log = logging.getLogger("tornado_files.resumable")
 DEFAULT_TYPE = "application/octet-stream"
+EXPIRE_PAGE = 200
 
 
 @dataclass
@@ -136,10 +137,19 @@ class Resumable:
             mime_type=None, type_os=None)
 
     async def terminate(self, upload_id: str) -> None:
-        state = await self.services.uploads.get_upload(upload_id)
-        await self.services.uploads.delete_upload(upload_id)
-        self.hashes.entries.pop(upload_id, None)
-        await self.partials(state.storage).discard_partial(upload_id)
+        await self._forget(await self.services.uploads.get_upload(upload_id))
+
+    async def _forget(self, state: UploadState) -> None:
+        """Remove the upload's state and partial. The upload state was its intent: an intent
+        takes over first, so a crash half-way — or a blob finalized by a completion whose
+        record never went in — is finished by the sweeper."""
+        intents = self.services.intents
+        await intents.add_intent(state.id, state.storage, utcnow())
+        await self.services.uploads.delete_upload(state.id)
+        self.hashes.entries.pop(state.id, None)
+        await self.partials(state.storage).discard_partial(state.id)
+        if not await sweepable_store(self.services.blob_store(state.storage)).exists(state.id):
+            await intents.clear_intents(state.storage, [state.id])
 
     async def complete(self, state: UploadState, hasher: Any | None) -> FileRecord:
         """Last byte arrived: the partial becomes the file with the same id."""
@@ -167,13 +177,16 @@ class Resumable:
         return record
 
     async def expire(self) -> int:
-        """Remove expired unfinished uploads and their partial data (for the sweeper)."""
-        expired = await self.services.uploads.expired_uploads(utcnow())
-        for state in expired:
-            await self.services.uploads.delete_upload(state.id)
-            self.hashes.entries.pop(state.id, None)
-            await self.partials(state.storage).discard_partial(state.id)
-        return len(expired)
+        """Remove expired unfinished uploads and their partial data (for the sweeper), a
+        page at a time: memory stays bounded however many there are."""
+        removed = 0
+        while True:
+            expired = await self.services.uploads.expired_uploads(utcnow(), EXPIRE_PAGE)
+            for state in expired:
+                await self._forget(state)
+            removed += len(expired)
+            if len(expired) < EXPIRE_PAGE:
+                return removed
 
 
 class Append:

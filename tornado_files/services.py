@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
-from tornado_files.metadata.base import MetadataStore, UploadStateStore
+from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, PartialBlobStore, partial_store
@@ -23,6 +23,9 @@ class Services:
     sniffer: Sniffer
     offload: Offload
     uploads: UploadStateStore
+    # Which blobs may exist without a record (metadata/base.py ``IntentJournal``): add an
+    # intent before a blob's first byte or before a delete, clear it when settled.
+    intents: IntentJournal
     # Called last at close (e.g. the MongoDB client shared by the stores).
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
 
@@ -41,6 +44,7 @@ class Services:
             await store.startup()
         await self.metadata.startup()
         await self.uploads.startup()
+        await self.intents.startup()
 
     async def close(self) -> None:
         await self.metadata.close()
