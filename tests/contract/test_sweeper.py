@@ -79,12 +79,9 @@ def record(key: str, storage: str) -> FileRecord:
                       blob_key=key, added=when, modified=when)
 
 
-_seconds = iter(range(1, 100_000))
-
-
 def old_id(when: Any) -> ObjectId:
-    """A chunk _id from the past (a driver stamps its clock into each ObjectId); unique."""
-    return ObjectId.from_datetime(when - timedelta(seconds=next(_seconds)))
+    """A chunk _id from ``when`` (a driver stamps its clock into each ObjectId); unique."""
+    return ObjectId(int(when.timestamp()).to_bytes(4, "big") + os.urandom(8))
 
 
 async def age(services: Services, storage: str, key: str, by: timedelta) -> None:
@@ -113,6 +110,24 @@ async def committed(services: Services, storage: str, by: timedelta = 2 * HOUR) 
     return key
 
 
+async def leftover(services: Services, storage: str, by: timedelta = 2 * HOUR) -> str:
+    """What a writer whose process died leaves, last written ``by`` ago: a temp file, or
+    chunks without a files document (planted directly: a live writer's pipelined writes
+    could touch it after it was aged)."""
+    key = uuid4().hex
+    store: Any = services.blob_store(storage)
+    when = utcnow() - by
+    if storage == "disk":
+        path = store.temp_path(key)
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (when.timestamp(), when.timestamp()))
+    else:
+        for n in range(3):
+            await store.chunks.insert_one({"_id": old_id(when), "files_id": key, "n": n,
+                                           "data": b"x"})
+    return key
+
+
 async def writing(services: Services, storage: str) -> tuple[str, Any]:
     """A writer mid-upload: bytes stored, no commit (enough for GridFS to flush chunks)."""
     key = uuid4().hex
@@ -131,8 +146,7 @@ async def test_one_pass_settles_the_old_intents_and_nothing_else(services, stora
     await services.metadata.insert_many([record(recorded, storage)])
     young = await committed(services, storage)  # an intent younger than the grace period
     unjournaled = await committed(services, storage)  # no intent: fsck's business
-    dead, dead_writer = await writing(services, storage)  # its process died mid-upload
-    await age(services, storage, dead, 2 * HOUR)
+    dead = await leftover(services, storage)  # its process died mid-upload
     live, live_writer = await writing(services, storage)  # began long ago, still writing
     for key in (orphan, recorded, dead, live):
         await intents.add_intent(key, storage, two_hours_ago)
@@ -147,7 +161,6 @@ async def test_one_pass_settles_the_old_intents_and_nothing_else(services, stora
     assert probe.intents() == {young, live}
     await live_writer.commit()  # the slow upload finishes after all
     await services.metadata.insert_many([record(live, storage)])
-    await dead_writer.abort()  # a late abort after the sweep is harmless
     later = await build_sweeper(services, clock=lambda: utcnow() + 2 * HOUR).sweep_once()
     assert (later.removed, later.recorded) == (1, 1)  # the young orphan, the finished upload
     assert probe.traces(young) == []

@@ -6,14 +6,18 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import pathlib
 import shutil
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import tornado_files.storage.disk as disk_module
 from tests.support import Part, error_of, multipart
+from tornado_files.app import build_sweeper
 from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.models import utcnow
 
 
 @pytest.fixture
@@ -120,3 +124,36 @@ async def test_client_errors_are_logged_with_their_id(http_client, base_url, cap
                                            raise_error=False)
     error = error_of(response, 404, "not_found")
     assert any(error["id"] in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_failed_blob_delete_is_204_and_the_sweeper_finishes_it(
+        http_client, base_url, services, residue, monkeypatch, caplog):
+    body, ctype = multipart([Part("file", b"doomed", "a.txt")])
+    created = json.loads((await http_client.fetch(
+        base_url + "/api/files", method="POST", body=body,
+        headers={"Content-Type": ctype})).body)
+    real_unlink = pathlib.Path.unlink
+
+    def failing_unlink(path: pathlib.Path, *args: Any, **kwargs: Any) -> None:
+        if path.name == created["id"]:  # the committed blob: blobs/ab/cd/<key>
+            raise OSError(errno.EIO, "Input/output error: /secret/path")
+        real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.ERROR):
+        patch.setattr(pathlib.Path, "unlink", failing_unlink)
+        response = await http_client.fetch(base_url + created["url"], method="DELETE",
+                                           raise_error=False)
+    assert response.code == 204
+    assert "removal not finished" in caplog.text
+    assert residue.rows() == 0
+    assert len(residue.blobs()) == 1
+    assert residue.intents() == [created["id"]]
+    assert (await build_sweeper(services).sweep_once()).removed == 0  # within the grace
+    assert len(residue.blobs()) == 1
+    grace = timedelta(seconds=services.config.sweep_grace)
+    later = await build_sweeper(services, clock=lambda: utcnow() + grace + grace / 10
+                                ).sweep_once()
+    assert later.removed == 1
+    residue.assert_clean()
