@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from tornado_files.models import Intent, from_micros, to_micros
 from tornado_files.mongo import Document, driver_errors
@@ -44,7 +46,8 @@ class MongoIntentJournal:
         # $setOnInsert: an intent that exists keeps its created time (idempotent).
         document = {"store": store, "key": key, "created_us": to_micros(created),
                     "created": created}
-        with driver_errors("add intent"):
+        with driver_errors("add intent"), contextlib.suppress(DuplicateKeyError):
+            # Two upserts of one _id at once: the loser's insert fails, the intent exists.
             await self._intents.update_one({"_id": _id(store, key)},
                                            {"$setOnInsert": document}, upsert=True)
 
