@@ -153,6 +153,11 @@ class Residue:
         with closing(sqlite3.connect(self.data_dir / "metadata.sqlite3")) as db:
             return int(db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0])
 
+    def intents(self) -> list[str]:
+        """Keys the intent journal still names (work left for the sweeper)."""
+        with closing(sqlite3.connect(self.data_dir / "metadata.sqlite3")) as db:
+            return sorted(row[0] for row in db.execute("SELECT key FROM intents"))
+
     def close(self) -> None:
         return None
 
@@ -162,6 +167,7 @@ class Residue:
         assert len(self.blobs()) == committed, f"blobs: {self.blobs()}"
         assert self.rows() == committed
         assert self.uploads() == 0, "upload state left behind"
+        assert self.intents() == [], "intents left for the sweeper"
 
 
 class MongoResidue(Residue):
@@ -178,14 +184,21 @@ class MongoResidue(Residue):
 
     def temp_files(self) -> list[str]:
         complete = {d["_id"] for d in self.gridfs_files.find({}, {"_id": 1})}
-        owners = self.gridfs_chunks.distinct("files_id")
-        return super().temp_files() + [f"chunks of {o}" for o in owners if o not in complete]
+        # Chunks counted per owner with an aggregation (never ``distinct``: its reply is
+        # capped at 16 MiB).
+        owners = self.gridfs_chunks.aggregate(
+            [{"$group": {"_id": "$files_id", "chunks": {"$sum": 1}}}])
+        return super().temp_files() + [f"{d['chunks']} chunk(s) of {d['_id']}" for d in owners
+                                       if d["_id"] not in complete]
 
     def rows(self) -> int:
         return int(self.records.count_documents({}))
 
     def uploads(self) -> int:
         return int(self.client.get_default_database()["uploads"].count_documents({}))
+
+    def intents(self) -> list[str]:
+        return sorted(d["key"] for d in self.client.get_default_database()["intents"].find())
 
     def close(self) -> None:
         self.client.close()

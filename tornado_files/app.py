@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 from tornado.web import Application
 
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
-from tornado_files.metadata.base import MetadataStore, UploadStateStore
+from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.metadata.sqlite_intents import SqliteIntentJournal
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
+from tornado_files.models import utcnow
 from tornado_files.policy import build_policies
 from tornado_files.resumable import Resumable
 from tornado_files.services import Services
@@ -61,12 +64,14 @@ def build_services(config: Config) -> Services:
     blob_stores: dict[str, BlobStore] = {"disk": disk}
     metadata: MetadataStore
     uploads: UploadStateStore
+    intents: IntentJournal
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        metadata, uploads, closers = _add_mongodb(config.mongodb_uri, config, blob_stores)
+        metadata, uploads, intents, closers = _add_mongodb(config.mongodb_uri, config,
+                                                           blob_stores)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
-        metadata, uploads = sqlite, SqliteUploadStore(sqlite)
+        metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
     return Services(
         config=config,
         policies=build_policies(config),
@@ -75,16 +80,19 @@ def build_services(config: Config) -> Services:
         sniffer=Sniffer(offload),
         offload=offload,
         uploads=uploads,
+        intents=intents,
         closers=closers,
     )
 
 
 def _add_mongodb(
     uri: str, config: Config, blob_stores: dict[str, BlobStore],
-) -> tuple[MetadataStore, UploadStateStore, tuple[Callable[[], Awaitable[None]], ...]]:
+) -> tuple[MetadataStore, UploadStateStore, IntentJournal,
+           tuple[Callable[[], Awaitable[None]], ...]]:
     """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
     embedded default never loads it (about 10 MiB of resident memory less)."""
     from tornado_files.metadata.mongo import MongoMetadataStore
+    from tornado_files.metadata.mongo_intents import MongoIntentJournal
     from tornado_files.metadata.mongo_uploads import MongoUploadStore
     from tornado_files.mongo import database_of, make_client
     from tornado_files.storage.gridfs import GridFSBlobStore
@@ -93,13 +101,14 @@ def _add_mongodb(
     db = database_of(client)
     gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
     blob_stores["gridfs"] = gridfs
-    return MongoMetadataStore(db), MongoUploadStore(db), (client.close,)
+    return MongoMetadataStore(db), MongoUploadStore(db), MongoIntentJournal(db), (client.close,)
 
 
-def build_sweeper(services: Services) -> Sweeper:
-    """The orphan sweeper, which also expires unfinished tus uploads."""
-    return Sweeper(services.metadata, services.blob_stores, services.config.sweep_grace,
-                   uploads=services.uploads, expire=Resumable(services).sweep)
+def build_sweeper(services: Services, clock: Callable[[], datetime] = utcnow) -> Sweeper:
+    """The sweeper: finishes what the intent journal names, drives recorded tus completions and
+    expires unfinished tus uploads. ``clock`` is for tests that let the grace period pass."""
+    return Sweeper(services.intents, services.metadata, services.blob_stores,
+                   services.config.sweep_grace, clock=clock, expire=Resumable(services).sweep)
 
 
 def make_app(services: Services, static_dir: Path | None = None) -> Application:

@@ -1,4 +1,5 @@
-"""Command line: ``tornado-files serve`` (and ``python server.py``) → Config → running server.
+"""Command line: ``tornado-files serve`` (and ``python server.py``) → Config → running server;
+``tornado-files fsck`` → Config → a reconciliation of blobs and records (``fsck.py``).
 
 Every start-up problem ends in one line on stderr and a non-zero exit, before the port opens.
 """
@@ -22,6 +23,7 @@ from tornado.netutil import bind_sockets
 from tornado_files.app import build_services, build_sweeper, make_app
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
+from tornado_files.fsck import PAGE_SIZE, Fsck, FsckReport
 from tornado_files.heap import keep_buffers_in_heap
 from tornado_files.services import Services
 from tornado_files.web.edge import build_http_server
@@ -58,7 +60,10 @@ def _records_at(config: Config) -> str:
 
 def load_config(argv: Sequence[str], environ: Mapping[str, str], prog: str) -> Config:
     """CLI over environment over TOML over defaults; raises ConfigError."""
-    args = vars(_parser(prog).parse_args(list(argv)))
+    return _config_from(vars(_parser(prog).parse_args(list(argv))), environ)
+
+
+def _config_from(args: dict[str, Any], environ: Mapping[str, str]) -> Config:
     config_path = args.pop("config") or environ.get("TORNADO_FILES_CONFIG")
     toml: dict[str, Any] = {}
     if config_path:
@@ -159,13 +164,73 @@ def serve(argv: Sequence[str], prog: str = "tornado-files serve") -> int:
     return 0
 
 
+def _page_size(value: str) -> int:
+    size = int(value)
+    if size < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return size
+
+
+def _fsck_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=(
+        "Check every blob against the records and every record against its blob, a page at "
+        "a time. Exit status: 0 clean, 1 something found (and not repaired), 2 a "
+        "configuration or connection error."))
+    add = parser.add_argument
+    add("--data-dir", dest="data_dir", help="files and SQLite database (default ./data)")
+    add("--config", help="the server's TOML file")
+    add("--mongodb-uri", dest="mongodb_uri", help="records in MongoDB (and GridFS blobs)")
+    add("--repair", action="store_true",
+        help="remove orphan blobs older than sweep_grace and settle old intents (records "
+             "whose blob is missing are only reported)")
+    add("--page-size", dest="page_size", type=_page_size, default=PAGE_SIZE,
+        help=f"keys or records read at a time (default {PAGE_SIZE})")
+    return parser
+
+
+async def _fsck(config: Config, repair: bool, page_size: int) -> FsckReport:
+    if not config.mongodb_uri and not (config.data_dir / "metadata.sqlite3").is_file():
+        raise ConfigError(f"no tornado-files data in {config.data_dir} "
+                          "(metadata.sqlite3 not found)")
+    services = build_services(config)
+    try:
+        # Only the records and the journal are prepared: the blob stores' start-up would
+        # remove stale temp files, and a check without --repair changes nothing there.
+        await services.metadata.startup()
+        await services.intents.startup()
+        checker = Fsck(services.metadata, services.intents, services.blob_stores,
+                       config.sweep_grace, emit=print, page_size=page_size)
+        return await checker.run(repair)
+    except BackendUnavailable:
+        raise ConfigError(f"cannot reach MongoDB at {_records_at(config)}" if config.mongodb_uri
+                          else f"cannot use {config.data_dir}") from None
+    finally:
+        await services.close()
+
+
+def fsck(argv: Sequence[str], prog: str = "tornado-files fsck") -> int:
+    """``tornado-files fsck [--repair]``: findings on stdout, one line each, then a summary."""
+    # Driver errors are logged where they happen; here they become one line on stderr.
+    logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        args = vars(_fsck_parser(prog).parse_args(list(argv)))
+        repair, page_size = args.pop("repair"), args.pop("page_size")
+        report = asyncio.run(_fsck(_config_from(args, os.environ), repair, page_size))
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if report.clean else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "serve":
         return serve(argv[1:])
+    if argv and argv[0] == "fsck":
+        return fsck(argv[1:])
     from tornado_files.client.commands import run  # the client needs none of the server
 
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tornado-files {serve,upload,download,ls,rm} ... (COMMAND --help)")
+        print("usage: tornado-files {serve,fsck,upload,download,ls,rm} ... (COMMAND --help)")
         return 0 if argv else 2
     return run(argv)

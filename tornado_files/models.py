@@ -140,8 +140,24 @@ class Page:
         return cls(records, (value, last.id))
 
 
-# (file id, blob key) pairs, for the orphan sweeper.
-BlobRefs = list[tuple[str, str]]
+@dataclass(frozen=True)
+class BlobRef:
+    """A record's file id and the key of its blob (for ``tornado-files fsck``)."""
+
+    file_id: str
+    blob_key: str
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A row of the intent journal: a blob under ``key`` in the blob store named ``store``
+    may exist without a record. Written before the blob's first byte (or before a delete), it
+    is removed once the record is in or everything under the key is gone; what a crash
+    leaves behind, the sweeper finishes once ``created`` is older than the grace period."""
+
+    key: str
+    store: str
+    created: datetime
 
 
 @dataclass(frozen=True)

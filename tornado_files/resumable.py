@@ -38,6 +38,8 @@ log = logging.getLogger("tornado_files.resumable")
 DEFAULT_TYPE = "application/octet-stream"
 # Completing uploads the sweeper drives per pass (each is a few idempotent steps).
 REDRIVE_BATCH = 100
+# Expired uploads removed per query: memory stays bounded however many there are.
+EXPIRE_PAGE = 200
 
 
 class Resumable:
@@ -226,9 +228,17 @@ class Resumable:
             except Exception:
                 log.exception("completing upload %s failed; the next sweep tries again",
                               state.id)
-        expired = await self.services.uploads.expired_uploads(utcnow())
-        for state in expired:
-            await self.partials(state.storage).discard_partial(state.id)
-            await self.services.uploads.delete_upload(state.id)
-            self.hashes.forget(state.id)
-        return len(expired)
+        removed = 0
+        while True:
+            expired = await self.services.uploads.expired_uploads(utcnow(), EXPIRE_PAGE)
+            for state in expired:
+                if state.offset == state.length:
+                    # Left by a version before completion was recorded: its blob may be final
+                    # with no record. An intent lets the journal's sweep decide, after the grace.
+                    await self.services.intents.add_intent(state.id, state.storage, utcnow())
+                await self.partials(state.storage).discard_partial(state.id)
+                await self.services.uploads.delete_upload(state.id)
+                self.hashes.forget(state.id)
+            removed += len(expired)
+            if len(expired) < EXPIRE_PAGE:
+                return removed

@@ -9,7 +9,7 @@ from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
 from tornado_files.ingest import HashCache
-from tornado_files.metadata.base import MetadataStore, UploadStateStore
+from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, PartialBlobStore, partial_store
@@ -24,6 +24,9 @@ class Services:
     sniffer: Sniffer
     offload: Offload
     uploads: UploadStateStore
+    # Which blobs may exist without a record (metadata/base.py ``IntentJournal``): add an
+    # intent before a blob's first byte or before a delete, clear it when settled.
+    intents: IntentJournal
     # The running sha256 of resumable uploads, shared by every handler and the sweeper.
     hashes: HashCache = field(default_factory=HashCache)
     # Called last at close (e.g. the MongoDB client shared by the stores).
@@ -44,6 +47,7 @@ class Services:
             await store.startup()
         await self.metadata.startup()
         await self.uploads.startup()
+        await self.intents.startup()
 
     async def close(self) -> None:
         await self.metadata.close()

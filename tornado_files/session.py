@@ -15,7 +15,8 @@ from uuid import uuid4
 from tornado_files.blocking import Offload
 from tornado_files.errors import EmptySelection, TooManyFiles
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, new_hasher
-from tornado_files.models import StoredBlob
+from tornado_files.metadata.base import IntentJournal
+from tornado_files.models import StoredBlob, utcnow
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, BlobWriter
@@ -53,6 +54,7 @@ class UploadSession:
         *,
         policy: UploadPolicy,
         store: BlobStore,
+        intents: IntentJournal,
         sniffer: Sniffer,
         offload: Offload,
         sniff_bytes: int,
@@ -62,6 +64,8 @@ class UploadSession:
     ) -> None:
         self.policy = policy
         self.store = store
+        self._intents = intents
+        self._journaled: list[str] = []  # keys with an intent, in order
         self._sniffer = sniffer
         self._offload = offload
         self._sniff_bytes = sniff_bytes
@@ -89,6 +93,10 @@ class UploadSession:
                 meta={"max_files": limit},
             )
         file_id = self._new_id()
+        # The intent goes in before the first byte: a crash from here on leaves something the
+        # sweeper finds (tornado_files/sweeper.py), without ever listing the store.
+        await self._intents.add_intent(file_id, self.store.name, utcnow())
+        self._journaled.append(file_id)
         writer = await self.store.open_writer(file_id)
         ingest = FileIngest(
             sink=writer, sniffer=self._sniffer, lane=self._offload.lane(),
@@ -132,9 +140,17 @@ class UploadSession:
         self._committed = True
         return list(self.files)
 
-    def settle(self) -> None:
-        """The records are stored: from now on ``abort`` must leave the blobs alone."""
+    async def settle(self) -> None:
+        """The records are stored: from now on ``abort`` must leave the blobs alone, and the
+        intents can go (if clearing them fails, the sweeper finds the records and does it)."""
         self._settled = True
+        await self._clear_intents()
+
+    async def _clear_intents(self) -> None:
+        try:
+            await self._intents.clear_intents(self.store.name, self._journaled)
+        except Exception:
+            log.exception("intents of %s left for the sweeper", self._journaled)
 
     async def abort(self) -> None:
         """Remove everything this request wrote, including blobs already committed (a record
@@ -143,6 +159,7 @@ class UploadSession:
             return
         self._aborted = True
         self._current = None
+        removed = True
         for part in self.files:
             try:
                 await part.ingest.abort()
@@ -150,7 +167,11 @@ class UploadSession:
                 if part.blob is not None:
                     await self.store.delete(part.blob.key)
             except Exception:
-                log.exception("cleanup of blob %s failed", part.id)
+                removed = False
+                log.exception("cleanup of blob %s failed; its intent stays for the sweeper",
+                              part.id)
+        if removed:
+            await self._clear_intents()
 
     def _require_current(self) -> FilePart:
         self._check_open()

@@ -5,14 +5,12 @@ the disk store checked against the files in its directory, the GridFS store agai
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from uuid import uuid4
 
 import pytest
 
 from tests.contract.stores import MIB, Spy, collect, write_blob
 from tornado_files.errors import BackendUnavailable, BlobNotFound, InsufficientStorage
-from tornado_files.models import utcnow
 
 
 @pytest.mark.gen_test
@@ -89,26 +87,6 @@ async def test_delete_is_idempotent_and_unknown_keys_are_not_found(backend):
         await store.delete(bad)
     with pytest.raises(ValueError, match="32 lowercase hex"):
         await store.open_writer("../escape")
-
-
-# Replaced by the intent journal: goes with sweep_incomplete / committed_keys.
-@pytest.mark.gen_test
-async def test_sweep_removes_only_quiet_leftovers_and_lists_old_blobs(backend):
-    store, probe = backend
-    kept = await write_blob(store, [b"committed"])
-    dead = await store.open_writer(uuid4().hex)  # a writer whose process died mid-upload
-    for _ in range(8):
-        await dead.write(os.urandom(128 * 1024))
-    assert len(probe.in_progress()) == 1
-    an_hour_ago = utcnow() - timedelta(hours=1)
-    assert await store.sweep_incomplete(an_hour_ago) == 0  # still fresh: untouched
-    assert await store.committed_keys(an_hour_ago) == []
-    soon = utcnow() + timedelta(seconds=5)
-    assert await store.sweep_incomplete(soon) > 0
-    assert probe.in_progress() == []
-    assert await store.committed_keys(soon) == [kept]
-    assert probe.committed() == {kept}
-    await dead.abort()  # a late abort after the sweep is harmless
 
 
 @pytest.mark.gen_test

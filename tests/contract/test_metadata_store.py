@@ -197,16 +197,6 @@ async def test_sort_and_keyset_paging_visit_each_record_once(many, sort):
 
 
 @pytest.mark.gen_test
-async def test_blob_keys_and_refs(many):
-    store, records = many
-    assert await store.blob_keys("disk") == {r.blob_key for r in records}
-    assert await store.blob_keys("gridfs") == set()
-    cutoff = T0 + timedelta(microseconds=10)
-    assert sorted(await store.blob_refs("disk", cutoff)) == sorted(
-        (r.id, r.blob_key) for r in records if r.added < cutoff)
-
-
-@pytest.mark.gen_test
 @pytest.mark.allow_error_logs
 async def test_lost_connection_is_unavailable(backend):
     store, probe = backend

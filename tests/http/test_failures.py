@@ -7,15 +7,19 @@ import asyncio
 import errno
 import json
 import logging
+import pathlib
 import shutil
 import socket
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import tornado_files.storage.disk as disk_module
 from tests.support import Part, error_of, multipart
+from tornado_files.app import build_sweeper
 from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.models import utcnow
 
 
 @pytest.fixture
@@ -160,3 +164,67 @@ def read_all(port: int, request: bytes) -> bytes:
         while chunk := sock.recv(65536):
             data += chunk
     return data
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_failed_blob_delete_is_204_and_the_sweeper_finishes_it(
+        http_client, base_url, services, residue, monkeypatch, caplog):
+    body, ctype = multipart([Part("file", b"doomed", "a.txt")])
+    created = json.loads((await http_client.fetch(
+        base_url + "/api/files", method="POST", body=body,
+        headers={"Content-Type": ctype})).body)
+    real_unlink = pathlib.Path.unlink
+
+    def failing_unlink(path: pathlib.Path, *args: Any, **kwargs: Any) -> None:
+        if path.name == created["id"]:  # the committed blob: blobs/ab/cd/<key>
+            raise OSError(errno.EIO, "Input/output error: /secret/path")
+        real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.ERROR):
+        patch.setattr(pathlib.Path, "unlink", failing_unlink)
+        response = await http_client.fetch(base_url + created["url"], method="DELETE",
+                                           raise_error=False)
+    assert response.code == 204
+    assert "removal not finished" in caplog.text
+    assert residue.rows() == 0
+    assert len(residue.blobs()) == 1
+    assert residue.intents() == [created["id"]]
+    assert (await build_sweeper(services).sweep_once()).removed == 0  # within the grace
+    assert len(residue.blobs()) == 1
+    grace = timedelta(seconds=services.config.sweep_grace)
+    later = await build_sweeper(services, clock=lambda: utcnow() + grace + grace / 10
+                                ).sweep_once()
+    assert later.removed == 1
+    residue.assert_clean()
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_an_upload_whose_cleanup_failed_is_finished_by_the_sweeper(
+        http_client, base_url, services, residue, monkeypatch):
+    # The record insert fails, and so does the removal of the committed blob: the intent
+    # written before the first byte is what lets the sweeper find the blob, without listing.
+    async def broken(self: Any, records: Any) -> None:
+        raise RuntimeError("driver exploded")
+    real_unlink = pathlib.Path.unlink
+
+    def failing_unlink(path: pathlib.Path, *args: Any, **kwargs: Any) -> None:
+        if path.parent.parent.parent.name == "blobs":  # a committed blob, not a temp file
+            raise OSError(errno.EIO, "Input/output error")
+        real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SqliteMetadataStore, "insert_many", broken)
+        patch.setattr(pathlib.Path, "unlink", failing_unlink)
+        response = await upload(http_client, base_url, 10)
+    error_of(response, 500, "internal_error")
+    assert residue.rows() == 0
+    assert len(residue.blobs()) == 2
+    assert len(residue.intents()) == 2
+    assert (await build_sweeper(services).sweep_once()).removed == 0  # within the grace
+    grace = timedelta(seconds=services.config.sweep_grace)
+    later = await build_sweeper(services, clock=lambda: utcnow() + grace + grace / 10
+                                ).sweep_once()
+    assert later.removed == 2
+    residue.assert_clean()

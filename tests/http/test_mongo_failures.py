@@ -4,12 +4,15 @@ collection boundary (the stand-in stays up, so the residue check can read what i
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from pymongo.errors import AutoReconnect
 
 from tests.support import Part, error_of, multipart
+from tornado_files.app import build_sweeper
+from tornado_files.models import utcnow
 
 
 @pytest.fixture
@@ -68,4 +71,29 @@ async def test_record_insert_failing_removes_the_committed_gridfs_files(
     metadata._files = Flaky(metadata._files, "insert_many", 0)
     response = await big_upload(http_client, base_url)
     error_of(response, 503, "backend_unavailable")
+    residue.assert_clean()
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+async def test_failed_gridfs_delete_is_204_and_the_sweeper_finishes_it(
+        http_client, base_url, services, residue):
+    body, ctype = multipart([Part("file", b"doomed" * 100_000, "a.bin")])
+    created = json.loads((await http_client.fetch(
+        base_url + "/api/files", method="POST", body=body,
+        headers={"Content-Type": ctype})).body)
+    store = services.blob_store("gridfs")
+    files = store.files
+    store.files = Flaky(files, "delete_one", 0)
+    response = await http_client.fetch(base_url + created["url"], method="DELETE",
+                                       raise_error=False)
+    store.files = files
+    assert response.code == 204
+    assert residue.rows() == 0
+    assert residue.blobs() == [created["id"]]
+    assert residue.intents() == [created["id"]]
+    grace = timedelta(seconds=services.config.sweep_grace)
+    later = await build_sweeper(services, clock=lambda: utcnow() + grace + grace / 10
+                                ).sweep_once()
+    assert later.removed == 1
     residue.assert_clean()

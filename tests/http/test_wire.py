@@ -182,7 +182,8 @@ async def _wait_clean(residue: Any, committed: int = 0) -> None:
     import asyncio
 
     for _ in range(100):
-        if not residue.temp_files() and len(residue.blobs()) == committed:
+        if not residue.temp_files() and len(residue.blobs()) == committed and \
+                not residue.intents():
             break
         await asyncio.sleep(0.05)
     residue.assert_clean(committed)

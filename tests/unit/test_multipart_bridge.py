@@ -28,6 +28,19 @@ BODY, CONTENT_TYPE = multipart([
 ], boundary=BOUNDARY)
 
 
+class Journal:
+    """Intents kept in a set: the journal is not what these tests are about."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    async def add_intent(self, key: str, store: str, created: object) -> None:
+        self.keys.add(key)
+
+    async def clear_intents(self, store: str, keys: list[str]) -> None:
+        self.keys.difference_update(keys)
+
+
 _POOL = Offload(2)
 _SNIFFER = Sniffer(_POOL)  # one libmagic handle for the hundreds of runs below
 
@@ -37,7 +50,7 @@ async def _run(root: Path, pieces: list[bytes]) -> tuple[list[tuple[str, int, st
     store = DiskBlobStore(root, offload)
     await store.startup()
     policy = UploadPolicy("/api/files", 1 << 20, 1 << 20)
-    session = UploadSession(policy=policy, store=store, sniffer=_SNIFFER,
+    session = UploadSession(policy=policy, store=store, intents=Journal(), sniffer=_SNIFFER,
                             offload=offload, sniff_bytes=64 * 1024, declared_length=None,
                             received=lambda: 0)
     bridge = MultipartBridge({"Content-Type": CONTENT_TYPE}, session, 64 * 1024)

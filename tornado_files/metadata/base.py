@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, UploadState
+from tornado_files.models import BlobRef, FileRecord, Intent, ListQuery, Page, UploadState
 
 
 class MetadataStore(Protocol):
@@ -45,12 +46,17 @@ class MetadataStore(Protocol):
         may follow, else None. Sort values: ``added`` → datetime, ``size`` → int,
         ``filename`` → str."""
 
-    async def blob_keys(self, storage: str) -> set[str]:
-        """Every blob key referenced by a record of that storage (for sweeping)."""
+    async def has_blob(self, storage: str, key: str) -> bool:
+        """Whether a record points at blob ``key`` of that storage (one indexed lookup)."""
 
-    async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
-        """(file id, blob key) of every record of that storage added before a moment (for
-        finding records whose blob is gone)."""
+    async def referenced_blobs(self, storage: str, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that a record of that storage points at. One query per call
+        (``keys`` is a page of a blob store listing), memory bounded by ``len(keys)``."""
+
+    async def blob_refs_page(self, storage: str, after: str | None, limit: int
+                             ) -> builtins.list[BlobRef]:
+        """Records of that storage in ascending file id order, strictly after the file id
+        ``after`` (from the start when None), at most ``limit`` (an indexed range read)."""
 
 
 class UploadStateStore(Protocol):
@@ -83,13 +89,40 @@ class UploadStateStore(Protocol):
     async def delete_upload(self, upload_id: str) -> bool:
         """Remove the state; False when there was none."""
 
-    async def expired_uploads(self, now: datetime) -> list[UploadState]:
-        """Unfinished uploads whose expiry has passed and whose lease (if any) ran out; never
-        a completing one (its bytes are all there: it is finished, not abandoned)."""
+    async def expired_uploads(self, now: datetime, limit: int = 500) -> list[UploadState]:
+        """Unfinished uploads whose expiry has passed and whose lease (if any) ran out, the
+        earliest expiry first, at most ``limit`` (call again once they are removed); never a
+        completing one (its bytes are all there: it is finished, not abandoned)."""
 
     async def completing_uploads(self, limit: int) -> list[UploadState]:
         """Up to ``limit`` uploads whose completion was recorded but not finished (the
         sweeper drives them to their file)."""
 
-    async def upload_ids(self) -> set[str]:
-        """Ids of every upload in progress (their partial blobs are not orphans)."""
+
+class IntentJournal(Protocol):
+    """The intent journal: which blobs may exist without a record, so that the sweeper looks
+    at those keys only and never lists a whole store. In the same store as the records.
+
+    Writers keep this order: ``add_intent`` before the first byte of a blob is written (or
+    before a record is deleted); ``clear_intents`` after the record insert (or after the
+    blob delete, or after an abort that removed everything). A crash anywhere in between
+    leaves the intent, and the sweeper finishes the work once it is older than the grace
+    period. Backends raise ``BackendUnavailable`` for driver failures."""
+
+    async def startup(self) -> None:
+        """Create what the journal needs (tables come with the schema; indexes)."""
+
+    async def add_intent(self, key: str, store: str, created: datetime) -> None:
+        """Record that blob ``key`` of blob store ``store`` may exist without a record. At
+        most one intent per (store, key): adding one that exists keeps the existing one and
+        its ``created`` (idempotent)."""
+
+    async def clear_intents(self, store: str, keys: Sequence[str]) -> None:
+        """Remove the intents of ``keys`` in ``store``; missing ones are success
+        (idempotent)."""
+
+    async def old_intents(self, before: datetime, limit: int,
+                          after: Intent | None = None) -> list[Intent]:
+        """Intents created before ``before``, oldest first (ties by store, then key),
+        strictly after ``after`` in that order (from the start when None), at most ``limit``:
+        a caller pages through any number of them in bounded memory."""

@@ -8,6 +8,7 @@ and sort has an index, created at start-up.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
-from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, from_micros, to_micros
+from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
 from tornado_files.mongo import Document, driver_errors
 
 log = logging.getLogger("tornado_files.metadata.mongo")
@@ -95,7 +96,8 @@ class MongoMetadataStore:
                    [("filename", ASCENDING), ("_id", ASCENDING)],
                    [("modified_us", ASCENDING)], [("mime_type", ASCENDING)],
                    [("route", ASCENDING)], [("owner", ASCENDING)], [("sha256", ASCENDING)],
-                   [("storage", ASCENDING), ("blob_key", ASCENDING)]]
+                   [("storage", ASCENDING), ("blob_key", ASCENDING)],
+                   [("storage", ASCENDING), ("_id", ASCENDING)]]
         with driver_errors("create indexes"):
             for keys in indexes:
                 await self._files.create_index(keys)
@@ -181,15 +183,25 @@ class MongoMetadataStore:
             docs = [doc async for doc in cursor]
         return Page.of([_record(d) for d in docs], query)
 
-    async def blob_keys(self, storage: str) -> set[str]:
-        with driver_errors("blob keys"):
-            cursor = self._files.find({"storage": storage}, {"blob_key": 1}, batch_size=1000)
+    async def has_blob(self, storage: str, key: str) -> bool:
+        with driver_errors("has blob"):
+            doc = await self._files.find_one({"storage": storage, "blob_key": key}, {"_id": 1})
+        return doc is not None
+
+    async def referenced_blobs(self, storage: str, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        with driver_errors("referenced blobs"):
+            cursor = self._files.find({"storage": storage, "blob_key": {"$in": list(keys)}},
+                                      {"blob_key": 1, "_id": 0}, batch_size=len(keys))
             return {doc["blob_key"] async for doc in cursor}
 
-    async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
-        """(file id, blob key) of records of that storage added before a moment."""
+    async def blob_refs_page(self, storage: str, after: str | None, limit: int
+                             ) -> builtins.list[BlobRef]:
+        if limit <= 0:
+            return []  # MongoDB reads a limit of 0 as "no limit"
         with driver_errors("blob refs"):
-            cursor = self._files.find(
-                {"storage": storage, "added_us": {"$lt": to_micros(added_before)}},
-                {"blob_key": 1}, batch_size=1000)
-            return [(doc["_id"], doc["blob_key"]) async for doc in cursor]
+            cursor = self._files.find({"storage": storage, "_id": {"$gt": after or ""}},
+                                      {"blob_key": 1}, batch_size=limit)
+            cursor = cursor.sort("_id", ASCENDING).limit(limit)
+            return [BlobRef(doc["_id"], doc["blob_key"]) async for doc in cursor]

@@ -98,19 +98,16 @@ class MongoUploadStore:
             result = await self._uploads.delete_one({"_id": upload_id})
         return result.deleted_count == 1
 
-    async def expired_uploads(self, now: datetime) -> list[UploadState]:
+    async def expired_uploads(self, now: datetime, limit: int = 500) -> list[UploadState]:
+        if limit <= 0:
+            return []  # MongoDB reads a limit of 0 as "no limit"
         with driver_errors("expired uploads"):
             cursor = self._uploads.find(
                 {"$and": [{"expires_us": {"$lt": to_micros(now)}}, {"sha256": None}, _free(now)]},
-                batch_size=200)
+                batch_size=min(limit, 200)).sort("expires_us", ASCENDING).limit(limit)
             return [_state(doc) async for doc in cursor]
 
     async def completing_uploads(self, limit: int) -> list[UploadState]:
         with driver_errors("completing uploads"):
             cursor = self._uploads.find({"sha256": {"$ne": None}}, limit=limit)
             return [_state(doc) async for doc in cursor]
-
-    async def upload_ids(self) -> set[str]:
-        with driver_errors("upload ids"):
-            cursor = self._uploads.find({}, {"_id": 1}, batch_size=1000)
-            return {doc["_id"] async for doc in cursor}

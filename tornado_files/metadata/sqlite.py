@@ -8,6 +8,7 @@ as JSON text.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import sqlite3
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
-from tornado_files.models import BlobRefs, FileRecord, ListQuery, Page, from_micros, to_micros
+from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
@@ -27,7 +28,7 @@ SCHEMA_VERSION = 4
 _COLUMNS = ("id", "filename", "original_filename", "size", "mime_type", "declared_type",
             "type_os", "sha256", "route", "storage", "blob_key", "owner", "added_us",
             "modified_us", "data", "metadata")
-_MIGRATIONS: dict[int, str] = {
+MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE files (
         id TEXT PRIMARY KEY, filename TEXT NOT NULL, original_filename TEXT NOT NULL,
@@ -57,12 +58,21 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX uploads_expires ON uploads (expires_us);
     """,
-    # Numbered 4: 3 is the intent journal's.
+    3: """
+    CREATE TABLE intents (
+        store TEXT NOT NULL, key TEXT NOT NULL, created_us INTEGER NOT NULL,
+        PRIMARY KEY (store, key)
+    );
+    CREATE INDEX intents_created ON intents (created_us, store, key);
+    CREATE INDEX files_storage_id ON files (storage, id);
+    """,
     4: """
     ALTER TABLE uploads ADD COLUMN sha256 TEXT;
     CREATE INDEX uploads_completing ON uploads (sha256) WHERE sha256 IS NOT NULL;
     """,
 }
+# SQLite before 3.32 took at most 999 parameters per statement.
+IN_BATCH = 500
 # Sort name → column; only these names ever reach SQL text.
 _SORT_COLUMNS = {"added": "added_us", "size": "size", "filename": "filename"}
 
@@ -133,7 +143,10 @@ class SqliteMetadataStore:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(connection)`` on the offload pool, serialised with every other use of
+        the connection; ``sqlite3`` errors become ``BackendUnavailable``. For the modules
+        that keep other tables of this schema (``sqlite_uploads``, ``sqlite_intents``)."""
         return await self._offload(self._locked, work)
 
     def _locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -161,8 +174,8 @@ class SqliteMetadataStore:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        for target in sorted(v for v in _MIGRATIONS if v > version):
-            db.executescript(f"BEGIN; {_MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;")
+        for target in sorted(v for v in MIGRATIONS if v > version):
+            db.executescript(f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;")
         with self._lock:
             self._db = db
 
@@ -175,7 +188,7 @@ class SqliteMetadataStore:
         await self._offload(_close)
 
     async def ping(self) -> None:
-        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        await self.run(lambda db: db.execute("SELECT 1").fetchone())
 
     async def insert_many(self, records: Sequence[FileRecord]) -> None:
         marks = ", ".join("?" for _ in _COLUMNS)
@@ -189,10 +202,10 @@ class SqliteMetadataStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        await self._run(work)
+        await self.run(work)
 
     async def get(self, file_id: str) -> FileRecord:
-        row = await self._run(
+        row = await self.run(
             lambda db: db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
         if row is None:
             raise NotFound()
@@ -207,13 +220,13 @@ class SqliteMetadataStore:
             row: sqlite3.Row | None = db.execute(
                 "SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
             return row
-        row = await self._run(work)
+        row = await self.run(work)
         if row is None:
             raise NotFound()
         return _record(row)
 
     async def delete(self, file_id: str) -> FileRecord:
-        row = await self._run(lambda db: db.execute(
+        row = await self.run(lambda db: db.execute(
             "DELETE FROM files WHERE id = ? RETURNING *", (file_id,)).fetchone())
         if row is None:
             raise NotFound()
@@ -233,16 +246,30 @@ class SqliteMetadataStore:
         sql = (f"SELECT * FROM files {'WHERE ' + ' AND '.join(where) if where else ''}"  # noqa: S608
                f" ORDER BY {column} {order}, id {order} LIMIT ?")
         params.append(query.limit + 1)
-        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
+        rows = await self.run(lambda db: db.execute(sql, params).fetchall())
         return Page.of([_record(r) for r in rows], query)
 
-    async def blob_keys(self, storage: str) -> set[str]:
-        rows = await self._run(lambda db: db.execute(
-            "SELECT blob_key FROM files WHERE storage = ?", (storage,)).fetchall())
-        return {row[0] for row in rows}
+    async def has_blob(self, storage: str, key: str) -> bool:
+        row = await self.run(lambda db: db.execute(
+            "SELECT 1 FROM files WHERE storage = ? AND blob_key = ? LIMIT 1",
+            (storage, key)).fetchone())
+        return row is not None
 
-    async def blob_refs(self, storage: str, added_before: datetime) -> BlobRefs:
-        rows = await self._run(lambda db: db.execute(
-            "SELECT id, blob_key FROM files WHERE storage = ? AND added_us < ?",
-            (storage, to_micros(added_before))).fetchall())
-        return [(row[0], row[1]) for row in rows]
+    async def referenced_blobs(self, storage: str, keys: Sequence[str]) -> set[str]:
+        def work(db: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(keys), IN_BATCH):
+                batch = list(keys[start:start + IN_BATCH])
+                marks = ", ".join("?" for _ in batch)
+                found.update(row[0] for row in db.execute(
+                    f"SELECT blob_key FROM files WHERE storage = ? AND blob_key IN ({marks})",  # noqa: S608
+                    [storage, *batch]))
+            return found
+        return await self.run(work)
+
+    async def blob_refs_page(self, storage: str, after: str | None, limit: int
+                             ) -> builtins.list[BlobRef]:
+        rows = await self.run(lambda db: db.execute(
+            "SELECT id, blob_key FROM files WHERE storage = ? AND id > ? ORDER BY id LIMIT ?",
+            (storage, after or "", limit)).fetchall())
+        return [BlobRef(row[0], row[1]) for row in rows]

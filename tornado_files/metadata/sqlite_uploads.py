@@ -39,7 +39,7 @@ class SqliteUploadStore:
     """``UploadStateStore`` on the metadata store's SQLite connection and schema."""
 
     def __init__(self, metadata: SqliteMetadataStore) -> None:
-        self._run = metadata._run
+        self._run = metadata.run
 
     async def startup(self) -> None:
         return None  # the table comes with the metadata schema (version 2)
@@ -88,18 +88,14 @@ class SqliteUploadStore:
             "DELETE FROM uploads WHERE id = ?", (upload_id,)).rowcount)
         return bool(count)
 
-    async def expired_uploads(self, now: datetime) -> list[UploadState]:
+    async def expired_uploads(self, now: datetime, limit: int = 500) -> list[UploadState]:
         rows = await self._run(lambda db: db.execute(
             "SELECT * FROM uploads WHERE expires_us < ? AND sha256 IS NULL AND "
-            "(lease_until_us IS NULL OR lease_until_us < ?)",
-            (to_micros(now), to_micros(now))).fetchall())
+            "(lease_until_us IS NULL OR lease_until_us < ?) ORDER BY expires_us LIMIT ?",
+            (to_micros(now), to_micros(now), limit)).fetchall())
         return [_state(r) for r in rows]
 
     async def completing_uploads(self, limit: int) -> list[UploadState]:
         rows = await self._run(lambda db: db.execute(
             "SELECT * FROM uploads WHERE sha256 IS NOT NULL LIMIT ?", (limit,)).fetchall())
         return [_state(r) for r in rows]
-
-    async def upload_ids(self) -> set[str]:
-        rows = await self._run(lambda db: db.execute("SELECT id FROM uploads").fetchall())
-        return {r[0] for r in rows}

@@ -11,7 +11,6 @@ Sizes and offsets are in bytes throughout.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -77,18 +76,6 @@ class BlobStore(Protocol):
 
     async def close(self) -> None:
         """Release resources at shutdown."""
-
-    # -- replaced by the intent journal (SweepableStore); kept while sweeper.py uses them --
-    async def exists(self, key: str) -> bool:
-        """Whether a committed blob is stored under ``key``."""
-
-    async def committed_keys(self, before: datetime) -> list[str]:
-        """Keys of committed blobs written before ``before`` (candidates for the sweeper)."""
-
-    async def sweep_incomplete(self, before: datetime, keep: AbstractSet[str] = frozenset()) -> int:
-        """Remove the leftovers of writers that died (temp files, chunks without a files
-        document) untouched since ``before``, except partial blobs of the uploads in
-        ``keep``; returns how many objects went."""
 
 
 class PartialWriter(Protocol):

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -39,7 +38,7 @@ from tornado_files.storage.disk_io import (
     start_writeback_function,
     translate,
 )
-from tornado_files.storage.disk_walk import list_committed, old_files, remove_quiet
+from tornado_files.storage.disk_walk import list_committed, remove_quiet
 
 log = logging.getLogger("tornado_files.storage.disk")
 KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -192,19 +191,6 @@ class DiskBlobStore:
             return await self.offload(list_committed, self._blobs, after, limit)
         except OSError as exc:
             raise translate(exc, "list keys") from None
-
-    # -- replaced by the intent journal; kept while sweeper.py uses them ------------------
-    async def committed_keys(self, before: datetime) -> list[str]:
-        """Keys of committed blobs last changed before ``before``."""
-        return await self.offload(old_files, self._blobs, "*/*/*", before)
-
-    async def sweep_incomplete(self, before: datetime, keep: AbstractSet[str] = frozenset()) -> int:
-        """Remove temp files untouched since ``before`` (a writer that died without abort).
-        A live upload's temp file is written to all the time, so it is never this old."""
-        stale = await self.offload(old_files, self._tmp, "*.part", before)
-        for name in stale:
-            await self.offload((self._tmp / name).unlink, missing_ok=True)
-        return len(stale)
 
 
 def _open_exclusive(path: Path) -> BinaryIO:

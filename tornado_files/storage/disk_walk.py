@@ -10,7 +10,6 @@ import heapq
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -75,17 +74,3 @@ def _keys_in(folder: Path, prefix: str, after: str) -> Iterator[str]:
                     yield name
     except FileNotFoundError:
         return
-
-
-def old_files(folder: Path, pattern: str, before: datetime) -> list[str]:
-    """Names of the files matching ``pattern`` under ``folder`` last modified before
-    ``before`` (replaced by the intent journal; kept while sweeper.py uses it)."""
-    limit = before.timestamp()
-    found = []
-    for path in folder.glob(pattern):
-        try:
-            if path.stat().st_mtime < limit and path.is_file():
-                found.append(path.name)
-        except FileNotFoundError:
-            continue
-    return found

@@ -13,7 +13,6 @@ files document until ``finalize``.
 
 from __future__ import annotations
 
-from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -211,26 +210,3 @@ class GridFSBlobStore:
         with driver_errors("list keys"):
             cursor = self.files.find(query, {"_id": 1}, batch_size=limit)
             return [doc["_id"] async for doc in cursor.sort("_id", ASCENDING).limit(limit)]
-
-    # -- replaced by the intent journal; kept while sweeper.py uses them ------------------
-    async def committed_keys(self, before: datetime) -> list[str]:
-        with driver_errors("list files"):
-            cursor = self.files.find({"uploadDate": {"$lt": before}}, {"_id": 1},
-                                     batch_size=1000)
-            return [str(doc["_id"]) async for doc in cursor]
-
-    async def sweep_incomplete(self, before: datetime, keep: AbstractSet[str] = frozenset()) -> int:
-        """Remove the chunks of uploads that crashed or lost MongoDB mid-way (no files
-        document) whose first chunk is older than ``before`` and whose newest is too."""
-        with driver_errors("sweep chunks"):
-            cursor = self.chunks.find({"n": 0, "_id": {"$lt": ObjectId.from_datetime(before)}},
-                                      {"files_id": 1}, batch_size=1000)
-            owners = [doc["files_id"] async for doc in cursor]
-            removed = 0
-            for owner in owners:
-                if owner in keep or await self._changed_since(owner, before) or \
-                        await self.files.find_one({"_id": owner}, {"_id": 1}) is not None:
-                    continue
-                result = await self.chunks.delete_many({"files_id": owner})
-                removed += result.deleted_count
-            return removed

@@ -42,13 +42,19 @@ class FileHandler(ApiHandler):
         self.write_json(record.to_resource())
 
     async def delete(self, file_id: str) -> None:
-        # Record first, then the blob (DESIGN.md): a crash in between leaves an orphan blob
-        # for the sweeper, never a record pointing at nothing.
-        record = await self.services.metadata.delete(file_id)
+        # Intent, record, blob, then clear the intent (DESIGN.md: record first, and the
+        # journal of metadata/base.py): a crash or a failed blob delete anywhere leaves an
+        # intent the sweeper finishes, never a record pointing at nothing.
+        services = self.services
+        found = await services.metadata.get(file_id)
+        await services.intents.add_intent(found.blob_key, found.storage, utcnow())
+        record = await services.metadata.delete(file_id)
         try:
-            await self.services.blob_store(record.storage).delete(record.blob_key)
+            await services.blob_store(record.storage).delete(record.blob_key)
+            await services.intents.clear_intents(record.storage, [record.blob_key])
         except Exception:
-            log.exception("blob %s of deleted file %s not removed", record.blob_key, file_id)
+            log.exception("blob %s of deleted file %s: removal not finished; the sweeper "
+                          "finishes it", record.blob_key, file_id)
         self.set_status(204)
         self.finish()
 

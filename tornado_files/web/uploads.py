@@ -72,6 +72,7 @@ class UploadHandler(BodyHandler):
         self.session = UploadSession(
             policy=self.policy,
             store=services.blob_store(self.policy.storage),
+            intents=services.intents,
             sniffer=services.sniffer,
             offload=services.offload,
             sniff_bytes=services.config.sniff_bytes,
@@ -121,7 +122,7 @@ class UploadHandler(BodyHandler):
                 parts = await self.session.commit()
                 records = [self._record(part, data) for part in parts]
                 await self.services.metadata.insert_many(records)
-                self.session.settle()
+                await self.session.settle()
         except Exception as exc:
             await self.fail(exc)
             return
