@@ -7,13 +7,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.servers import NGINX_DEFAULT, NGINX_TUNED, OURS, OURS_GRIDFS, VARIANTS
+from bench.servers import NGINX_DEFAULT, NGINX_TUNED, OURS, OURS_GRIDFS
 
 MIB = 1024 * 1024
 Runs = dict[tuple[str, str], list[dict[str, Any]]]  # (server, case) → one run per round
 # Rows in this order whatever order the last (rotated) round ran them in.
-ORDER = [NGINX_TUNED, NGINX_DEFAULT, OURS, *VARIANTS, OURS_GRIDFS, "Starlette (uvicorn)",
-         "aiohttp", "Tornado buffered", "Starlette FileResponse", "aiohttp FileResponse"]
+ORDER = [NGINX_TUNED, NGINX_DEFAULT, OURS, OURS_GRIDFS, "Starlette (uvicorn)", "aiohttp",
+         "Tornado buffered", "Starlette FileResponse", "aiohttp FileResponse"]
 
 
 def ordered(runs: Runs) -> Runs:
@@ -113,45 +113,6 @@ def gridfs_table(runs: Runs) -> list[str]:
     return [*lines, ""]
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
-
-
-def variant_table(sections: dict[str, Runs]) -> list[str]:
-    """tornado-files against its hand-over variants, ratios within each round: MB/s, CPU s per
-    GiB and peak RSS of the product over the variant's (median, min-max over the rounds)."""
-    lines = ["| case | variant | MB/s (ours / variant) | x MB/s | CPU s/GiB (ours / variant) |"
-             " x CPU s/GiB | peak MiB (ours / variant) | x peak | bytes verified |",
-             "|---" * 9 + "|"]
-
-    def rate(r: dict[str, Any]) -> float:
-        return float(r["bytes"]) / 1e6 / float(r["wall"])
-
-    def cpu(r: dict[str, Any]) -> float:
-        return float(r["cpu"]) / (r["bytes"] / 2**30)
-
-    def peak(r: dict[str, Any]) -> float:
-        return float(r["peak"]) / MIB
-
-    for section, case in (("upload", "multipart"), ("upload", "raw"),
-                          ("concurrent", "concurrent")):
-        runs = sections.get(section, {})
-        ours = runs.get((OURS, case), [])
-        for variant in VARIANTS:
-            theirs = runs.get((variant, case), [])
-            pairs = list(zip(ours, theirs, strict=False))
-            if not pairs:
-                continue
-            cells = [case, variant]
-            for figure, places in ((rate, 0), (cpu, 2), (peak, 0)):
-                cells += [f"{statistics.median(figure(o) for o, _ in pairs):.{places}f} / "
-                          f"{statistics.median(figure(t) for _, t in pairs):.{places}f}",
-                          _spread([figure(o) / figure(t) for o, t in pairs])]
-            cells.append("yes" if all(o["ok"] and t["ok"] for o, t in pairs) else "**NO**")
-            lines.append("| " + " | ".join(cells) + " |")
-    return [*lines, ""]
-
-
 def render(header: list[str], sections: dict[str, Runs], rejection_cases: list[str]) -> str:
     lines = [*header, ""]
     sections = {name: ordered(runs) for name, runs in sections.items()}
@@ -164,11 +125,6 @@ def render(header: list[str], sections: dict[str, Runs], rejection_cases: list[s
         lines += transfer_table(sections["concurrent"], "concurrent", NGINX_TUNED,
                                 "Starlette (uvicorn)", "2. Concurrent multipart uploads "
                                 "(MB/s is the aggregate)")
-    if any(name in VARIANTS for runs in sections.values() for name, _ in runs):
-        lines += ["### Read hand-over: tornado-files against its variants (same rounds)", "",
-                  "Ratios are tornado-files over the variant, taken within each round: median "
-                  "(min-max over the rounds). x MB/s > 1 and x CPU s/GiB < 1 favour the "
-                  "hand-over.", "", *variant_table(sections)]
     if sections.get("rejection"):
         lines += ["### 3. Early rejection (raw body over a 10 MiB cap)", "",
                   *rejection_table(sections["rejection"], rejection_cases)]

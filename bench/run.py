@@ -13,7 +13,7 @@ against the source. Workloads:
 
 Setup: ``bench/setup.sh`` (nginx, the peers) and ``scripts/test.sh`` once (the stand-in).
 Usage: .venv/bin/python bench/run.py [--quick] [--rounds 3] [--workloads 1,2,3,4]
-       [--variants] [--only NAME,NAME]
+       [--only NAME,NAME]
 Writes bench/results/latest.md (and a dated copy, and the raw runs as JSON).
 """
 
@@ -111,8 +111,6 @@ def main() -> None:
     parser.add_argument("--gridfs-concurrent-mib", type=int, default=4)
     parser.add_argument("--only", default="",
                         help="only servers whose name contains one of these (comma-separated)")
-    parser.add_argument("--variants", action="store_true",
-                        help="also tornado-files with its read hand-over changed (workloads 1, 2)")
     parser.add_argument("--out", default="latest", help="name of the results file")
     args = parser.parse_args()
     if args.quick:
@@ -168,13 +166,13 @@ def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
 
     if 1 in chosen:
         for kind in ("multipart", "raw"):
-            for server in chosen_servers(upload_servers(False, args.variants)):
+            for server in chosen_servers(upload_servers(False)):
                 with running(server, work) as run:
                     warm_up(work, big[0])
                     _add(sections, "upload", server.name, kind,
                          workloads.upload(run, kind, *big))
     if 2 in chosen:
-        for server in chosen_servers(upload_servers(False, args.variants)):
+        for server in chosen_servers(upload_servers(False)):
             with running(server, work) as run:
                 warm_up(work, big[0])
                 _add(sections, "concurrent", server.name, "concurrent",

@@ -29,10 +29,6 @@ NGINX_TUNED = "nginx tuned (1m body buffer)"
 NGINX_DEFAULT = "nginx default"
 OURS = "tornado-files"
 OURS_GRIDFS = "tornado-files gridfs"
-# tornado-files with its body-read hand-over changed (bench/peers/tornado_files_variant.py).
-OURS_PLAIN = "tornado-files, plain IOStream"
-OURS_NO_HAND_OVER = "tornado-files, no hand-over"
-VARIANTS = {OURS_PLAIN: "plain", OURS_NO_HAND_OVER: "no-hand-over"}
 
 NGINX_CONF = """
 daemon off; master_process off; worker_processes 1; error_log {dir}/error.log warn;
@@ -82,13 +78,6 @@ def _ours(port: int, data: Path, cap: int) -> list[str]:
     return [*argv, "--max-upload-size", str(cap)] if cap else argv
 
 
-def _variant(mode: str) -> Callable[[int, Path, int], list[str]]:
-    def start(port: int, data: Path, cap: int) -> list[str]:
-        argv = _ours(port, data, cap)
-        return [argv[0], str(PEERS / "tornado_files_variant.py"), mode, *argv[2:]]
-    return start
-
-
 def _peer(script: str) -> Callable[[int, Path, int], list[str]]:
     def start(port: int, data: Path, cap: int) -> list[str]:
         return [str(PEER_PYTHON), str(PEERS / script), str(port), str(data)]
@@ -100,9 +89,8 @@ def gridfs_server() -> Server:
     return Server(OURS_GRIDFS, _ours, "/api/files", "/api/files", "ours", needs_mongodb=True)
 
 
-def upload_servers(gridfs: bool, variants: bool = False) -> list[Server]:
-    """Workloads 1 and 2 (``gridfs``: also tornado-files on GridFS; ``variants``: also
-    tornado-files with its read hand-over changed)."""
+def upload_servers(gridfs: bool) -> list[Server]:
+    """Workloads 1 and 2 (``gridfs``: also tornado-files on GridFS)."""
     servers = [
         Server(NGINX_TUNED, _nginx("client_body_buffer_size 1m;"), "/upload", "/upload",
                "nginx", "/files/{name}"),
@@ -112,9 +100,6 @@ def upload_servers(gridfs: bool, variants: bool = False) -> list[Server]:
         Server("aiohttp", _peer("aiohttp_app.py"), "/multipart", "/raw", "peer"),
         Server("Tornado buffered", _peer("tornado_buffered.py"), "/multipart", "/raw", "peer"),
     ]
-    if variants:
-        servers[3:3] = [Server(name, _variant(mode), "/api/files", "/api/files", "ours")
-                        for name, mode in VARIANTS.items()]
     if gridfs:
         servers.insert(3, gridfs_server())
     return servers
