@@ -13,6 +13,7 @@ against the source. Workloads:
 
 Setup: ``bench/setup.sh`` (nginx, the peers) and ``scripts/test.sh`` once (the stand-in).
 Usage: .venv/bin/python bench/run.py [--quick] [--rounds 3] [--workloads 1,2,3,4]
+       [--only NAME,NAME]
 Writes bench/results/latest.md (and a dated copy, and the raw runs as JSON).
 """
 
@@ -108,7 +109,8 @@ def main() -> None:
     parser.add_argument("--gridfs-mib", type=int, default=128,
                         help="GridFS upload/download size (the stand-in slows as it fills)")
     parser.add_argument("--gridfs-concurrent-mib", type=int, default=4)
-    parser.add_argument("--only", default="", help="only servers whose name contains this")
+    parser.add_argument("--only", default="",
+                        help="only servers whose name contains one of these (comma-separated)")
     parser.add_argument("--out", default="latest", help="name of the results file")
     args = parser.parse_args()
     if args.quick:
@@ -143,7 +145,7 @@ def main() -> None:
 
 
 def _keep(name: str, args: argparse.Namespace) -> bool:
-    return args.only.lower() in name.lower()
+    return any(part.strip().lower() in name.lower() for part in args.only.split(","))
 
 
 def _add(sections: dict[str, report.Runs], section: str, name: str, case: str,

@@ -126,11 +126,8 @@ class MultipartBridge:
     async def feed(self, chunk: bytes) -> None:
         """Parse one chunk; awaiting it waits for the store (back-pressure)."""
         self._tail = (self._tail + chunk[-len(self._ender) - 4 :])[-len(self._ender) - 4 :]
-        # The parser takes bytes only. Multipart requests turn the hand-over of reads off
-        # (web/uploads.py), so chunks come as bytes; anything else is copied here, once.
-        data = chunk if type(chunk) is bytes else bytes(chunk)
         try:
-            await self._parser.adata_received(data)
+            await self._parser.adata_received(chunk)  # bytes, as Tornado delivers them
         except ParseFailedException:
             raise MalformedMultipart() from None
 

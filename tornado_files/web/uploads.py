@@ -12,7 +12,6 @@ from tornado_files.multipart import MultipartBridge
 from tornado_files.names import raw_upload_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
-from tornado_files.web import edge
 from tornado_files.web.body import BodyHandler
 
 RAW_FIELD = "body"
@@ -85,7 +84,6 @@ class UploadHandler(BodyHandler):
         content_type = self.request.headers.get("Content-Type", "")
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type == "multipart/form-data":
-            edge.hand_over_reads(self.request, False)  # the parser takes bytes
             bridge = MultipartBridge(
                 self.request.headers, session, self.services.config.max_field_size
             )
