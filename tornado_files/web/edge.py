@@ -8,8 +8,10 @@ tornado-files leans on Tornado in two places its public API does not reach:
    whether an answer can still be sent, or only the connection closed.
 
 Importing this module checks that the installed Tornado is in ``SUPPORTED`` (``check_version``
-has a doctest); tests/http/test_wire.py pins the uses (lingering, early answers). Nothing else
-in tornado-files may touch a Tornado name that starts with an underscore.
+has a doctest); tests/http/test_wire.py pins the body-state uses (lingering, early answers) and
+tests/http/test_failures.py the response flags (a read error after the headers closes the
+connection). Nothing else in tornado-files may touch a Tornado name that starts with an
+underscore.
 
 Connections are served on Tornado's own ``IOStream``. A ``BodyStream`` that handed large body
 reads over as the received ``bytearray`` (skipping Tornado's append and copy-out) was measured
