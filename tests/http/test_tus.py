@@ -183,6 +183,10 @@ async def test_checksums_are_verified(tus, residue, algorithm):
     response = await tus.patch(url, 0, b"abc", **{"Upload-Checksum": f"{algorithm} {digest}"})
     assert response.code == 204
     assert await tus.offset(url) == 3
+    wrong = base64.b64encode(hashlib.new(algorithm, b"xyz").digest()).decode()
+    response = await tus.patch(url, 3, b"def", **{"Upload-Checksum": f"{algorithm} {wrong}"})
+    error_of(response, 460, "checksum_mismatch")
+    assert await tus.offset(url) == 3
     await tus.fetch(url, "DELETE", **V)
     residue.assert_clean()
 
@@ -200,7 +204,7 @@ async def test_disallowed_type_terminates_the_upload(tus, residue):
 
 @pytest.mark.stores
 @pytest.mark.gen_test
-async def test_racing_patches_one_wins_one_gets_409(tus, residue):
+async def test_racing_patches_one_wins_the_other_gets_409_or_423(tus, residue):
     content = os.urandom(2 * 1024 * 1024)
     url = await tus.create(len(content))
     first, second = await asyncio.gather(tus.patch(url, 0, content),
@@ -258,7 +262,7 @@ def _cut_patch(port: int, url: str, offset: int, declared: int, data: bytes) -> 
 @pytest.mark.stores
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.parametrize("cut", [1, 65_536, 300_000, 261_120 + 17])  # some inside a chunk
-async def test_cut_patch_keeps_what_arrived_and_resumes(tus, http_port, residue, cut):
+async def test_cut_patch_keeps_a_prefix_and_resumes_from_it(tus, http_port, residue, cut):
     content = os.urandom(700_001)
     url = await tus.create(len(content))
     loop = asyncio.get_running_loop()

@@ -65,7 +65,7 @@ def test_a_large_read_is_handed_over_and_later_reads_do_not_touch_it() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_every_read_shape_gets_every_byte_in_order(seed: int) -> None:
+def test_reads_of_random_shapes_get_every_byte_in_order(seed: int) -> None:
     """Two requests on one connection, as Tornado reads them: headers by delimiter, framing by
     exact counts and bodies by partial reads, from a sender that splits at random points."""
     rng = random.Random(seed)
