@@ -1,5 +1,17 @@
-"""Shared fixtures: in-process apps on the embedded default, a residue probe, and a guard
-that fails any test during which the server logged an unexpected error (Tornado's habit)."""
+"""Shared fixtures: in-process apps, a residue probe, and a guard that fails any test during
+which the server logged an unexpected error (Tornado's habit).
+
+Stacks. An in-process HTTP test runs once, on the embedded default (disk + SQLite), unless it
+is marked ``@pytest.mark.stores``: then it runs on every stack of ``STACKS`` — the embedded
+default, GridFS + MongoDB, disk + MongoDB. Most HTTP tests check the web layer (parsing, caps,
+status codes, headers, CORS), which is the same whatever stores sit underneath, and every store
+is checked on its own real resource by the contract suites in tests/contract; running all of
+them on three stacks only tripled the run. The ``stores`` smoke set is the tests whose path goes
+through the stores end to end: an upload stored and read back, a multi-file commit, aborts after
+bytes reached the store, ranges, delete, listing, tus state and partial blobs, expiry and sweep.
+A new store is one more entry in ``STACKS`` (and its settings in ``config``). A module that
+needs one stack overrides ``stack`` (the fault tests, GridFS interoperability).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +31,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.web import Application
 
-from tests.mongo_support import Standin, fresh_database, start_standin
+from tests.mongo_support import STACKS, Standin, fresh_database, start_standin
 from tornado_files.app import build_services, make_app
 from tornado_files.config import Config, build_config
 from tornado_files.services import Services
@@ -66,12 +78,21 @@ def standin() -> Iterator[Standin]:
     server.stop()
 
 
-@pytest.fixture(params=["embedded", "mongo", "mongo-disk"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.stores`` runs the test on every stack (see the module docstring)."""
+    if metafunc.definition.get_closest_marker("stores") is None:
+        return
+    if "stack" not in metafunc.fixturenames:
+        pytest.fail(f"{metafunc.definition.nodeid} is marked stores but starts no in-process "
+                    "server", pytrace=False)
+    metafunc.parametrize("stack", STACKS, indirect=True)
+
+
+@pytest.fixture
 def stack(request: pytest.FixtureRequest) -> str:
-    """Every in-process HTTP test runs on each configuration: disk + SQLite (the embedded
-    default), GridFS + MongoDB, and disk + MongoDB. A module overrides this fixture to run on
-    fewer."""
-    return str(request.param)
+    """The configuration of the in-process server: the embedded default (disk + SQLite), or,
+    for tests marked ``stores``, each of ``STACKS`` in turn."""
+    return str(getattr(request, "param", "embedded"))
 
 
 @pytest.fixture

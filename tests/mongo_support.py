@@ -20,6 +20,9 @@ from uuid import uuid4
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN_PYTHON = Path(os.environ.get("TORNADO_FILES_TEST_STANDIN_PYTHON",
                                      ROOT / ".venv-standin" / "bin" / "python"))
+# The stacks the in-process server runs on (tests/conftest.py, ``stack``): the embedded default
+# (disk + SQLite), GridFS + MongoDB, disk + MongoDB. A new store is added here.
+STACKS = ("embedded", "mongo", "mongo-disk")
 # The stand-in stalls on long commands: generous timeouts (its documented limits).
 STANDIN_OPTIONS = "connectTimeoutMS=120000&socketTimeoutMS=120000"
 

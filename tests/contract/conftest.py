@@ -10,11 +10,18 @@ import pytest
 from tornado.ioloop import IOLoop
 
 from tests.contract.stores import GRIDFS_CHUNK, DiskProbe, GridFSProbe
-from tests.mongo_support import fresh_database
+from tests.mongo_support import STACKS, fresh_database
 from tornado_files.blocking import Offload
 from tornado_files.mongo import database_of, make_client
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.storage.gridfs import GridFSBlobStore
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    """A contract suite that drives whole services (the sweeper) runs on every stack, as the
+    store suites run on every backend."""
+    return str(request.param)
 
 
 @pytest.fixture

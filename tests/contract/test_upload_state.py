@@ -123,10 +123,15 @@ async def test_every_field_round_trips(backend: Backend) -> None:
                                    tzinfo=timezone(timedelta(hours=2))),
                   mime_type="video/mp4", type_os="ISO Media, MP4 v2",
                   lease_token="t" * 32, lease_until=T0 + MINUTE + TICK)
-    for state in (bare, full):
+    # Every byte in, digest recorded: the completing state (and other route, store, type).
+    done = upload(3, length=5000, offset=5000, route="/api/videos", storage="gridfs",
+                  declared_type="application/octet-stream", mime_type="video/mp4",
+                  type_os="ISO Media", sha256="ab" * 32)
+    for state in (bare, full, done):
         await store.create_upload(state)
     assert await store.get_upload(bare.id) == bare
     assert await store.get_upload(full.id) == full
+    assert await store.get_upload(done.id) == done
     assert probe.row(bare.id) == {
         "offset": 0, "expires_us": to_micros(bare.expires), "owner": None, "data": bare.data,
         "mime_type": None, "type_os": None, "lease_token": None, "lease_until_us": None,
@@ -136,6 +141,10 @@ async def test_every_field_round_trips(backend: Backend) -> None:
         "data": {"k": "v"}, "mime_type": "video/mp4", "type_os": "ISO Media, MP4 v2",
         "lease_token": "t" * 32, "lease_until_us": to_micros(T0 + MINUTE + TICK),
         "sha256": None}
+    assert probe.row(done.id) == {
+        "offset": 5000, "expires_us": to_micros(done.expires), "owner": None, "data": {},
+        "mime_type": "video/mp4", "type_os": "ISO Media", "lease_token": None,
+        "lease_until_us": None, "sha256": "ab" * 32}
     assert probe.row(bare.id) is not None
 
 

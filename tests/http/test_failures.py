@@ -25,7 +25,7 @@ from tornado_files.models import utcnow
 @pytest.fixture
 def stack() -> str:
     """Faults injected into the disk store and SQLite: the embedded default only (MongoDB
-    faults are in tests/http/test_mongo_faults.py)."""
+    faults are in tests/http/test_mongo_failures.py)."""
     return "embedded"
 
 

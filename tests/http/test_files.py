@@ -32,6 +32,7 @@ async def fetch(client: AsyncHTTPClient, url: str, **kwargs: Any) -> Any:
     return await client.fetch(url, raise_error=False, **kwargs)
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_get_resource_and_404(http_client, base_url):
     created = await upload(http_client, base_url, b"hello", "a.txt")
@@ -55,6 +56,7 @@ async def test_head_of_the_resource_is_get_without_a_body(http_client, base_url)
     assert missing.code == 404
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_download_headers_and_bytes(http_client, base_url):
     raw = await http_client.fetch(base_url + "/api/files", method="POST", body=CONTENT, headers={
@@ -84,6 +86,7 @@ async def test_download_headers_and_bytes(http_client, base_url):
     assert head.headers["Content-Length"] == str(len(CONTENT))
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 @pytest.mark.parametrize(("header", "start", "end"), [
     ("bytes=0-0", 0, 1), ("bytes=100-1048675", 100, 1048676), ("bytes=3145700-", 3145700, None),
@@ -135,6 +138,7 @@ async def test_inline_only_for_safe_types(http_client, base_url):
     error_of(bad, 400, "invalid_parameter")
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_patch_put_and_delete(http_client, base_url, residue):
     created = await upload(http_client, base_url, b"x", "a.txt", data={"keep": 1, "drop": 2})
@@ -166,6 +170,7 @@ async def test_patch_put_and_delete(http_client, base_url, residue):
     error_of(await fetch(http_client, base_url + created["download_url"]), 404, "not_found")
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test(timeout=30)
 async def test_listing_filters_sorting_and_paging(http_client, base_url):
     made = []

@@ -1,5 +1,6 @@
-"""tus 1.0.0 (docs/api.md, Resumable uploads) in-process: each status code, each failure
-followed by the residue check; resume after a cut PATCH; racing PATCHes; expiry."""
+"""tus 1.0.0 (docs/api.md, Resumable uploads) in-process (the ``stores`` tests on every stack):
+each status code, each failure followed by the residue check; resume after a cut PATCH; racing
+PATCHes; expiry."""
 
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ async def test_options_advertises_the_server(tus):
     assert small.headers["Tus-Max-Size"] == str(1024 * 1024)
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_whole_upload_in_chunks_becomes_the_file(tus, residue):
     content = PNG_1PX + os.urandom(300_000)
@@ -108,6 +110,7 @@ async def test_whole_upload_in_chunks_becomes_the_file(tus, residue):
     residue.assert_clean(committed=1)
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_creation_with_upload_and_an_empty_file(tus, residue):
     response = await tus.fetch("/api/tus/", "POST", b"hello", **CHUNK, **{"Upload-Length": "5"})
@@ -141,6 +144,7 @@ async def test_bad_creation(tus, residue, headers, status, code):
     residue.assert_clean()
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_bad_patches_leave_the_offset_alone(tus, residue):
     url = await tus.create(100)
@@ -180,6 +184,10 @@ async def test_checksums_are_verified(tus, residue, algorithm):
     response = await tus.patch(url, 0, b"abc", **{"Upload-Checksum": f"{algorithm} {digest}"})
     assert response.code == 204
     assert await tus.offset(url) == 3
+    wrong = base64.b64encode(hashlib.new(algorithm, b"xyz").digest()).decode()
+    response = await tus.patch(url, 3, b"def", **{"Upload-Checksum": f"{algorithm} {wrong}"})
+    error_of(response, 460, "checksum_mismatch")
+    assert await tus.offset(url) == 3
     await tus.fetch(url, "DELETE", **V)
     residue.assert_clean()
 
@@ -195,8 +203,9 @@ async def test_disallowed_type_terminates_the_upload(tus, residue):
     residue.assert_clean()
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
-async def test_racing_patches_one_wins_one_gets_409(tus, residue):
+async def test_racing_patches_one_wins_the_other_gets_409_or_423(tus, residue):
     content = os.urandom(2 * 1024 * 1024)
     url = await tus.create(len(content))
     first, second = await asyncio.gather(tus.patch(url, 0, content),
@@ -251,9 +260,10 @@ def _cut_patch(port: int, url: str, offset: int, declared: int, data: bytes) -> 
     sock.close()
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.parametrize("cut", [1, 65_536, 300_000, 261_120 + 17])  # some inside a chunk
-async def test_cut_patch_keeps_what_arrived_and_resumes(tus, http_port, residue, cut):
+async def test_cut_patch_keeps_a_prefix_and_resumes_from_it(tus, http_port, residue, cut):
     content = os.urandom(700_001)
     url = await tus.create(len(content))
     loop = asyncio.get_running_loop()
@@ -276,6 +286,7 @@ async def test_cut_patch_keeps_what_arrived_and_resumes(tus, http_port, residue,
     residue.assert_clean(committed=1)
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("config_overrides", [{"tus_expiry": 1}])  # a short expiry
 async def test_abandoned_upload_expires_and_is_swept(tus, services, residue, config_overrides):

@@ -34,6 +34,7 @@ async def post(client: AsyncHTTPClient, url: str, body: bytes, content_type: str
                               headers={"Content-Type": content_type, **headers})
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_single_file_is_stored_with_detected_type_and_hash(http_client, base_url, residue,
                                                                 stack):
@@ -60,6 +61,7 @@ async def test_single_file_is_stored_with_detected_type_and_hash(http_client, ba
     assert stored.body == PNG_1PX
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 @pytest.mark.parametrize("field", ["files", "files[]"])
 async def test_several_files_come_back_in_upload_order(http_client, base_url, residue, field):
@@ -283,6 +285,7 @@ async def test_cors_on_success_error_and_preflight(http_client, base_url):
     assert "Access-Control-Allow-Origin" not in stranger.headers
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test
 async def test_health_and_page(http_client, base_url):
     health = await http_client.fetch(base_url + "/healthz")

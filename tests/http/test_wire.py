@@ -75,6 +75,7 @@ def assert_413(response: RawResponse, code: str) -> dict[str, Any]:
     return error
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize(("kind", "path", "code", "cap"), [
     ("multipart", "/api/filecap", "file_too_large", CAP),
@@ -189,6 +190,7 @@ async def _wait_clean(residue: Any, committed: int = 0) -> None:
     residue.assert_clean(committed)
 
 
+@pytest.mark.stores
 @pytest.mark.gen_test(timeout=30)
 async def test_disconnect_mid_part_leaves_nothing(http_port, residue):
     preamble, _, ctype = multipart_stream(8 * MIB)

@@ -17,11 +17,11 @@ def cut(pieces: list[bytes], size: int, tail: bytes = b"") -> list[bytes]:
 
 
 @pytest.mark.parametrize("size", [1, 7, 64])
-def test_every_split_gives_full_chunks_in_order(size):
-    data = os.urandom(300)
+def test_every_split_into_three_pieces_gives_full_chunks_in_order(size):
+    data = os.urandom(2 * 64 + 3)  # two full chunks of the largest size, and a tail
     expected = [data[i:i + size] for i in range(0, len(data), size)]
-    for a in range(0, len(data), 3):
-        for b in range(a, len(data), 29):
+    for a in range(len(data) + 1):  # every split into three pieces, empty ones included
+        for b in range(a, len(data) + 1):
             assert cut([data[:a], data[a:b], data[b:]], size) == expected, (a, b)
 
 

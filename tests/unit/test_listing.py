@@ -26,13 +26,14 @@ def test_every_parameter():
         "added_since": ["2026-11-22T10:00:00Z"], "modified_since": ["2026-11-22T12:00:00+02:00"],
         "filename": ["Rep"], "route": ["/api/avatars"], "owner": ["alice"], "sha256": ["ab"],
         "data.tag": ["x"], "data.b": ["y"], "sort": ["size"], "limit": ["1000"],
+        "cursor": [encode_cursor("size", (5, "f" * 32))],
     })
     assert query == ListQuery(
         mime_type="image/*", size_greater_than=10, size_less_than=99,
         added_since=datetime(2026, 11, 22, 10, tzinfo=UTC),
         modified_since=datetime(2026, 11, 22, 10, tzinfo=UTC), filename="Rep",
         route="/api/avatars", owner="alice", sha256="ab",
-        data_equals=(("b", "y"), ("tag", "x")), sort="size", limit=1000)
+        data_equals=(("b", "y"), ("tag", "x")), sort="size", limit=1000, after=(5, "f" * 32))
 
 
 def test_naive_times_are_utc():
