@@ -160,3 +160,13 @@ def _drain(sock: socket.socket, received: bytearray, wait: float = 0.0) -> bool:
         return False
     received += data
     return True
+
+
+def read_until_closed(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` on a new connection and read everything until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received

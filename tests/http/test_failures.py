@@ -9,14 +9,13 @@ import json
 import logging
 import pathlib
 import shutil
-import socket
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import tornado_files.storage.disk as disk_module
-from tests.support import Part, error_of, multipart
+from tests.support import Part, error_of, multipart, read_until_closed
 from tornado_files.app import build_sweeper
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.models import utcnow
@@ -144,8 +143,8 @@ async def test_a_read_error_after_the_headers_closes_the_connection(http_client,
         handle.truncate(1024 * 1024 + 512 * 1024)  # what the disk can still give
     request = (f"GET {created['download_url']} HTTP/1.1\r\nHost: x\r\n\r\n").encode()
     with caplog.at_level(logging.INFO):
-        raw = await asyncio.get_running_loop().run_in_executor(None, read_all, http_port,
-                                                               request)
+        raw = await asyncio.get_running_loop().run_in_executor(None, read_until_closed,
+                                                               http_port, request)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert f"Content-Length: {len(content)}".encode() in head
@@ -154,16 +153,6 @@ async def test_a_read_error_after_the_headers_closes_the_connection(http_client,
               "backend_unavailable" in r.getMessage()]
     assert len(logged) == 1, caplog.text
     assert "Cannot send error response" not in caplog.text
-
-
-def read_all(port: int, request: bytes) -> bytes:
-    """Send ``request`` and read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
 
 
 @pytest.mark.gen_test

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import PNG_1PX, Part, RawResponse, multipart, raw_request
+from tests.support import (
+    PNG_1PX,
+    Part,
+    RawResponse,
+    multipart,
+    raw_request,
+    read_until_closed,
+)
 from tornado_files.web.edge import READ_CHUNK
 
 MIB = 1024 * 1024
@@ -214,16 +221,8 @@ async def test_disconnect_between_parts_leaves_nothing(http_port, residue):
 async def test_idle_body_times_out_with_408_and_leaves_nothing(http_port, residue):
     preamble, _, ctype = multipart_stream(MIB)
 
-    def stall() -> bytes:
-        sock = socket.create_connection(("127.0.0.1", http_port), timeout=10)
-        sock.sendall(head("/api/files", {"Content-Type": ctype, "Content-Length": str(MIB)})
-                     + preamble + b"\0" * 1000)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-        sock.close()
-        return data
-    data = await in_thread(stall)
+    request = head("/api/files", {"Content-Type": ctype, "Content-Length": str(MIB)})
+    data = await in_thread(read_until_closed, http_port, request + preamble + b"\0" * 1000)
     assert data.startswith(b"HTTP/1.1 408")
     assert json.loads(data.partition(b"\r\n\r\n")[2])["errors"][0]["code"] == "request_timeout"
     residue.assert_clean()
@@ -253,17 +252,10 @@ async def test_idle_tus_patch_is_503_retry_after_and_keeps_its_bytes(http_port, 
     assert created.status == 201
     url = created.headers["location"]
 
-    def stall() -> bytes:
-        sock = socket.create_connection(("127.0.0.1", http_port), timeout=10)
-        request = head(url, {**tus, "Content-Type": "application/offset+octet-stream",
-                             "Upload-Offset": "0", "Content-Length": "5000"})
-        sock.sendall(request.replace(b"POST ", b"PATCH ", 1) + b"k" * 1200)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-        sock.close()
-        return data
-    data = await in_thread(stall)
+    request = head(url, {**tus, "Content-Type": "application/offset+octet-stream",
+                         "Upload-Offset": "0", "Content-Length": "5000"})
+    data = await in_thread(read_until_closed, http_port,
+                           request.replace(b"POST ", b"PATCH ", 1) + b"k" * 1200)
     assert data.startswith(b"HTTP/1.1 503")
     answer, _, body = data.partition(b"\r\n\r\n")
     assert b"\r\nRetry-After: 1\r\n" in answer
