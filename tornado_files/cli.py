@@ -198,8 +198,10 @@ async def _fsck(config: Config, repair: bool, page_size: int) -> FsckReport:
         # remove stale temp files, and a check without --repair changes nothing there.
         await services.metadata.startup()
         await services.intents.startup()
-        checker = Fsck(services.metadata, services.intents, services.blob_stores,
-                       config.sweep_grace, emit=print, page_size=page_size)
+        await services.uploads.startup()
+        checker = Fsck(services.metadata, services.intents, services.uploads,
+                       services.blob_stores, config.sweep_grace, emit=print,
+                       page_size=page_size)
         return await checker.run(repair)
     except BackendUnavailable:
         raise ConfigError(f"cannot reach MongoDB at {_records_at(config)}" if config.mongodb_uri

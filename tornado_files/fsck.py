@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tornado_files.metadata.base import IntentJournal, MetadataStore
+from tornado_files.errors import NotFound
+from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
 from tornado_files.models import Intent, iso, utcnow
 from tornado_files.storage.base import BlobStore, SweepableStore
 from tornado_files.sweeper import Sweeper, SweepReport
@@ -61,12 +62,13 @@ class FsckReport:
 
 class Fsck:
     def __init__(self, metadata: MetadataStore, intents: IntentJournal,
-                 blob_stores: Mapping[str, BlobStore], grace: float,
+                 uploads: UploadStateStore, blob_stores: Mapping[str, BlobStore], grace: float,
                  emit: Callable[[str], None], clock: Callable[[], datetime] = utcnow,
                  page_size: int = PAGE_SIZE) -> None:
         """``emit`` gets one line per finding and the summary line."""
         self._metadata = metadata
         self._intents = intents
+        self._uploads = uploads
         self._blob_stores = blob_stores
         self._stores = {name: store for name, store in sorted(blob_stores.items())
                         if isinstance(store, SweepableStore)}
@@ -123,7 +125,7 @@ class Fsck:
             report.blobs += len(keys)
             referenced = await self._metadata.referenced_blobs(name, keys)
             for key in keys:
-                if key in referenced:
+                if key in referenced or await self._completing(name, key):
                     continue
                 report.orphans += 1
                 if remove_before is None:
@@ -139,6 +141,20 @@ class Fsck:
             if len(keys) < self._page:
                 return
             after = keys[-1]
+
+    async def _completing(self, name: str, key: str) -> bool:
+        """A tus upload whose completion is recorded but not carried out yet: its blob is
+        final before its record goes in (HEAD, a PATCH or the sweeper finish it). Not an
+        orphan, and never removed."""
+        try:
+            state = await self._uploads.get_upload(key)
+        except NotFound:
+            return False
+        if state.storage != name or not state.completing:
+            return False
+        self._emit(f"completing upload {name}/{key}: its file is not recorded yet; the "
+                   "sweeper (or the next HEAD) finishes it")
+        return True
 
     async def _check_records(self, name: str, store: SweepableStore,
                              report: FsckReport) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ import pytest
 from tests.http.test_tus import CHUNK, Tus, V
 from tests.support import error_of
 from tornado_files.app import build_sweeper
+from tornado_files.fsck import Fsck
+from tornado_files.models import utcnow
 from tornado_files.resumable import Resumable
 
 
@@ -124,4 +127,24 @@ async def test_terminating_a_completing_upload_finishes_it_instead(tus, data_dir
     records_table(data_dir, away=False)
     error_of(await tus.fetch(url, "DELETE", **V), 404, "not_found")
     assert (await file_of(tus, url))["size"] == len(content)
+    residue.assert_clean(committed=1)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.allow_error_logs
+async def test_fsck_repair_leaves_a_completing_upload_alone(tus, services, data_dir, residue):
+    # Its blob is final before its record goes in: not an orphan, whatever its age.
+    content = os.urandom(5000)
+    url = await upload_whose_record_fails(tus, data_dir, content)
+    records_table(data_dir, away=False)
+    lines: list[str] = []
+    later = utcnow() + timedelta(seconds=2 * services.config.sweep_grace)
+    report = await Fsck(services.metadata, services.intents, services.uploads,
+                        services.blob_stores, services.config.sweep_grace, emit=lines.append,
+                        clock=lambda: later).run(repair=True)
+    assert report.orphans == 0
+    assert any(line.startswith("completing upload disk/") for line in lines), lines
+    head = await tus.fetch(url, "HEAD", **V)
+    assert head.headers["Upload-Offset"] == str(len(content))
+    assert (await tus.fetch(str((await file_of(tus, url))["download_url"]))).body == content
     residue.assert_clean(committed=1)
