@@ -266,3 +266,40 @@ async def test_idle_tus_patch_is_503_retry_after_and_keeps_its_bytes(http_port, 
                               head(url, tus).replace(b"POST ", b"DELETE ", 1))
     assert deleted.status == 204
     residue.assert_clean()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_stalled_creation_with_upload_names_the_upload_to_resume(http_port, residue):
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": "5000",
+           "Content-Type": "application/offset+octet-stream"}
+    too_long = await in_thread(raw_request, http_port, head("/api/tus/", {
+        **tus, "Content-Length": "5001"}), [b"x" * 5001])
+    assert_413(too_long, "request_too_large")  # before anything was created
+    residue.assert_clean()
+    data = await in_thread(read_until_closed, http_port, head("/api/tus/", {
+        **tus, "Content-Length": "5000"}) + b"k" * 700)
+    answer, _, body = data.partition(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 503")
+    assert json.loads(body)["errors"][0]["code"] == "request_timeout"
+    location = next(line.split(b": ", 1)[1] for line in answer.split(b"\r\n")
+                    if line.lower().startswith(b"location: ")).decode()
+    state = await in_thread(raw_request, http_port, head(location, {
+        "Tus-Resumable": "1.0.0"}).replace(b"POST ", b"HEAD ", 1))
+    assert state.headers["upload-offset"] == "700"
+    deleted = await in_thread(raw_request, http_port, head(location, {
+        "Tus-Resumable": "1.0.0"}).replace(b"POST ", b"DELETE ", 1))
+    assert deleted.status == 204
+    residue.assert_clean()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_answer_that_says_close_closes_even_when_the_body_came(http_port):
+    # RFC 9112 §9.6: a server that sends "Connection: close" closes after that response. The
+    # body (5 bytes the endpoint refuses) arrives during the linger; a second request on the
+    # same connection must not be served.
+    request = (b"GET /api/files HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+               b"GET /api/routes HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = await in_thread(read_until_closed, http_port, request)
+    assert data.startswith(b"HTTP/1.1 413")
+    assert b"\r\nConnection: close" in data.partition(b"\r\n\r\n")[0]
+    assert data.count(b"HTTP/1.1 ") == 1

@@ -215,7 +215,7 @@ class ApiHandler(RequestHandler):
             return
         self.open_body_limit()
         self.set_header("Content-Length", str(len(body)))
-        self.set_header("Connection", "close")
+        edge.close_after_answer(self.request)  # says Connection: close, and does it
         self.write(body)
         self.flush()
         self._linger_timer = IOLoop.current().call_later(

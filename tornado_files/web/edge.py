@@ -6,6 +6,9 @@ tornado-files leans on Tornado in two places its public API does not reach:
    arrived (an early rejection lingers only while it has not) and calls back when it does.
 2. A handler's ``_finished`` and ``_headers_written`` flags: the error exit needs to know
    whether an answer can still be sent, or only the connection closed.
+3. ``HTTP1Connection._disconnect_on_finish``: an answer sent while the body still arrives says
+   ``Connection: close`` and must close the connection once it is out (RFC 9112 §9.6), even
+   when the rest of the body arrives during the linger.
 
 Importing this module checks that the installed Tornado is in ``SUPPORTED`` (``check_version``
 has a doctest); tests/http/test_wire.py pins the body-state uses (lingering, early answers) and
@@ -97,6 +100,14 @@ def set_body_limit(request: HTTPServerRequest, size: int) -> None:
     connection = request.connection
     if isinstance(connection, HTTP1Connection):
         connection.set_max_body_size(size)
+
+
+def close_after_answer(request: HTTPServerRequest) -> None:
+    """Answer with ``Connection: close`` and close once the answer is sent (Tornado's own
+    mechanism for a request it stops reading)."""
+    connection = request.connection
+    if isinstance(connection, HTTP1Connection):
+        connection._disconnect_on_finish = True
 
 
 def close_connection(request: HTTPServerRequest) -> None:

@@ -129,10 +129,24 @@ class TusCreationHandler(TusBodyHandler):
                                      meta={"parameter": "Upload-Defer-Length"})
         length = tus.parse_length(self.request.headers.get("Upload-Length"), "Upload-Length")
         metadata = tus.parse_metadata(self.request.headers.get("Upload-Metadata"))
+        declared = self.declared_length()
+        if self._carries_chunk() and declared is not None and declared > length:
+            raise e.RequestTooLarge(  # refused before anything is created
+                detail="The chunk goes past Upload-Length",
+                meta={"maximum_content_length_allowed": length,
+                      "request_content_length": declared, "received": 0})
         self.created = await self.resumable.create(length, metadata, owner=None)
         if self._carries_chunk():
             await self.start_append(self.created.id, 0)
         await super().prepare()
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        # Once the upload exists, every answer names it — an error too (a chunk that stalled
+        # is kept, and the client resumes at this address).
+        created = getattr(self, "created", None)
+        if created is not None and self._outcome != "terminate":
+            self.set_header("Location", f"/api/tus/{created.id}")
 
     def _carries_chunk(self) -> bool:
         headers = self.request.headers
