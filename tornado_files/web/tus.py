@@ -31,9 +31,14 @@ class TusHandler(ApiHandler):
         self.set_header("Tus-Resumable", tus.VERSION)
         self.set_header("Cache-Control", "no-store")
 
+    def compute_etag(self) -> None:
+        return None  # tus answers have no body; an ETag of nothing would make HEAD 304
+
     def respond(self, status: int, headers: dict[str, str]) -> None:
+        """An answer with no body: the protocol's headers only (no Content-Type)."""
         for name, value in headers.items():
             self.set_header(name, value)
+        self.clear_header("Content-Type")
         self.set_status(status)
         self.finish()
 
