@@ -61,6 +61,12 @@ class InvalidParameter(TornadoFilesError):
     default_detail = "A parameter has a value the server does not accept"
 
 
+class Forbidden(TornadoFilesError):
+    code = "forbidden"
+    title = "Forbidden"
+    default_detail = "This is not yours to ask for"
+
+
 class NotFound(TornadoFilesError):
     code = "not_found"
     title = "Not found"

@@ -36,16 +36,34 @@ def parse_when(name: str, value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _size(name: str, value: str) -> int:
-    if not value.isdigit():
-        raise _bad(name, f"{name} must be a whole number of bytes")
+# Sizes beyond a signed 64-bit integer match nothing a store could hold (and SQLite refuses
+# to bind them).
+_MAX_SIZE = 2**63 - 1
+
+
+def _whole(value: str) -> int | None:
+    """A whole number in ASCII digits (``str.isdigit`` accepts "²", which ``int`` refuses).
+
+    >>> _whole("12"), _whole("²"), _whole("-1"), _whole("")
+    (12, None, None, None)
+    """
+    if not value or not value.isascii() or not value.isdigit():
+        return None
     return int(value)
+
+
+def _size(name: str, value: str) -> int:
+    size = _whole(value)
+    if size is None or size > _MAX_SIZE:
+        raise _bad(name, f"{name} must be a whole number of bytes, at most {_MAX_SIZE}")
+    return size
 
 
 def _limit(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    limit = _whole(value)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise _bad("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(value)
+    return limit
 
 
 def encode_cursor(sort: str, after: tuple[Any, str]) -> str:

@@ -10,7 +10,6 @@ with each part's real field name just before the part starts; a non-file field h
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import types
 from collections.abc import Mapping
@@ -50,10 +49,10 @@ from streaming_form_data.targets import BaseTarget  # noqa: E402
 from tornado_files.errors import (  # noqa: E402
     FieldTooLarge,
     FileFieldMissing,
-    InvalidJson,
     MalformedMultipart,
     TooManyFiles,
 )
+from tornado_files.jsondata import parse_object  # noqa: E402
 from tornado_files.session import UploadSession  # noqa: E402
 
 SINGLE_FIELD = "file"
@@ -61,19 +60,27 @@ MULTI_FIELDS = ("files", "files[]")
 
 
 class _Field:
-    """A small non-file value collected in memory, bounded by the field cap."""
+    """A small non-file value collected in memory, bounded by the field cap and, with every
+    other field of the request, by the fields' total cap (``budget``: bytes left)."""
 
-    def __init__(self, name: str, cap: int) -> None:
+    def __init__(self, name: str, cap: int, budget: list[int]) -> None:
         self.name = name
         self.cap = cap
+        self.budget = budget
         self.value = bytearray()
 
     def add(self, chunk: bytes) -> None:
         self.value += chunk
+        self.budget[0] -= len(chunk)
         if len(self.value) > self.cap:
             raise FieldTooLarge(
                 detail=f"The field {self.name!r} is larger than {self.cap} bytes",
                 meta={"maximum_field_size_allowed": self.cap, "field": self.name},
+            )
+        if self.budget[0] < 0:
+            raise FieldTooLarge(
+                detail="The form's fields other than files are too large together",
+                meta={"maximum_fields_size_allowed": self.budget[1], "field": self.name},
             )
 
 
@@ -101,8 +108,11 @@ class MultipartBridge:
     """Feeds a multipart body, chunk by chunk, into an upload session."""
 
     def __init__(
-        self, headers: Mapping[str, str], session: UploadSession, field_cap: int
+        self, headers: Mapping[str, str], session: UploadSession, field_cap: int,
+        fields_cap: int,
     ) -> None:
+        """``field_cap``: bytes of one non-file field; ``fields_cap``: of all of them (what
+        becomes the file's ``data``, which a PATCH may not make larger either)."""
         try:
             self._parser = StreamingFormDataParser(headers)
             # The parser does not say whether the final boundary arrived; we watch for it.
@@ -112,6 +122,7 @@ class MultipartBridge:
         self._tail = b""
         self._session = session
         self._field_cap = field_cap
+        self._budget = [fields_cap, fields_cap]  # [bytes left, the cap]
         self._name = ""
         self._field: _Field | None = None
         self._in_file = False
@@ -128,7 +139,8 @@ class MultipartBridge:
         self._tail = (self._tail + chunk[-len(self._ender) - 4 :])[-len(self._ender) - 4 :]
         try:
             await self._parser.adata_received(chunk)  # bytes, as Tornado delivers them
-        except ParseFailedException:
+        except (ParseFailedException, UnicodeDecodeError):
+            # UnicodeDecodeError: a part header that is not UTF-8 (RFC 7578 §5.1 wants it).
             raise MalformedMultipart() from None
 
     def finish(self) -> tuple[bool, dict[str, Any]]:
@@ -142,7 +154,7 @@ class MultipartBridge:
     async def _start(self, filename: str | None) -> None:
         name = self._name
         if filename is None:
-            self._field = _Field(name, self._field_cap)
+            self._field = _Field(name, self._field_cap, self._budget)
             return
         if name != SINGLE_FIELD and name not in MULTI_FIELDS:
             raise FileFieldMissing(
@@ -175,10 +187,4 @@ class MultipartBridge:
         if item.name != "data":
             self._data_out[item.name] = bytes(item.value).decode("utf-8", errors="replace")
             return
-        try:
-            parsed = json.loads(bytes(item.value))
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidJson(detail="The 'data' part is not valid JSON") from None
-        if not isinstance(parsed, dict):
-            raise InvalidJson(detail="The 'data' part must be a JSON object")
-        self._data_out.update(parsed)
+        self._data_out.update(parse_object(bytes(item.value), "The 'data' part"))

@@ -53,7 +53,7 @@ async def _run(root: Path, pieces: list[bytes]) -> tuple[list[tuple[str, int, st
     session = UploadSession(policy=policy, store=store, intents=Journal(), sniffer=_SNIFFER,
                             offload=offload, sniff_bytes=64 * 1024, declared_length=None,
                             received=lambda: 0)
-    bridge = MultipartBridge({"Content-Type": CONTENT_TYPE}, session, 64 * 1024)
+    bridge = MultipartBridge({"Content-Type": CONTENT_TYPE}, session, 64 * 1024, 1 << 20)
     try:
         for piece in pieces:
             await bridge.feed(piece)

@@ -17,6 +17,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.MalformedMultipart: 400,
     e.InvalidJson: 400,
     e.InvalidParameter: 400,
+    e.Forbidden: 403,
     e.NotFound: 404,
     e.MethodNotAllowed: 405,
     e.RequestTimeout: 408,
@@ -39,6 +40,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
 # Tornado's own HTTPErrors (405 for unknown methods, 400 for bad requests) by status.
 FROM_STATUS: dict[int, type[e.TornadoFilesError]] = {
     400: e.InvalidParameter,
+    403: e.Forbidden,
     404: e.NotFound,
     405: e.MethodNotAllowed,
     413: e.RequestTooLarge,

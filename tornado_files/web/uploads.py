@@ -84,9 +84,9 @@ class UploadHandler(BodyHandler):
         content_type = self.request.headers.get("Content-Type", "")
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type == "multipart/form-data":
-            bridge = MultipartBridge(
-                self.request.headers, session, self.services.config.max_field_size
-            )
+            config = self.services.config
+            bridge = MultipartBridge(self.request.headers, session, config.max_field_size,
+                                     config.max_json_body)
             return MultipartSink(bridge)
         if media_type == "application/x-www-form-urlencoded":
             raise e.UnsupportedMediaType(

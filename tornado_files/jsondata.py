@@ -1,0 +1,68 @@
+"""Client JSON — an upload's ``data`` part, a PATCH/PUT body — parsed strictly, so that what
+is stored can always be sent back out and read by every client.
+
+Refused with ``InvalidJson`` (400): text that is not JSON or not an object; ``NaN`` and
+``Infinity`` (not JSON, RFC 8259 §6: Python accepts them, browsers cannot parse them back, and
+one such value in a listing broke the upload page's list for every user); strings with a lone
+surrogate (RFC 8259 §8.2: they cannot be encoded as UTF-8 on the way out — JavaScript makes
+them when an emoji is cut in half); nesting deeper than ``MAX_DEPTH`` (MongoDB stores at most
+100 levels, and deep nesting makes the parser recurse).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tornado_files.errors import InvalidJson
+
+MAX_DEPTH = 32
+
+
+def parse_object(raw: bytes, what: str) -> dict[str, Any]:
+    """``raw`` as a JSON object, or InvalidJson naming ``what`` ("The request body", …)."""
+    try:
+        parsed = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidJson(detail=f"{what} is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidJson(detail=f"{what} is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidJson(detail=f"{what} must be a JSON object")
+    _check(parsed, what)
+    return parsed
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check(value: Any, what: str) -> None:
+    """Walk without recursion: depth, and text that UTF-8 can carry.
+
+    >>> _check({"a": [1, {"b": "ok"}]}, "x")
+    >>> _check({"a": "party \\ud83d"}, "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    tornado_files.errors.InvalidJson: x holds text that is not valid Unicode ...
+    """
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidJson(detail=f"{what} is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                _check_text(key, what)
+                pending.append((inner, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((inner, depth + 1) for inner in item)
+        elif isinstance(item, str):
+            _check_text(item, what)
+
+
+def _check_text(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJson(detail=f"{what} holds text that is not valid Unicode (a lone "
+                                 "surrogate, as from a cut emoji)") from None
