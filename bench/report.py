@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.servers import NGINX_DEFAULT, NGINX_TUNED, OURS, OURS_GRIDFS
+from bench.servers import NGINX_DEFAULT, NGINX_TUNED, OURS, OURS_GRIDFS, baseline_name
 
 MIB = 1024 * 1024
 Runs = dict[tuple[str, str], list[dict[str, Any]]]  # (server, case) → one run per round
@@ -17,8 +17,13 @@ ORDER = [NGINX_TUNED, NGINX_DEFAULT, OURS, OURS_GRIDFS, "Starlette (uvicorn)", "
 
 
 def ordered(runs: Runs) -> Runs:
-    rank = {name: i for i, name in enumerate(ORDER)}
-    return dict(sorted(runs.items(), key=lambda item: rank.get(item[0][0], len(ORDER))))
+    rank = {name: float(i) for i, name in enumerate(ORDER)}
+
+    def key(item: tuple[tuple[str, str], Any]) -> float:
+        name = item[0][0]
+        # the previous code (--baseline, "tornado-files @ abc1234") right below this tree's row
+        return rank.get(name, rank.get(name.split(" @ ")[0], len(ORDER)) + 0.5)
+    return dict(sorted(runs.items(), key=key))
 
 
 def _ratio(runs: Runs, case: str, server: str, reference: str) -> str:
@@ -94,27 +99,99 @@ def range_table(runs: Runs) -> list[str]:
 
 def gridfs_table(runs: Runs) -> list[str]:
     """Workload 5: CPU seconds per GiB in our process, and the stand-in's apart."""
-    lines = ["| transfer | MiB | tornado-files CPU s per GiB | stand-in CPU s per GiB (not ours) |"
-             " MB/s | peak RSS MiB | bytes verified |", "|---" * 7 + "|"]
+    servers = list(dict.fromkeys(name for name, _ in runs))
+    head = "| transfer | MiB | tornado-files CPU s per GiB | stand-in CPU s per GiB (not ours) |" \
+           " MB/s | peak RSS MiB | bytes verified |"
+    lines = [("| server " if servers != [OURS_GRIDFS] else "") + head,
+             "|---" * (7 + (servers != [OURS_GRIDFS])) + "|"]
 
     def per_gib(r: dict[str, Any], key: str) -> float:
-        return float(r.get(key, 0.0)) / (r["bytes"] / 2**30)
+        return float(r.get(key, 0.0)) / (float(r["bytes"]) / 2**30)
 
     for case in ("multipart", "raw", "concurrent", "download"):
-        results = runs.get((OURS_GRIDFS, case))
-        if not results:
-            continue
-        ours = statistics.median(per_gib(r, "cpu") for r in results)
-        standin = statistics.median(per_gib(r, "standin_cpu") for r in results)
-        rate = statistics.median(r["bytes"] / r["wall"] for r in results) / 1e6
-        lines.append(f"| {case} | {results[0]['bytes'] // MIB} | {ours:.2f} | "
-                     f"{standin:.2f} | {rate:.0f} | {max(r['peak'] for r in results) / MIB:.0f} | "
-                     f"{'yes' if all(r['ok'] for r in results) else '**NO**'} |")
+        for server in servers:
+            results = runs.get((server, case))
+            if not results:
+                continue
+            ours = statistics.median(per_gib(r, "cpu") for r in results)
+            standin = statistics.median(per_gib(r, "standin_cpu") for r in results)
+            rate = statistics.median(r["bytes"] / r["wall"] for r in results) / 1e6
+            lines.append(
+                ("" if servers == [OURS_GRIDFS] else f"| {server} ")
+                + f"| {case} | {results[0]['bytes'] // MIB} | {ours:.2f} | {standin:.2f} | "
+                f"{rate:.0f} | {max(r['peak'] for r in results) / MIB:.0f} | "
+                f"{'yes' if all(r['ok'] for r in results) else '**NO**'} |")
     return [*lines, ""]
 
 
-def render(header: list[str], sections: dict[str, Runs], rejection_cases: list[str]) -> str:
+def _spread(values: list[float], places: int = 2) -> str:
+    return (f"{statistics.median(values):.{places}f} "
+            f"({min(values):.{places}f}-{max(values):.{places}f})")
+
+
+def _rate(r: dict[str, Any]) -> float:
+    return float(r["bytes"]) / 1e6 / float(r["wall"])
+
+
+def _cpu_per_gib(r: dict[str, Any]) -> float:
+    return float(r["cpu"]) / (float(r["bytes"]) / 2**30)
+
+
+def _peak(r: dict[str, Any]) -> float:
+    return float(r["peak"]) / MIB
+
+
+def _ms(key: str) -> Any:
+    return lambda r: float(r[key]) * 1000
+
+
+# What the baseline table compares: (figure, its value in one run, decimals).
+TRANSFER = [("MB/s", _rate, 0), ("server CPU s/GiB", _cpu_per_gib, 2), ("peak RSS MiB", _peak, 1)]
+LATENCY = [("p50 ms", _ms("p50"), 2), ("p99 ms", _ms("p99"), 2),
+           ("p99 first tenth ms", _ms("p99_first_tenth"), 2),
+           ("p99 last tenth ms", _ms("p99_last_tenth"), 2)]
+BASELINE_CASES = [("upload", "multipart", OURS), ("upload", "raw", OURS),
+                  ("concurrent", "concurrent", OURS), ("download", "download", OURS),
+                  ("download", "ranges", OURS), ("gridfs", "multipart", OURS_GRIDFS),
+                  ("gridfs", "raw", OURS_GRIDFS), ("gridfs", "concurrent", OURS_GRIDFS),
+                  ("gridfs", "download", OURS_GRIDFS), ("gridfs", "ranges", OURS_GRIDFS)]
+
+
+def baseline_table(sections: dict[str, Runs], label: str) -> list[str]:
+    """This tree over the previous code (``--baseline``), every figure a ratio taken within
+    each round: median (min-max over the rounds), and each side's median."""
+    lines = ["| workload | figure | new / previous (medians) | new / previous within rounds: "
+             "median (min-max) | rounds | bytes verified |", "|---" * 6 + "|"]
+    for section, case, name in BASELINE_CASES:
+        runs = sections.get(section, {})
+        new, old = runs.get((name, case), []), runs.get((baseline_name(name, label), case), [])
+        pairs = list(zip(new, old, strict=False))
+        if not pairs:
+            continue
+        title = ("GridFS " if section == "gridfs" else "") + \
+            {"concurrent": "32 concurrent"}.get(case, case)
+        verified = "yes" if all(n["ok"] and o["ok"] for n, o in pairs) else "**NO**"
+        for figure, how, places in LATENCY if case == "ranges" else TRANSFER:
+            if any(n.get("p99_first_tenth") is None or o.get("p99_first_tenth") is None
+                   for n, o in pairs) and "tenth" in figure:
+                continue
+            lines.append(
+                f"| {title} | {figure} | "
+                f"{statistics.median(how(n) for n, _ in pairs):.{places}f} / "
+                f"{statistics.median(how(o) for _, o in pairs):.{places}f} | "
+                f"{_spread([how(n) / how(o) for n, o in pairs])} | {len(pairs)} | {verified} |")
+    return [*lines, ""]
+
+
+def render(header: list[str], sections: dict[str, Runs], rejection_cases: list[str],
+           baseline: str = "") -> str:
     lines = [*header, ""]
+    if baseline:
+        lines += [f"### This tree against the previous code ({baseline}), same rounds", "",
+                  "Each figure of this tree over the same figure of the previous code in the same "
+                  "round; median (min-max) over the rounds. x MB/s > 1, x CPU s/GiB < 1, x peak "
+                  "< 1 and x latency < 1 favour this tree. GridFS CPU is our process only (the "
+                  "stand-in's is apart, below).", "", *baseline_table(sections, baseline)]
     sections = {name: ordered(runs) for name, runs in sections.items()}
     uploads = sections.get("upload", {})
     for case in ("multipart", "raw"):

@@ -11,22 +11,31 @@ against the source. Workloads:
   4. one large download, and random 1 MiB Range reads (p50/p99, by offset);
   5. tornado-files on GridFS (MongoDB stand-in): CPU seconds per GiB in our process.
 
+``--baseline REF`` also runs the code of git REF (checked out in a temporary ``git worktree``,
+removed afterwards) as one more server in the same rounds, with the same arguments and the same
+venv, on disk + SQLite and on GridFS + the stand-in; the report then gives this tree over REF,
+ratios taken within each round. ``--upload-rounds N`` adds rounds of workload 1 alone after
+the ``--rounds`` full ones.
+
 Setup: ``bench/setup.sh`` (nginx, the peers) and ``scripts/test.sh`` once (the stand-in).
 Usage: .venv/bin/python bench/run.py [--quick] [--rounds 3] [--workloads 1,2,3,4]
-       [--only NAME,NAME]
+       [--only NAME,NAME] [--baseline REF --out NAME] [--upload-rounds N]
 Writes bench/results/latest.md (and a dated copy, and the raw runs as JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +46,10 @@ from bench import report, workloads  # noqa: E402
 from bench.servers import (  # noqa: E402
     NGINX_TUNED,
     OURS,
-    OURS_GRIDFS,
     PEER_PYTHON,
     Running,
     Server,
+    baseline_servers,
     download_servers,
     gridfs_server,
     running,
@@ -50,6 +59,7 @@ from bench.servers import (  # noqa: E402
 MIB = 1024 * 1024
 REJECT_CAP = 10 * MIB
 REJECTION_SERVERS = (NGINX_TUNED, OURS)
+LOADS: list[float] = []  # the 1-minute load average at the start, after every run, at the end
 
 
 def make_sample(path: Path, mib: int) -> None:
@@ -73,6 +83,25 @@ def rotated(servers: list[Server], round_no: int) -> list[Server]:
     return servers[shift:] + servers[:shift]
 
 
+@contextlib.contextmanager
+def baseline_checkout(ref: str) -> Iterator[tuple[Path, str]]:
+    """``ref`` checked out (detached) in a temporary git worktree: (its root, short hash).
+    The worktree is removed afterwards, also when the run fails."""
+    tmp = Path(tempfile.mkdtemp(prefix="tornado-files-baseline-", dir=os.environ.get("BENCH_TMP")))
+    tree = tmp / "tree"
+    try:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                        str(tree), ref], check=True)
+        short = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        yield tree, short
+    finally:
+        if tree.exists():
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                           check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def versions() -> str:
     nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True).stderr
     peers = subprocess.run(
@@ -84,15 +113,30 @@ def versions() -> str:
 
 def header(args: argparse.Namespace, size: int, rounds: int) -> list[str]:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return [f"# Benchmark: tornado-files against its peers ({rounds} alternating round(s))", "",
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
-            f"{memory:.0f} GiB; {platform.platform()}; Python {platform.python_version()}; "
-            f"{versions()}.", "",
-            f"Sizes: one upload/download {size} MiB; concurrent {args.clients} x "
-            f"{args.concurrent_mib} MiB; Range reads {args.range_reads} x 1 MiB. tornado-files "
-            "runs the full product (sha256, libmagic, SQLite record, fsync before rename); the "
-            "peers only write the bytes. Ratios: median over rounds of the ratio within each "
-            "round (> 1 is faster than the reference)."]
+    lines = [f"# Benchmark: tornado-files against its peers ({rounds} alternating round(s))", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
+             f"{memory:.0f} GiB; {platform.platform()}; Python {platform.python_version()}; "
+             f"{versions()}.", "",
+             f"Sizes: one upload/download {size} MiB; concurrent {args.clients} x "
+             f"{args.concurrent_mib} MiB; Range reads {args.range_reads} x 1 MiB. tornado-files "
+             "runs the full product (sha256, libmagic, SQLite record, fsync before rename); the "
+             "peers only write the bytes. Ratios: median over rounds of the ratio within each "
+             "round (> 1 is faster than the reference)."]
+    if args.upload_rounds > rounds:
+        lines += ["", f"Workload 1 (one upload, disk) ran {args.upload_rounds} rounds: {rounds} "
+                  f"in the full rotation, then {args.upload_rounds - rounds} of it alone."]
+    if args.only:
+        lines += ["", f"Servers: only those whose name contains one of: {args.only}."]
+    if LOADS:
+        lines += ["", f"Machine load (1-minute average): {LOADS[0]:.2f} at the start, "
+                  f"{LOADS[-1]:.2f} at the end, {min(LOADS):.2f}-{max(LOADS):.2f} over the runs."]
+    if args.baseline:
+        named = args.baseline if args.baseline == args.baseline_label else \
+            f"{args.baseline} = {args.baseline_label}"
+        lines += ["", f"Previous code: `{named}`, checked out in "
+                  "a temporary git worktree and run by the same interpreter (same venv) with the "
+                  f"same arguments; its rows are named `... @ {args.baseline_label}`."]
+    return lines
 
 
 def main() -> None:
@@ -112,26 +156,28 @@ def main() -> None:
     parser.add_argument("--only", default="",
                         help="only servers whose name contains one of these (comma-separated)")
     parser.add_argument("--out", default="latest", help="name of the results file")
+    parser.add_argument("--baseline", default="", metavar="REF",
+                        help="also run the code of git REF (a temporary worktree), same rounds")
+    parser.add_argument("--upload-rounds", type=int, default=0,
+                        help="rounds of workload 1 in all (those past --rounds run it alone)")
     args = parser.parse_args()
+    if args.baseline and args.out == "latest":
+        parser.error("--baseline needs --out NAME: its run is a comparison, not the latest figures")
     if args.quick:
         args.size_mib, args.rounds, args.concurrent_mib, args.range_reads = 100, 1, 8, 50
         args.gridfs_mib, args.gridfs_concurrent_mib = 32, 1
     chosen = {int(w) for w in args.workloads.split(",")}
+    args.upload_rounds = max(args.upload_rounds, args.rounds)
     sections: dict[str, report.Runs] = {}
-    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-        work = Path(tmp)
-        samples = {}
-        sizes = {"big": args.size_mib, "small": args.concurrent_mib,
-                 "gridfs": args.gridfs_mib, "gridfs-small": args.gridfs_concurrent_mib}
-        for name, mib in sizes.items():
-            path = work / f"{name}.bin"
-            make_sample(path, mib)
-            samples[name] = (path, workloads.sha256_of(path))
-        for round_no in range(1, args.rounds + 1):
-            print(f"-- round {round_no}/{args.rounds}", flush=True)
-            run_round(args, chosen, work, samples, sections, round_no)
+    args.extra, args.extra_gridfs, args.baseline_label = [], [], ""
+    with contextlib.ExitStack() as stack:
+        if args.baseline:
+            tree, args.baseline_label = stack.enter_context(baseline_checkout(args.baseline))
+            disk, gridfs = baseline_servers(tree, args.baseline_label)
+            args.extra, args.extra_gridfs = [disk], [gridfs]
+        run_all(args, chosen, sections)
     text = report.render(header(args, args.size_mib, args.rounds), sections,
-                         list(workloads.REJECTION_CASES))
+                         list(workloads.REJECTION_CASES), baseline=args.baseline_label)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M")
@@ -144,12 +190,34 @@ def main() -> None:
     print(text)
 
 
+def run_all(args: argparse.Namespace, chosen: set[int], sections: dict[str, report.Runs]) -> None:
+    LOADS.append(os.getloadavg()[0])
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        work = Path(tmp)
+        samples = {}
+        sizes = {"big": args.size_mib, "small": args.concurrent_mib,
+                 "gridfs": args.gridfs_mib, "gridfs-small": args.gridfs_concurrent_mib}
+        for name, mib in sizes.items():
+            path = work / f"{name}.bin"
+            make_sample(path, mib)
+            samples[name] = (path, workloads.sha256_of(path))
+        for round_no in range(1, args.upload_rounds + 1):
+            print(f"-- round {round_no}/{args.upload_rounds} (load {os.getloadavg()[0]:.2f})",
+                  flush=True)
+            full = round_no <= args.rounds
+            run_round(args, chosen if full else chosen & {1}, work, samples, sections,
+                      round_no, gridfs=full)
+    LOADS.append(os.getloadavg()[0])
+
+
 def _keep(name: str, args: argparse.Namespace) -> bool:
     return any(part.strip().lower() in name.lower() for part in args.only.split(","))
 
 
 def _add(sections: dict[str, report.Runs], section: str, name: str, case: str,
          figures: dict[str, Any]) -> None:
+    figures["load1"] = os.getloadavg()[0]
+    LOADS.append(figures["load1"])
     sections.setdefault(section, {}).setdefault((name, case), []).append(figures)
     shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()
              if k in ("wall", "peak", "cpu", "ok", "status", "sent", "received", "p99")}
@@ -158,7 +226,7 @@ def _add(sections: dict[str, report.Runs], section: str, name: str, case: str,
 
 def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
               samples: dict[str, tuple[Path, str]], sections: dict[str, report.Runs],
-              round_no: int) -> None:
+              round_no: int, gridfs: bool = True) -> None:
     big, small = samples["big"], samples["small"]
 
     def chosen_servers(servers: list[Server]) -> list[Server]:
@@ -166,13 +234,13 @@ def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
 
     if 1 in chosen:
         for kind in ("multipart", "raw"):
-            for server in chosen_servers(upload_servers(False)):
+            for server in chosen_servers(upload_servers(False, args.extra)):
                 with running(server, work) as run:
                     warm_up(work, big[0])
                     _add(sections, "upload", server.name, kind,
                          workloads.upload(run, kind, *big))
     if 2 in chosen:
-        for server in chosen_servers(upload_servers(False)):
+        for server in chosen_servers(upload_servers(False, args.extra)):
             with running(server, work) as run:
                 warm_up(work, big[0])
                 _add(sections, "concurrent", server.name, "concurrent",
@@ -186,11 +254,11 @@ def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
                     _add(sections, "rejection", server.name, case,
                          workloads.rejection(run, big[0], case))
     if 4 in chosen:
-        for server in chosen_servers(download_servers(False)):
+        for server in chosen_servers(download_servers(False, args.extra)):
             with running(server, work) as run:
                 _download(run, big, args, sections, "download", work)
-    if not args.no_gridfs and _keep(OURS_GRIDFS, args):
-        run_gridfs(args, chosen, work, samples, sections)
+    if gridfs and not args.no_gridfs:
+        run_gridfs(args, chosen, work, samples, sections, round_no)
 
 
 def _download(run: Running, sample: tuple[Path, str], args: argparse.Namespace,
@@ -203,21 +271,27 @@ def _download(run: Running, sample: tuple[Path, str], args: argparse.Namespace,
 
 
 def run_gridfs(args: argparse.Namespace, chosen: set[int], work: Path,
-               samples: dict[str, tuple[Path, str]], sections: dict[str, report.Runs]) -> None:
+               samples: dict[str, tuple[Path, str]], sections: dict[str, report.Runs],
+               round_no: int) -> None:
     """Workload 5: tornado-files on GridFS against the stand-in, with smaller sizes (the
-    stand-in's in-memory engine slows down as it fills: 128 MiB took 6 s, 1 GiB 305 s)."""
-    server = gridfs_server()
+    stand-in's in-memory engine slows down as it fills: 128 MiB took 6 s, 1 GiB 305 s).
+    With ``--baseline`` the previous code's GridFS server takes turns with ours."""
+    servers = rotated([s for s in [gridfs_server(), *args.extra_gridfs] if _keep(s.name, args)],
+                      round_no)
     for kind in ("multipart", "raw") if 1 in chosen else ():
-        with running(server, work) as run:
-            _add(sections, "gridfs", server.name, kind,
-                 workloads.upload(run, kind, *samples["gridfs"]))
+        for server in servers:
+            with running(server, work) as run:
+                _add(sections, "gridfs", server.name, kind,
+                     workloads.upload(run, kind, *samples["gridfs"]))
     if 2 in chosen:
-        with running(server, work) as run:
-            _add(sections, "gridfs", server.name, "concurrent",
-                 workloads.concurrent(run, *samples["gridfs-small"], args.clients))
+        for server in servers:
+            with running(server, work) as run:
+                _add(sections, "gridfs", server.name, "concurrent",
+                     workloads.concurrent(run, *samples["gridfs-small"], args.clients))
     if 4 in chosen:
-        with running(server, work) as run:
-            _download(run, samples["gridfs"], args, sections, "gridfs", work)
+        for server in servers:
+            with running(server, work) as run:
+                _download(run, samples["gridfs"], args, sections, "gridfs", work)
 
 
 if __name__ == "__main__":

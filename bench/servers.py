@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +73,16 @@ def _nginx(tuning: str) -> Callable[[int, Path, int], list[str]]:
     return start
 
 
-def _ours(port: int, data: Path, cap: int) -> list[str]:
-    argv = [sys.executable, str(ROOT / "server.py"), "--port", str(port), "--data-dir", str(data)]
-    return [*argv, "--max-upload-size", str(cap)] if cap else argv
+def _tornado_files(root: Path) -> Callable[[int, Path, int], list[str]]:
+    """``server.py`` of the checkout at ``root``, run by this interpreter (the same venv)."""
+    def start(port: int, data: Path, cap: int) -> list[str]:
+        argv = [sys.executable, str(root / "server.py"), "--port", str(port),
+                "--data-dir", str(data)]
+        return [*argv, "--max-upload-size", str(cap)] if cap else argv
+    return start
+
+
+_ours = _tornado_files(ROOT)
 
 
 def _peer(script: str) -> Callable[[int, Path, int], list[str]]:
@@ -89,13 +96,28 @@ def gridfs_server() -> Server:
     return Server(OURS_GRIDFS, _ours, "/api/files", "/api/files", "ours", needs_mongodb=True)
 
 
-def upload_servers(gridfs: bool) -> list[Server]:
-    """Workloads 1 and 2 (``gridfs``: also tornado-files on GridFS)."""
+def baseline_name(name: str, label: str) -> str:
+    """The row of the previous code beside ``name`` (``OURS`` or ``OURS_GRIDFS``)."""
+    return f"{name} @ {label}"
+
+
+def baseline_servers(root: Path, label: str) -> tuple[Server, Server]:
+    """The previous code checked out at ``root`` (``--baseline``), run exactly as tornado-files
+    is: disk + SQLite, and GridFS + MongoDB on a fresh stand-in."""
+    start = _tornado_files(root)
+    return (Server(baseline_name(OURS, label), start, "/api/files", "/api/files", "ours"),
+            Server(baseline_name(OURS_GRIDFS, label), start, "/api/files", "/api/files", "ours",
+                   needs_mongodb=True))
+
+
+def upload_servers(gridfs: bool, extra: Sequence[Server] = ()) -> list[Server]:
+    """Workloads 1 and 2 (``gridfs``: also tornado-files on GridFS; ``extra``: after ours)."""
     servers = [
         Server(NGINX_TUNED, _nginx("client_body_buffer_size 1m;"), "/upload", "/upload",
                "nginx", "/files/{name}"),
         Server(NGINX_DEFAULT, _nginx(""), "/upload", "/upload", "nginx"),
         Server(OURS, _ours, "/api/files", "/api/files", "ours"),
+        *extra,
         Server("Starlette (uvicorn)", _peer("starlette_app.py"), "/multipart", "/raw", "peer"),
         Server("aiohttp", _peer("aiohttp_app.py"), "/multipart", "/raw", "peer"),
         Server("Tornado buffered", _peer("tornado_buffered.py"), "/multipart", "/raw", "peer"),
@@ -105,9 +127,10 @@ def upload_servers(gridfs: bool) -> list[Server]:
     return servers
 
 
-def download_servers(gridfs: bool) -> list[Server]:
+def download_servers(gridfs: bool, extra: Sequence[Server] = ()) -> list[Server]:
     """Workload 4: nginx static (sendfile), the peers' file responses, and ours."""
-    return [s for s in upload_servers(gridfs) if s.name in (NGINX_TUNED, OURS, OURS_GRIDFS)] \
+    return [s for s in upload_servers(gridfs, extra)
+            if s.name in (NGINX_TUNED, OURS, OURS_GRIDFS) or s in extra] \
         + [Server("Starlette FileResponse", _peer("starlette_app.py"), "", "", "peer",
                   "/files/{name}"),
            Server("aiohttp FileResponse", _peer("aiohttp_app.py"), "", "", "peer",
