@@ -137,8 +137,11 @@ class MultipartBridge:
     async def feed(self, chunk: bytes) -> None:
         """Parse one chunk; awaiting it waits for the store (back-pressure)."""
         self._tail = (self._tail + chunk[-len(self._ender) - 4 :])[-len(self._ender) - 4 :]
+        # The parser takes bytes only. Multipart requests turn the hand-over of reads off
+        # (web/uploads.py), so chunks come as bytes; anything else is copied here, once.
+        data = chunk if type(chunk) is bytes else bytes(chunk)
         try:
-            await self._parser.adata_received(chunk)  # bytes, as Tornado delivers them
+            await self._parser.adata_received(data)
         except (ParseFailedException, UnicodeDecodeError):
             # UnicodeDecodeError: a part header that is not UTF-8 (RFC 7578 §5.1 wants it).
             raise MalformedMultipart() from None

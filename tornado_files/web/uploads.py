@@ -12,6 +12,7 @@ from tornado_files.multipart import MultipartBridge
 from tornado_files.names import raw_upload_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
+from tornado_files.web import edge
 from tornado_files.web.body import BodyHandler
 
 RAW_FIELD = "body"
@@ -84,6 +85,7 @@ class UploadHandler(BodyHandler):
         content_type = self.request.headers.get("Content-Type", "")
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type == "multipart/form-data":
+            edge.hand_over_reads(self.request, False)  # the parser takes bytes
             config = self.services.config
             bridge = MultipartBridge(self.request.headers, session, config.max_field_size,
                                      config.max_json_body)
