@@ -229,6 +229,24 @@ async def test_file_over_file_cap_is_413_file_too_large(http_client, base_url, r
     residue.assert_clean()
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_a_raw_body_declared_over_the_file_cap_is_refused_before_it_is_read(
+        http_server, http_port, residue):
+    # A raw body is the file: 30 KiB declared on a route whose files are 20 KiB is 413 at once,
+    # before any body byte (the body cap, 40 KiB, alone would let it in).
+    request = (b"POST /api/avatars HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+               b"Content-Length: 30720\r\n\r\n")
+    response = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: raw_request(http_port, request, [PNG_1PX + b"\0" * (30720 - len(PNG_1PX))],
+                                  pause_after_head=0.3))
+    assert response.status == 413
+    error = response.json()["errors"][0]
+    assert error["code"] == "file_too_large"
+    assert error["meta"]["received"] == 0
+    assert response.sent == 0
+    residue.assert_clean()
+
+
 @pytest.mark.gen_test
 async def test_max_files_of_a_route(http_client, base_url, residue):
     parts = [Part("files", PDF_HEAD, f"{i}.pdf") for i in range(3)]

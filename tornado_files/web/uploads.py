@@ -96,6 +96,10 @@ class UploadHandler(BodyHandler):
                 meta={"allowed_mime_types": ["multipart/form-data", "application/octet-stream"],
                       "instance_mime_type": media_type},
             )
+        declared = self.declared_length()
+        if declared is not None and declared > self.policy.max_file_size:
+            # A raw body is the file: its declared length is the file's (before any byte).
+            raise self.policy.file_too_large(declared, 0)
         name = raw_upload_filename(
             self.request.headers.get("X-Filename"),
             self.request.headers.get("Content-Disposition"),
