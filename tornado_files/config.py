@@ -178,11 +178,21 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
+# Variables in the server's TORNADO_FILES_ namespace that belong to someone else, so the
+# server skips them instead of refusing an unknown setting: the command-line client's (read by
+# tornado_files/client/commands.py; the README tells users to export them, often in the same
+# shell that starts the server) and the test suite's TORNADO_FILES_TEST_* (docs/testing.md).
+CLIENT_VARIABLES = frozenset({"TORNADO_FILES_URL", "TORNADO_FILES_TOKEN"})
+TEST_VARIABLE_PREFIX = "TORNADO_FILES_TEST_"
+
+
 def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``TORNADO_FILES_<NAME>`` variables for the scalar options (and ``CORS_ORIGINS``)."""
+    """``TORNADO_FILES_<NAME>`` variables for the scalar options (and ``CORS_ORIGINS``),
+    except the client's and the tests' (``CLIENT_VARIABLES``, ``TEST_VARIABLE_PREFIX``)."""
     found: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith("TORNADO_FILES_") or key.startswith("TORNADO_FILES_TEST_"):
+        if (not key.startswith("TORNADO_FILES_") or key in CLIENT_VARIABLES
+                or key.startswith(TEST_VARIABLE_PREFIX)):
             continue
         name = key.removeprefix("TORNADO_FILES_").lower()
         if name == "config":

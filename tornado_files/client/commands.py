@@ -39,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    # The server ignores these two variables (tornado_files.config.CLIENT_VARIABLES).
     parser.add_argument("--url", default=os.environ.get("TORNADO_FILES_URL", DEFAULT_URL),
                         help=f"server (default {DEFAULT_URL}, or $TORNADO_FILES_URL)")
     parser.add_argument("--token", default=os.environ.get("TORNADO_FILES_TOKEN"),
