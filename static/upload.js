@@ -4,7 +4,10 @@
 (function () {
   const TUS_THRESHOLD = 16 * 1024 * 1024;
   const CHUNK = 8 * 1024 * 1024;
-  const BACKOFF = [500, 1000, 2000, 4000, 8000, 15000];
+  // Waits before each new try, in milliseconds; an upload gives up after this many failures
+  // in a row (about 3 minutes: long enough for a server restart and for the lease that a
+  // PATCH cut short by it may hold on the upload, answered 423 until it runs out).
+  const BACKOFF = [500, 1000, 2000, 4000, 8000].concat(new Array(11).fill(15000));
   const $ = (id) => document.getElementById(id);
   const state = { routes: [], cursor: null };
 
@@ -201,6 +204,7 @@
       this.route].join("|");
     this.tusUrl = localStorage.getItem(this.key);
     let offset = this.tusUrl ? await this.head() : null;
+    if (this.cancelled) return;
     if (offset == null) {
       const meta = "filename " + btoa(unescape(encodeURIComponent(this.file.name))) +
         ",route " + btoa(this.route) +
@@ -250,10 +254,17 @@
     if (r.status === 200) this.finish(JSON.parse(r.responseText));
     else this.fail(explain(r));
   };
+  // The offset of a remembered upload (after a reload), asked again with back-off like any
+  // HEAD; null when it is gone (or cannot be learnt): the file is then uploaded anew.
   Transfer.prototype.head = async function () {
-    const r = await xhr("HEAD", this.tusUrl, null, { "Tus-Resumable": "1.0.0" }).done;
-    if (r.status !== 200) return null;
-    return parseInt(r.getResponseHeader("Upload-Offset"), 10);
+    for (let failures = 0; ; failures += 1) {
+      const call = xhr("HEAD", this.tusUrl, null, { "Tus-Resumable": "1.0.0" });
+      this.current = call.request;
+      const r = await call.done;
+      if (r.status === 200) return parseInt(r.getResponseHeader("Upload-Offset"), 10);
+      if (this.cancelled || !retryable(r.status) || failures >= BACKOFF.length) return null;
+      await this.retrying(failures, r);
+    }
   };
 
   function start(files) {

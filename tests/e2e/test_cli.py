@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess, free_port, running_server
+from tests.serverproc import ServerProcess, free_port, running_server, terminate
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -316,3 +316,76 @@ def test_a_tus_patch_dropped_as_idle_is_resumed(tmp_path):
             files = json.load(response)["files"]
         assert [f["sha256"] for f in files] == [sha256(path)]
         assert json.loads(state.read_text()) == {}
+
+
+def start_server(tmp_path: Path, port: int, name: str) -> ServerProcess:
+    """``python server.py`` on a given port and data directory (a restart reuses both), with
+    the shortest lease a PATCH cut short can leave behind (60 s, not twice the default
+    idle_timeout)."""
+    log_path = tmp_path / f"{name}.log"
+    config = tmp_path / "config.toml"
+    config.write_text("idle_timeout = 5.0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "server.py", "--port", str(port), "--data-dir",
+             str(tmp_path / "data"), "--config", str(config)], stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2], env=env)
+    server = ServerProcess(process, port, tmp_path / "data", log_path)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, server.log()
+        with suppress(OSError), urllib.request.urlopen(  # noqa: S310 (our loopback server)
+                server.url + "/healthz", timeout=2) as response:
+            if json.load(response)["status"] == "ok":
+                return server
+        time.sleep(0.1)
+    terminate(process)
+    raise AssertionError(f"server did not start: {server.log()}")
+
+
+def tus_offset(server_url: str, location: str) -> int:
+    request = urllib.request.Request(  # noqa: S310 (our own 127.0.0.1 server)
+        server_url + location, method="HEAD", headers={"Tus-Resumable": "1.0.0"})
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        return int(response.headers["Upload-Offset"])
+
+
+def test_upload_rides_out_a_server_restart(tmp_path):
+    """The server is stopped (SIGTERM) mid-upload and started again on the same port and data
+    directory two seconds later: the CLI's PATCH fails, its HEADs meet a refused connection
+    (retried with back-off like a PATCH), and the upload finishes where the server left off."""
+    port = free_port()
+    server = start_server(tmp_path, port, "first")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(96 * MIB))
+    state = tmp_path / "state.json"
+    env = {**os.environ, "TORNADO_FILES_URL": server.url}
+    client = subprocess.Popen(
+        [sys.executable, "-m", "tornado_files", "upload", str(big), "--tus-threshold", "1MiB",
+         "--chunk-size", "1MiB", "--state", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        offset, deadline = 0, time.monotonic() + 60
+        while offset < 8 * MIB and time.monotonic() < deadline:
+            if state.exists() and (entries := json.loads(state.read_text() or "{}")):
+                offset = tus_offset(server.url, next(iter(entries.values())))
+            time.sleep(0.02)
+        terminate(server.process)
+        assert client.poll() is None, "the client must still be uploading at the restart"
+        time.sleep(2)
+        server = start_server(tmp_path, port, "second")
+        out, err = client.communicate(timeout=180)
+        assert client.returncode == 0, err + server.log()
+        file_id = out.split("\t")[0]
+        assert offset < 96 * MIB, "the restart must land mid-file"
+        with urllib.request.urlopen(  # noqa: S310 (our own 127.0.0.1 server)
+                f"{server.url}/api/files/{file_id}") as response:
+            assert json.load(response)["sha256"] == sha256(big)
+        assert "201 POST /api/tus/" not in server.log(), "resumed, not begun again"
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        terminate(server.process)

@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.serverproc import ROOT, ServerProcess, running_server
+from tests.e2e.test_cli import start_server
+from tests.serverproc import ROOT, ServerProcess, free_port, running_server, terminate
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -287,3 +288,38 @@ def test_a_list_request_that_never_answers_times_out(page, server):
     finally:
         page.unroute("**/api/files?*")
         _release(held)
+
+
+def test_a_large_upload_rides_out_a_server_restart(browser, tmp_path):
+    """The server is stopped (SIGTERM) mid-upload and started again on the same port and data
+    directory two seconds later: the page's PATCH fails, its HEADs meet a refused connection
+    and then, until the cut PATCH's lease runs out, 423 — all retried with back-off — and the
+    upload finishes where the server left off."""
+    port = free_port()
+    server = start_server(tmp_path, port, "first")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#route option", state="attached")
+        path = make(tmp_path, "restart.bin", 256 * MIB)
+        page.set_input_files("#files", str(path))
+        page.wait_for_function("document.querySelector('#transfers li') && "
+                               "document.querySelector('#transfers li').dataset.percent >= 5",
+                               timeout=60_000)
+        terminate(server.process)
+        assert page.get_attribute("#transfers li", "data-state") in (None, "retrying")
+        page.wait_for_timeout(2000)
+        server = start_server(tmp_path, port, "second")
+        page.wait_for_selector("#transfers li[data-state=done], #transfers li[data-state=error]",
+                               timeout=240_000)
+        shot(page, "resumed-after-a-restart")
+        assert page.get_attribute("#transfers li", "data-state") == "done", \
+            page.inner_text("#transfers li")
+        row = page.locator("#file-list li", has_text="restart.bin")
+        row.wait_for()
+        assert row.get_attribute("data-sha256") == sha256(path)
+        assert "201 POST /api/tus/" not in server.log(), "resumed, not begun again"
+    finally:
+        context.close()
+        terminate(server.process)

@@ -46,13 +46,28 @@ def form_data_filename(name: str) -> str:
     return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
-class Backoff:
-    """Waits between the tries of one transfer: 0.5, 1, 2, 4, 8 s, or longer when the server
-    says so in ``Retry-After`` (up to a minute); at most ``tries`` failures in a row."""
+RETRIES = 16  # failures in a row before a transfer gives up: about 3 minutes (Backoff)
 
-    def __init__(self, tries: int) -> None:
+
+class Backoff:
+    """Waits between the tries of one transfer: 0.5, 1, 2, 4, 8 s, then 15 s, or longer when
+    the server says so in ``Retry-After`` (up to a minute); at most ``tries`` failures in a
+    row. The default budget (:data:`RETRIES`, about 3 minutes) outlasts a server restart and
+    the lease a PATCH cut short by it may still hold on the upload (423 until it runs out:
+    60 s at least, twice ``idle_timeout``)."""
+
+    def __init__(self, tries: int = RETRIES) -> None:
         self.tries = tries
         self.failures = 0
+
+    @staticmethod
+    def delay(failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row.
+
+        >>> [Backoff.delay(n) for n in range(1, 8)], sum(map(Backoff.delay, range(1, 17)))
+        ([0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0], 180.5)
+        """
+        return min(0.25 * 2.0**failures, 15.0)
 
     def wait(self, exc: ClientError, retryable: bool) -> None:
         """Sleep before the next try; re-raise ``exc`` if it is not retryable or the tries
@@ -60,7 +75,7 @@ class Backoff:
         if not retryable or self.failures >= self.tries:
             raise exc
         self.failures += 1
-        delay = min(2 ** self.failures * 0.25, 8)
+        delay = self.delay(self.failures)
         if exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, 60))
         time.sleep(delay)
@@ -70,7 +85,7 @@ class Backoff:
 
 
 def upload_multipart(api: Api, path: Path, route: str, data: dict[str, Any] | None,
-                     progress: Progress, retries: int = 5) -> dict[str, Any]:
+                     progress: Progress, retries: int = RETRIES) -> dict[str, Any]:
     """One multipart POST, streamed from the file (never read whole). A 408 (the server
     dropped a body that stopped arriving) is sent again from the start with back-off: a
     POST is all-or-nothing, so nothing of the dropped one was kept."""
@@ -154,7 +169,7 @@ def _metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
 
 def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
                state: ResumeState, chunk_size: int, progress: Progress,
-               retries: int = 5) -> dict[str, Any]:
+               retries: int = RETRIES) -> dict[str, Any]:
     """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began. After
     network errors, 5xx (a PATCH whose body stalled is answered 503), 408, 409 and 423 it
     waits (:class:`Backoff`), asks the server's offset with HEAD (retried alike) and
