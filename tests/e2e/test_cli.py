@@ -112,18 +112,60 @@ def test_upload_resumes_after_the_client_is_killed(server, tmp_path):
     assert json.loads(state.read_text()) == {}
 
 
-def test_download_resumes_a_truncated_file(server, tmp_path):
+def test_download_never_touches_an_existing_file(server, tmp_path):
+    """A local file of the same name is not ours to resume (a shorter file is not provably a
+    prefix of this one) nor to overwrite: one line, exit 1, the file left byte for byte."""
+    source = tmp_path / "src.bin"
+    source.write_bytes(os.urandom(3 * MIB))
+    file_id = cli(server.url, "upload", str(source)).stdout.split("\t")[0]
+    mine = tmp_path / "notes.bin"
+    mine.write_bytes(b"the user's own notes\n" * 1000)
+    before = mine.read_bytes()
+    result = cli(server.url, "download", file_id, "-o", str(mine))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"tornado-files download: error: {mine} already exists; remove it or choose "
+        "another name with -o")
+    assert mine.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.bin", "src.bin"]
+
+
+def test_an_interrupted_download_is_resumed(server, tmp_path):
+    """The first run gets 1 MiB of the answer, then nothing (a loopback proxy holds the
+    rest) and is interrupted; its bytes wait in a part file named after the content's sha256.
+    The second run asks only for the rest (Range + If-Range), checks the sha256 and renames."""
     content = os.urandom(5 * MIB + 1)
     source = tmp_path / "src.bin"
     source.write_bytes(content)
     file_id = cli(server.url, "upload", str(source)).stdout.split("\t")[0]
-    partial = tmp_path / "partial.bin"
-    partial.write_bytes(content[: 2 * MIB])
+    target = tmp_path / "out" / "copy.bin"
+    target.parent.mkdir()
+    proxy = StallingProxy(server.port, stall=b"\0", hold_answer=b"GET /api/files/" +
+                          file_id.encode() + b"/content", answer_bytes=MIB)
+    env = {**os.environ, "TORNADO_FILES_URL": f"http://127.0.0.1:{proxy.port}"}
+    try:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "tornado_files", "download", file_id, "-o", str(target)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        part = target.parent / f"copy.bin.{sha256(source)[:16]}.part"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = first.communicate(timeout=30)
+    finally:
+        proxy.close()
+    assert first.returncode == 130, err
+    assert not target.exists()
+    assert 0 < part.stat().st_size < len(content)
+    assert content.startswith(part.read_bytes())
     before = server.log().count(" 206 GET ")
-    result = cli(server.url, "download", file_id, "-o", str(partial))
+    result = cli(server.url, "download", file_id, "-o", str(target))
     assert result.returncode == 0, result.stderr
-    assert partial.read_bytes() == content
-    assert server.log().count(" 206 GET ") == before + 1  # a Range request, not a re-fetch
+    assert target.read_bytes() == content
+    assert not part.exists()
+    assert server.log().count(" 206 GET ") == before + 1  # the rest, not a re-fetch
 
 
 @pytest.mark.parametrize(("route", "content", "message"), [
@@ -193,11 +235,15 @@ class StallingProxy:
     BUSY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
 
     def __init__(self, target_port: int, stall: bytes, busy: bytes | None = None,
-                 forward: int = 64 * 1024) -> None:
+                 forward: int = 64 * 1024, hold_answer: bytes | None = None,
+                 answer_bytes: int = 0) -> None:
         self.target_port = target_port
         self.stall, self.busy, self.forward = stall, busy, forward
+        # The first request that starts with ``hold_answer`` gets ``answer_bytes`` of its
+        # answer, then nothing more until the proxy closes (a download that stops arriving).
+        self.hold_answer, self.answer_bytes = hold_answer, answer_bytes
         self.requests: list[bytes] = []  # request lines, in order of arrival
-        self.stalled = self.refused = 0
+        self.stalled = self.refused = self.held = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.1)
         self.port = self.listener.getsockname()[1]
@@ -232,15 +278,21 @@ class StallingProxy:
                 while _recv(client):
                     pass
                 return
-            limit = None
+            limit = answer_limit = None
             if first.startswith(self.stall) and not self.stalled:
                 self.stalled += 1
                 limit = self.forward
-            self._forward(client, first, limit)
+            if self.hold_answer is not None and first.startswith(self.hold_answer) \
+                    and not self.held:
+                self.held += 1
+                answer_limit = self.answer_bytes
+            self._forward(client, first, limit, answer_limit)
 
-    def _forward(self, client: socket.socket, first: bytes, limit: int | None) -> None:
+    def _forward(self, client: socket.socket, first: bytes, limit: int | None,
+                 answer_limit: int | None = None) -> None:
         with closing(socket.create_connection(("127.0.0.1", self.target_port))) as upstream:
-            answer = threading.Thread(target=self._answer, args=(upstream, client))
+            answer = threading.Thread(target=self._answer,
+                                      args=(upstream, client, answer_limit))
             answer.start()
             sent, chunk = 0, first
             while chunk:
@@ -253,9 +305,16 @@ class StallingProxy:
                 upstream.shutdown(socket.SHUT_RDWR)
             answer.join()
 
-    @staticmethod
-    def _answer(upstream: socket.socket, client: socket.socket) -> None:
+    def _answer(self, upstream: socket.socket, client: socket.socket,
+                limit: int | None = None) -> None:
+        sent = 0
         while chunk := _recv(upstream):
+            if limit is not None and sent + len(chunk) >= limit:
+                with suppress(OSError):
+                    client.sendall(chunk[: limit - sent])
+                self._stop.wait()  # hold: the client waits for bytes that never come
+                return
+            sent += len(chunk)
             client.sendall(chunk)
         with suppress(OSError):
             client.shutdown(socket.SHUT_WR)  # the client reads the answer, then closes

@@ -149,7 +149,9 @@ class Stream:
         self.headers = raw.headers
 
     def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
-        while chunk := self._raw.read(size):
+        """What has arrived, up to ``size`` bytes at a time (``read1``: a download that stops
+        midway has written everything that came, for the next run to resume from)."""
+        while chunk := self._raw.read1(size):
             yield chunk
 
 

@@ -227,34 +227,79 @@ def _offset(api: Api, location: str, backoff: Backoff) -> int | None:
         return int(response.headers["Upload-Offset"])
 
 
+def part_path(target: Path, sha256: str) -> Path:
+    """Where the bytes of ``target`` wait until they are all in and verified: next to it,
+    named after the content's sha256, so a later run resumes only a part file this client
+    wrote for these very bytes (a file id's content never changes; its sha256 is its ETag).
+
+    >>> part_path(Path("out/video.mp4"), "ab" * 32)
+    PosixPath('out/video.mp4.abababababababab.part')
+    """
+    return target.with_name(f"{target.name}.{sha256[:16]}.part")
+
+
 def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Progress]
              ) -> tuple[Path, dict[str, Any]]:
-    """Fetch a file; a shorter existing ``out`` is resumed with Range + If-Range. The result
-    is checked against the server's sha256. ``start(total)`` gives the progress callback."""
+    """Fetch a file into ``out`` (default: its name) without ever touching an existing file:
+    one that is there already is refused, never resumed or overwritten, since nothing proves
+    it holds these bytes. The bytes go to :func:`part_path` first; a part file left by an
+    interrupted run is resumed with Range + If-Range on the sha256 ETag. At the end the part
+    file is checked against the server's sha256 and renamed to ``out``.
+    ``start(total)`` gives the progress callback."""
     resource = dict(api.request("GET", f"/api/files/{quote(file_id)}").json())
-    progress = start(resource["size"])
     target = out or Path(resource["filename"])
-    have = target.stat().st_size if target.exists() else 0
+    _refuse_existing(target)
+    part = part_path(target, resource["sha256"])
+    progress = start(resource["size"])
+    have = part.stat().st_size if part.exists() else 0
     headers: dict[str, str] = {}
     if 0 < have < resource["size"]:
         headers = {"Range": f"bytes={have}-", "If-Range": f'"{resource["sha256"]}"'}
-    else:
-        have = 0
+    if have < resource["size"]:
+        _fetch(api, file_id, part, headers, have, progress)
+    digest = hashlib.sha256()
+    with part.open("rb") as fh:
+        while chunk := fh.read(READ):
+            digest.update(chunk)
+    if digest.hexdigest() != resource["sha256"]:
+        part.unlink()
+        raise ClientError(f"{target}: sha256 does not match the server's; download again")
+    _rename_no_clobber(part, target)
+    return target, resource
+
+
+def _refuse_existing(target: Path) -> None:
+    if target.exists() or target.is_symlink():
+        raise ClientError(f"{target} already exists; remove it or choose another name with -o")
+
+
+def _fetch(api: Api, file_id: str, part: Path, headers: dict[str, str], have: int,
+           progress: Progress) -> None:
+    """Append the rest to ``part`` (206), or write it whole (200: no Range was asked, or the
+    If-Range validator did not match)."""
     with api.stream(f"/api/files/{quote(file_id)}/content", headers, ok=(200, 206)) as body:
         position = have if body.status == 206 else 0
         progress(position)
-        with target.open("ab" if body.status == 206 else "wb") as fh:
+        with part.open("ab" if body.status == 206 else "wb") as fh:
             for chunk in body.chunks():
                 fh.write(chunk)
                 position += len(chunk)
                 progress(position)
-    digest = hashlib.sha256()
-    with target.open("rb") as fh:
-        while chunk := fh.read(READ):
-            digest.update(chunk)
-    if digest.hexdigest() != resource["sha256"]:
-        raise ClientError(f"{target}: sha256 does not match the server's; download again")
-    return target, resource
+
+
+def _rename_no_clobber(part: Path, target: Path) -> None:
+    """``part`` becomes ``target`` unless a file appeared there meanwhile: a hard link fails
+    on an existing name (atomically); where links are not supported, check, then rename."""
+    try:
+        os.link(part, target)
+    except FileExistsError:
+        raise ClientError(f"{target} already exists; remove it or choose another name "
+                          f"with -o (the download is complete in {part})") from None
+    except OSError:
+        _refuse_existing(target)
+        os.replace(part, target)
+        return
+    part.unlink()
 
 
 def list_files(api: Api, params: dict[str, str]) -> dict[str, Any]:
