@@ -232,7 +232,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fsck(argv[1:])
     from tornado_files.client.commands import run  # the client needs none of the server
 
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tornado-files {serve,fsck,upload,download,ls,rm} ... (COMMAND --help)")
-        return 0 if argv else 2
-    return run(argv)
+    return run(argv)  # also --help, which describes serve and fsck too

@@ -168,6 +168,18 @@ def test_an_interrupted_download_is_resumed(server, tmp_path):
     assert server.log().count(" 206 GET ") == before + 1  # the rest, not a re-fetch
 
 
+def test_ls_sorts_by_size_descending(server, tmp_path):
+    paths = []
+    for name, size in (("sort-small.bin", 10), ("sort-big.bin", 3000), ("sort-mid.bin", 200)):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(os.urandom(size))
+    assert cli(server.url, "upload", *map(str, paths)).returncode == 0
+    result = cli(server.url, "ls", "--filename", "sort-", "--sort", "-size")
+    assert result.returncode == 0, result.stderr
+    names = [line.split("\t")[-1] for line in result.stdout.splitlines()]
+    assert names == ["sort-big.bin", "sort-mid.bin", "sort-small.bin"]
+
+
 @pytest.mark.parametrize(("route", "content", "message"), [
     ("/api/small", b"\0" * (2 * MIB), "too large — the limit here is 1MiB"),
     ("/api/images", b"%PDF-1.4\n" + b"\0" * 100_000,

@@ -33,6 +33,40 @@ LIST_FILTERS = ("mime_type", "size_greater_than", "size_less_than", "added_since
                 "cursor")
 
 
+LIST_HELP = {
+    "mime_type": "detected type, e.g. image/png or image/*",
+    "size_greater_than": "larger than this many bytes",
+    "size_less_than": "smaller than this many bytes",
+    "added_since": "added at or after this time (2026-11-22T10:00:00Z, or a date)",
+    "modified_since": "modified at or after this time",
+    "filename": "name contains this text (ignoring case)",
+    "route": "uploaded through this route, e.g. /api/avatars",
+    "owner": "with this owner",
+    "sha256": "with this content hash (hex)",
+    "sort": "-added (default), added, size, -size, filename, -filename",
+    "limit": "files per page, 1 to 1000 (default 50)",
+    "cursor": "continue a listing (printed after a full page)",
+}
+# Options that take a value: "--sort -size" is given to argparse as "--sort=-size", since
+# argparse reads a value that starts with "-" as another option (prepare_argv).
+VALUE_OPTIONS = frozenset({
+    *("--" + name.replace("_", "-") for name in LIST_FILTERS),
+    "--url", "--token", "--data", "--tus-threshold", "--chunk-size", "--state", "--output"})
+DESCRIPTION = """Upload and download large files with a tornado-files server, over its public
+HTTP API. Commands:
+
+  serve     run the server (the same options as python server.py)
+  fsck      check the server's stored files against its records (not a client)
+  upload    upload files; large ones over tus, resumable and retried with back-off
+  download  download a file, resumable, checked by its sha256
+  ls        list files, with filters and sorting
+  rm        delete files, their records and contents
+
+Run "tornado-files COMMAND --help" for a command's options."""
+EPILOG = ("exit status: 0 done, 1 the server refused (or a local file is in the way),\n"
+          "2 bad usage, 3 server unreachable, 130 interrupted")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -46,29 +80,72 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="bearer token (or $TORNADO_FILES_TOKEN)")
 
 
+def _command(commands: Any, name: str, summary: str, description: str
+             ) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, prog=f"tornado-files {name}", help=summary, description=description,
+        epilog=EPILOG.replace("\n", " "))
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tornado-files", description="Upload and download large files.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    up = commands.add_parser("upload", help="upload files (tus for large ones, resumable)")
-    up.add_argument("files", nargs="+", type=Path)
+    parser = _Parser(prog="tornado-files", usage="%(prog)s [-h] COMMAND ...",
+                     description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    # The commands are listed in DESCRIPTION, with serve and fsck (run by tornado_files.cli).
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     metavar="COMMAND", help=argparse.SUPPRESS)
+    up = _command(commands, "upload", "upload files", (
+        "Upload files and print id, URL and file per line. Files smaller than "
+        "--tus-threshold go in one multipart POST; larger ones over tus in --chunk-size "
+        "PATCHes, retried with back-off, and resumed by running the same command again."))
+    up.add_argument("files", nargs="+", type=Path, help="the files to upload")
     up.add_argument("--route", default="/api/files", help="upload route (default /api/files)")
     up.add_argument("--data", help="JSON object stored as the files' data")
     up.add_argument("--tus-threshold", default="16MiB",
                     help="files at least this big go over tus (default 16MiB)")
     up.add_argument("--chunk-size", default="8MiB", help="tus PATCH size (default 8MiB)")
-    up.add_argument("--state", type=Path, help="where unfinished uploads are remembered")
-    down = commands.add_parser("download", help="download a file (resumes a partial one)")
-    down.add_argument("id")
+    up.add_argument("--state", type=Path, help="where unfinished uploads are remembered "
+                    "(default ~/.cache/tornado-files/uploads.json)")
+    down = _command(commands, "download", "download a file", (
+        "Download a file by its id, checked by its sha256. An existing file is never "
+        "touched: the command refuses it. An interrupted download waits in "
+        "FILE.<sha256 prefix>.part and is resumed by running the same command again."))
+    down.add_argument("id", help="the file's id (as upload and ls print it)")
     down.add_argument("-o", "--output", type=Path, help="file to write (default: its name)")
-    ls = commands.add_parser("ls", help="list files")
+    ls = _command(commands, "ls", "list files", (
+        "List files, newest first: id, size, added, type and name per line. Filters "
+        "combine; a full page ends with the --cursor of the next one."))
     for name in LIST_FILTERS:
-        ls.add_argument("--" + name.replace("_", "-"), dest=name)
+        ls.add_argument("--" + name.replace("_", "-"), dest=name, help=LIST_HELP[name])
     ls.add_argument("--json", action="store_true", help="print the raw JSON page")
-    rm = commands.add_parser("rm", help="delete files")
-    rm.add_argument("ids", nargs="+")
+    rm = _command(commands, "rm", "delete files",
+                  "Delete files by id, their records and contents; this cannot be undone.")
+    rm.add_argument("ids", nargs="+", help="ids of the files to delete")
     for sub in (up, down, ls, rm):
         _common(sub)
     return parser
+
+
+def prepare_argv(argv: Sequence[str]) -> list[str]:
+    """Join a value that starts with a dash to its option (``--sort -size`` becomes
+    ``--sort=-size``); everything after ``--`` stays as it is."""
+    out: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item == "--":
+            return out + items[index:]
+        following = items[index + 1] if index + 1 < len(items) else None
+        if item in VALUE_OPTIONS and following is not None and following.startswith("-") \
+                and following != "--":
+            out.append(f"{item}={following}")
+            index += 2
+            continue
+        out.append(item)
+        index += 1
+    return out
 
 
 def _state_path(given: Path | None) -> Path:
@@ -149,7 +226,7 @@ COMMANDS: dict[str, Callable[[Api, argparse.Namespace], None]] = {
 
 
 def run(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))
+    args = build_parser().parse_args(prepare_argv(argv))
     try:
         COMMANDS[args.command](Api(args.url, args.token), args)
     except ClientError as exc:
