@@ -12,13 +12,23 @@
   const state = { routes: [], cursor: null };
 
   // -- helpers ---------------------------------------------------------------------------
+  // A limit as people read it: exact in binary units (40 KiB, 10 GiB) or in decimal ones
+  // (50 kB, 1.5 MB), whichever is exact with at most one decimal and shorter; otherwise
+  // rounded (1.2 MiB). Limits are configured either way ("40KiB", "50kB").
   function size(n) {
     if (n == null) return "no limit";
-    const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let i = 0;
-    while (n >= 1024 && i < units.length - 1 && n % 1024 === 0) { n /= 1024; i += 1; }
-    if (i === 0 && n >= 1024) { return (n / 1048576).toFixed(1) + " MiB"; }
-    return n + " " + units[i];
+    if (n < 1000) return n + " bytes";
+    const exact = function (base, units) {
+      for (let i = units.length; i >= 1; i -= 1) {
+        const unit = Math.pow(base, i);
+        if (n >= unit && (n * 10) % unit === 0) return String(n / unit) + " " + units[i - 1];
+      }
+      return null;
+    };
+    const binary = exact(1024, ["KiB", "MiB", "GiB", "TiB"]);
+    const decimal = exact(1000, ["kB", "MB", "GB", "TB"]);
+    if (binary && (!decimal || binary.length <= decimal.length)) return binary;
+    return decimal || human(n);
   }
   function human(n) {
     const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -336,6 +346,7 @@
     const del = li.querySelector("button");
     del.setAttribute("aria-label", "Delete " + file.filename);
     del.addEventListener("click", async function () {
+      if (!window.confirm("Delete " + file.filename + "? This cannot be undone.")) return;
       const r = await xhr("DELETE", file.url).done;
       if (r.status === 204) { li.remove(); $("list-status").textContent = "Deleted " + file.filename; }
       else $("list-status").textContent = explain(r);

@@ -8,12 +8,12 @@ import hashlib
 import json
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Route, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.test_cli import start_server
@@ -35,6 +35,18 @@ max_body_size = "40KiB"
 path = "/api/images"
 max_body_size = "8MiB"
 allowed_mime_types = ["image/png", "image/jpeg"]
+
+[[routes]]
+path = "/api/notes"
+max_body_size = "50kB"
+
+[[routes]]
+path = "/api/docs"
+max_body_size = "1.5MB"
+
+[[routes]]
+path = "/api/odd"
+max_body_size = 1234567
 """
 
 
@@ -128,6 +140,23 @@ def test_too_large_and_wrong_type_are_explained(page, tmp_path):
     shot(page, "refusals")
 
 
+@pytest.mark.parametrize(("route", "limit"), [
+    ("/api/files", "10 GiB"), ("/api/small", "40 KiB"), ("/api/notes", "50 kB"),
+    ("/api/docs", "1.5 MB"), ("/api/odd", "1.2 MiB"),
+])
+def test_limits_read_in_sensible_units(page, tmp_path, route, limit):
+    page.select_option("#route", route)
+    assert page.inner_text("#limits").startswith(f"Up to {limit} per file")
+
+
+def test_a_refusal_names_a_decimal_limit(page, tmp_path):
+    page.select_option("#route", "/api/notes")
+    page.set_input_files("#files", str(make(tmp_path, "big.txt", 60_000)))
+    error = page.locator("#transfers .error").first
+    error.wait_for()
+    assert error.inner_text() == "Too large — the limit here is 50 kB"
+
+
 def test_cancel_mid_upload_leaves_nothing(page, server, tmp_path):
     held: list[Route] = []
     page.route("**/api/tus/*", lambda route: _slow(route, held))
@@ -177,8 +206,23 @@ def test_delete_from_the_list(page, server, tmp_path):
     page.set_input_files("#files", str(make(tmp_path, "gone.bin", 1000)))
     row = page.locator("#file-list li", has_text="gone.bin")
     row.wait_for()
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Callable[[Dialog], None]:
+        def handle(dialog: Dialog) -> None:
+            asked.append(f"{dialog.type}: {dialog.message}")
+            dialog.accept() if accept else dialog.dismiss()
+        return handle
+    page.once("dialog", answer(False))  # "Cancel": nothing happens
+    row.get_by_role("button", name="Delete gone.bin").click()
+    page.wait_for_timeout(500)
+    assert asked == ["confirm: Delete gone.bin? This cannot be undone."]
+    assert row.is_visible()
+    assert len(files_on_server(server)) == 1
+    page.once("dialog", answer(True))
     row.get_by_role("button", name="Delete gone.bin").click()
     row.wait_for(state="detached")
+    assert len(asked) == 2
     assert "Deleted gone.bin" in page.inner_text("#list-status")
     assert files_on_server(server) == []
     shot(page, "deleted")
