@@ -130,6 +130,23 @@ def test_download_never_touches_an_existing_file(server, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.bin", "src.bin"]
 
 
+@pytest.mark.parametrize("leftover", [None, b"x" * 5000], ids=["empty", "overlong-part"])
+def test_download_of_an_empty_file_and_an_overlong_part_file(server, tmp_path, leftover):
+    """An empty file downloads as one; a part file longer than the file (not a prefix of it,
+    whoever wrote it) is started over, not trusted."""
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"" if leftover is None else os.urandom(1000))
+    file_id = cli(server.url, "upload", str(source)).stdout.split("\t")[0]
+    target = tmp_path / "out.bin"
+    if leftover is not None:
+        part_file = tmp_path / f"out.bin.{sha256(source)[:16]}.part"
+        part_file.write_bytes(leftover)
+    result = cli(server.url, "download", file_id, "-o", str(target))
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes() == source.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin", "src.bin"]
+
+
 def test_an_interrupted_download_is_resumed(server, tmp_path):
     """The first run gets 1 MiB of the answer, then nothing (a loopback proxy holds the
     rest) and is interrupted; its bytes wait in a part file named after the content's sha256.

@@ -251,12 +251,13 @@ def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Pr
     _refuse_existing(target)
     part = part_path(target, resource["sha256"])
     progress = start(resource["size"])
-    have = part.stat().st_size if part.exists() else 0
-    headers: dict[str, str] = {}
-    if 0 < have < resource["size"]:
-        headers = {"Range": f"bytes={have}-", "If-Range": f'"{resource["sha256"]}"'}
-    if have < resource["size"]:
-        _fetch(api, file_id, part, headers, have, progress)
+    have = part.stat().st_size if part.exists() else None
+    if have != resource["size"]:  # else all bytes are in: only the check is left
+        # A longer part file is no prefix of this file: it is fetched anew (200 → "wb").
+        headers: dict[str, str] = {}
+        if have and have < resource["size"]:
+            headers = {"Range": f"bytes={have}-", "If-Range": f'"{resource["sha256"]}"'}
+        _fetch(api, file_id, part, headers, have or 0, progress)
     digest = hashlib.sha256()
     with part.open("rb") as fh:
         while chunk := fh.read(READ):
