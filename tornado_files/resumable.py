@@ -29,6 +29,7 @@ from tornado_files.errors import (
 )
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, build_record
 from tornado_files.models import FileRecord, UploadState, utcnow
+from tornado_files.names import keep_original_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
@@ -74,7 +75,7 @@ class Resumable:
         state = UploadState(
             id=uuid4().hex, route=policy.path, storage=policy.storage, length=length,
             offset=0, created=now, expires=now + self.expiry,
-            original_filename=meta.pop("filename", "") or "unknown",
+            original_filename=keep_original_filename(meta.pop("filename", "") or "unknown"),
             declared_type=meta.pop("filetype", "") or DEFAULT_TYPE, data=meta, owner=owner,
             mime_type=empty.mime_type if empty else None,
             type_os=empty.type_os if empty else None,

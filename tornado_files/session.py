@@ -17,6 +17,7 @@ from tornado_files.errors import EmptySelection, TooManyFiles
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, new_hasher
 from tornado_files.metadata.base import IntentJournal
 from tornado_files.models import StoredBlob, utcnow
+from tornado_files.names import keep_original_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, BlobWriter
@@ -104,7 +105,7 @@ class UploadSession:
             limit=self.policy.max_file_size,
             over_limit=lambda _fed: self.policy.file_too_large(self._declared, self._received()),
             hasher=new_hasher())
-        part = FilePart(file_id, field, filename, writer, ingest)
+        part = FilePart(file_id, field, keep_original_filename(filename), writer, ingest)
         self.files.append(part)
         self._current = part
 
