@@ -87,7 +87,7 @@ class UploadSession:
         """Open a writer for the next file; over ``max_files`` → TooManyFiles at once."""
         self._check_open()
         limit = self.policy.max_files
-        if limit is not None and len(self.files) >= limit:
+        if len(self.files) >= limit:
             noun = "file" if limit == 1 else "files"
             raise TooManyFiles(
                 detail=f"At most {limit} {noun} may be uploaded per request here",

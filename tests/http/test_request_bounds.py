@@ -10,12 +10,12 @@ import base64
 import json
 import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from tests.support import Part, multipart
+from tests.support import Part, error_of, multipart
 from tornado_files.names import MAX_FILENAME_BYTES, MAX_ORIGINAL_FILENAME_BYTES
 
 T = TypeVar("T")
@@ -99,4 +99,25 @@ async def test_a_long_tus_filename_is_cut(http_client, base_url):
     record = await http_client.fetch(base_url + "/api/files/" + url.rsplit("/", 1)[1])
     assert json.loads(record.body)["original_filename"] == "t" * MAX_ORIGINAL_FILENAME_BYTES
 
+
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    return {"max_files": 3, "routes": [
+        {"path": "/api/plain", "max_body_size": "1MiB"},
+        {"path": "/api/many", "max_body_size": "64MiB", "max_files": 2000}]}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", ["/api/files", "/api/plain"])
+async def test_a_route_without_max_files_takes_the_global_default(http_client, base_url,
+                                                                  residue, path):
+    parts = [Part("files", b"x", f"{i}.txt") for i in range(4)]
+    error = error_of(await post(http_client, base_url + path, *multipart(parts)),
+                     400, "too_many_files")
+    assert error["meta"] == {"max_files": 3}
+    residue.assert_clean()
+    listed = json.loads((await http_client.fetch(base_url + "/api/routes")).body)["routes"]
+    assert [r["max_files"] for r in listed] == [3, 3, 2000]
 
