@@ -114,7 +114,8 @@ class UploadSession:
         await self._require_current().ingest.feed(chunk)
 
     async def end_file(self, declared_type: str | None) -> None:
-        """Close the current file: a nameless empty part is a browser's "no file chosen"."""
+        """Close the current file (its writer ``end``s: nothing stays open until commit); a
+        nameless empty part is a browser's "no file chosen"."""
         part = self._require_current()
         self._current = None
         if declared_type:
@@ -122,6 +123,9 @@ class UploadSession:
         if part.original_filename == "" and part.ingest.size == 0:
             raise EmptySelection()
         sniffed = await part.ingest.finish(whole=True)
+        # Release the part's file (or buffered chunks) now, not at commit: a request of many
+        # parts then holds one writer's resources at a time (DESIGN.md invariant 7).
+        await part.writer.end()
         sha256 = part.ingest.sha256()
         assert sniffed is not None
         assert sha256 is not None

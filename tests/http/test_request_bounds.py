@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -121,3 +124,29 @@ async def test_a_route_without_max_files_takes_the_global_default(http_client, b
     listed = json.loads((await http_client.fetch(base_url + "/api/routes")).body)["routes"]
     assert [r["max_files"] for r in listed] == [3, 3, 2000]
 
+
+def _temp_files_open(data_dir: Path) -> int:
+    """Descriptors of this process (the in-process server) on upload temp files."""
+    temp = str(data_dir / "tmp") + os.sep
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed while we looked
+            found += os.readlink(f"/proc/self/fd/{fd}").startswith(temp)
+    return found
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_request_of_many_parts_holds_one_temp_file_open_at_a_time(
+        http_client, base_url, residue, data_dir):
+    parts = [Part("files", os.urandom(3000), f"{i}.bin") for i in range(300)]
+    body, ctype = multipart(parts)
+    upload = asyncio.ensure_future(post(http_client, base_url + "/api/many", body, ctype))
+    most = 0
+    while not upload.done():
+        most = max(most, _temp_files_open(data_dir))
+        await asyncio.sleep(0.001)
+    response = upload.result()
+    assert response.code == 201, response.body[:300]
+    assert len(json.loads(response.body)["files"]) == 300
+    assert most <= 1, f"{most} temp files open at once"
+    residue.assert_clean(committed=300)
