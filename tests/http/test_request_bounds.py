@@ -107,7 +107,7 @@ async def test_a_long_tus_filename_is_cut(http_client, base_url):
 
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
-    return {"max_files": 3, "routes": [
+    return {"max_files": 3, "max_json_body": "4KiB", "routes": [
         {"path": "/api/plain", "max_body_size": "1MiB"},
         {"path": "/api/many", "max_body_size": "64MiB", "max_files": 2000}]}
 
@@ -150,3 +150,33 @@ async def test_a_request_of_many_parts_holds_one_temp_file_open_at_a_time(
     assert len(json.loads(response.body)["files"]) == 300
     assert most <= 1, f"{most} temp files open at once"
     residue.assert_clean(committed=300)
+
+
+async def _uploaded(client: AsyncHTTPClient, base_url: str) -> str:
+    body, ctype = multipart([Part("file", b"x", "x.txt")])
+    response = await post(client, base_url + "/api/files", body, ctype)
+    assert response.code == 201
+    return str(json.loads(response.body)["url"])
+
+
+async def _change(client: AsyncHTTPClient, url: str, method: str, body: object) -> HTTPResponse:
+    return await client.fetch(url, method=method, body=json.dumps(body), raise_error=False)
+
+
+@pytest.mark.gen_test
+async def test_patches_cannot_grow_data_past_max_json_body(http_client, base_url):
+    url = base_url + await _uploaded(http_client, base_url)
+    third = "d" * 1400  # each PATCH body is well under 4 KiB; three together are not
+    for key in ("a", "b"):
+        assert (await _change(http_client, url, "PATCH", {"data": {key: third}})).code == 200
+    refused = await _change(http_client, url, "PATCH", {"data": {"c": third}})
+    error = error_of(refused, 413, "request_too_large")
+    assert error["meta"]["maximum_data_size_allowed"] == 4096
+    assert error["meta"]["data_size"] > 4096
+    kept = json.loads((await http_client.fetch(url)).body)["data"]
+    assert kept == {"a": third, "b": third}
+    # Removing keys in the same PATCH counts: the result is what is measured.
+    smaller = await _change(http_client, url, "PATCH", {"data": {"a": None, "c": third}})
+    assert smaller.code == 200
+    assert json.loads(smaller.body)["data"] == {"b": third, "c": third}
+
