@@ -120,6 +120,8 @@ class Config:
     sweep_grace: float = 86400.0
     # Unfinished tus uploads expire this many seconds after their last PATCH.
     tus_expiry: float = 86400.0
+    # Unfinished tus uploads, all routes together: creation beyond it is 503 + Retry-After.
+    max_unfinished_uploads: int = 10_000
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -148,6 +150,7 @@ _SCALARS: dict[str, Any] = {
     "sweep_interval": float,
     "sweep_grace": float,
     "tus_expiry": float,
+    "max_unfinished_uploads": int,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage"}
@@ -262,6 +265,9 @@ def build_config(
     _check_mongo(config)
     if not 0 < config.port < 65536:
         raise ConfigError(f"port: {config.port} is not between 1 and 65535")
+    if config.max_unfinished_uploads < 1:
+        raise ConfigError("max_unfinished_uploads: expected a whole number ≥ 1, got "
+                          f"{config.max_unfinished_uploads}")
     if config.max_files < 1:
         raise ConfigError(f"max_files: expected a whole number ≥ 1, got {config.max_files}")
     if config.idle_timeout <= 0 or config.linger_seconds < 0:

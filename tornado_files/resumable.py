@@ -23,6 +23,7 @@ from tornado_files.errors import (
     DuplicateKey,
     InvalidParameter,
     NotFound,
+    TooManyUploads,
     UploadConflict,
     UploadGone,
     UploadLocked,
@@ -82,6 +83,8 @@ class Resumable:
             sha256=hashlib.sha256().hexdigest() if empty else None)
         if empty is not None:
             policy.check_mime(empty.mime_type)
+        else:
+            await self._check_room()
         await self.services.uploads.create_upload(state)
         try:
             await self.partials(state.storage).create_partial(state.id)
@@ -91,6 +94,14 @@ class Resumable:
         if state.completing:
             await self.complete(state)
         return state
+
+    async def _check_room(self) -> None:
+        """At most ``max_unfinished_uploads`` unfinished uploads, all routes together: each
+        holds a state and a partial until it finishes or is swept. A count per creation,
+        bounded by the cap; creations racing each other may pass it by as many as race."""
+        cap = self.services.config.max_unfinished_uploads
+        if await self.services.uploads.count_uploads(limit=cap) >= cap:
+            raise TooManyUploads(meta={"max_unfinished_uploads": cap})
 
     async def get(self, upload_id: str) -> UploadState:
         state = await self.services.uploads.get_upload(upload_id)

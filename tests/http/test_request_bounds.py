@@ -107,7 +107,7 @@ async def test_a_long_tus_filename_is_cut(http_client, base_url):
 
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
-    return {"max_files": 3, "max_json_body": "4KiB", "routes": [
+    return {"max_files": 3, "max_json_body": "4KiB", "max_unfinished_uploads": 2, "routes": [
         {"path": "/api/plain", "max_body_size": "1MiB"},
         {"path": "/api/many", "max_body_size": "64MiB", "max_files": 2000}]}
 
@@ -180,3 +180,29 @@ async def test_patches_cannot_grow_data_past_max_json_body(http_client, base_url
     assert smaller.code == 200
     assert json.loads(smaller.body)["data"] == {"b": third, "c": third}
 
+
+
+async def _create(client: AsyncHTTPClient, base_url: str, length: int = 3) -> HTTPResponse:
+    return await client.fetch(base_url + "/api/tus/", method="POST", body=b"", raise_error=False,
+                              headers={**V, "Upload-Length": str(length)})
+
+
+@pytest.mark.gen_test
+async def test_unfinished_tus_uploads_are_capped_globally(http_client, base_url, residue):
+    first, second = await _create(http_client, base_url), await _create(http_client, base_url)
+    assert (first.code, second.code) == (201, 201)
+    refused = await _create(http_client, base_url)
+    error = error_of(refused, 503, "too_many_uploads")
+    assert error["meta"] == {"max_unfinished_uploads": 2}
+    assert refused.headers["Retry-After"] == "60"
+    assert refused.headers["Tus-Resumable"] == "1.0.0"
+    assert residue.uploads() == 2
+    assert (await _create(http_client, base_url, length=0)).code == 201  # a file at once
+    # A finished upload frees its place.
+    url = first.headers["Location"]
+    done = await http_client.fetch(
+        base_url + url, method="PATCH", body=b"abc",
+        headers={**V, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"})
+    assert done.code == 204
+    assert (await _create(http_client, base_url)).code == 201
+    assert (await _create(http_client, base_url)).code == 503

@@ -85,6 +85,7 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
 @pytest.mark.parametrize(("settings", "message"), [
     ({"colour": "blue"}, "unknown setting 'colour'"),
     ({"max_files": 0}, "max_files: expected a whole number"),
+    ({"max_unfinished_uploads": 0}, "max_unfinished_uploads: expected a whole number"),
     ({"port": "many"}, "port: invalid value"),
     ({"port": 70000}, "port: 70000 is not between"),
     ({"max_upload_size": "big"}, "max_upload_size: expected a size"),
