@@ -53,16 +53,17 @@ async def post(client: AsyncHTTPClient, url: str, body: bytes, content_type: str
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_2_mib_multipart_filename_is_cut_quickly_and_healthz_answers(
+async def test_a_512_kib_multipart_filename_is_cut_quickly_and_healthz_answers(
         http_client, base_url, residue):
-    name = "n" * (2 * 1024 * 1024) + ".txt"
+    # 512 KiB held the event loop 12 s before. (2 MiB names are bounded in the unit tests:
+    # through HTTP, streaming-form-data alone spends ~1 s in one call on a 2 MiB part header,
+    # which is the parser edge's to bound, tornado_files/multipart.py.)
+    name = "n" * (512 * 1024) + ".txt"
     body, ctype = multipart([Part("file", b"hello", name)])
     started = time.monotonic()
     response = await healthz_stays_fast(
         base_url, post(http_client, base_url + "/api/files", body, ctype))
-    # A loose bound (194 s before): the parser alone spends about 1 s on a 2 MiB part header
-    # on this VM; the names take milliseconds (tests/unit/test_names.py bounds them alone).
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 2
     if response.code != 201:  # the parser's edge may bound part headers: a clean refusal
         assert response.code in (400, 413), response.body[:300]
         residue.assert_clean()
