@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,10 @@ class ServerProcess:
 
 @contextmanager
 def running_server(tmp_path: Path, args: Sequence[str] = (),
-                   config: str | None = None) -> Iterator[ServerProcess]:
-    """Start the server, wait for /healthz, yield; then SIGTERM (SIGKILL after 10 s)."""
+                   config: str | None = None, nofile: int | None = None
+                   ) -> Iterator[ServerProcess]:
+    """Start the server, wait for /healthz, yield; then SIGTERM (SIGKILL after 10 s).
+    ``nofile`` lowers the server's open-file limit (``RLIMIT_NOFILE``, soft and hard)."""
     port = free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
@@ -62,13 +65,23 @@ def running_server(tmp_path: Path, args: Sequence[str] = (),
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-                                   env=env)
+                                   env=env, preexec_fn=_limit_files(nofile))
     server = ServerProcess(process, port, data_dir, log_path)
     try:
         _wait_healthy(server)
         yield server
     finally:
         terminate(process)
+
+
+def _limit_files(nofile: int | None) -> Callable[[], None] | None:
+    if nofile is None:
+        return None
+
+    def limit() -> None:  # in the child, before exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    return limit
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -24,6 +24,9 @@ STORAGE_KINDS = ("disk", "gridfs")
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/healthz", "/static")
 
 MIN_SWEEP_GRACE = 60.0
+# File parts per request on a route that sets no max_files: the cap Werkzeug, Django and
+# Starlette use. Every part costs a writer, an intent and a record (DESIGN.md invariant 7).
+DEFAULT_MAX_FILES = 1000
 
 _UNITS = {
     "": 1, "b": 1,
@@ -104,6 +107,8 @@ class Config:
     # Cap on each non-file multipart field and on JSON request bodies.
     max_field_size: int = 64 * KIB
     max_json_body: int = 1 * MIB
+    # File parts per request on routes that set no max_files of their own.
+    max_files: int = DEFAULT_MAX_FILES
     # How many bytes of each file libmagic sees.
     sniff_bytes: int = 64 * KIB
     # MongoDB: metadata (and GridFS blobs, when a route's storage is "gridfs").
@@ -115,6 +120,8 @@ class Config:
     sweep_grace: float = 86400.0
     # Unfinished tus uploads expire this many seconds after their last PATCH.
     tus_expiry: float = 86400.0
+    # Unfinished tus uploads, all routes together: creation beyond it is 503 + Retry-After.
+    max_unfinished_uploads: int = 10_000
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -135,6 +142,7 @@ _SCALARS: dict[str, Any] = {
     "linger_bytes": parse_size,
     "max_field_size": parse_size,
     "max_json_body": parse_size,
+    "max_files": int,
     "sniff_bytes": parse_size,
     "mongodb_uri": str,
     "gridfs_bucket": str,
@@ -142,6 +150,7 @@ _SCALARS: dict[str, Any] = {
     "sweep_interval": float,
     "sweep_grace": float,
     "tus_expiry": float,
+    "max_unfinished_uploads": int,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage"}
@@ -266,6 +275,11 @@ def build_config(
     _check_mongo(config)
     if not 0 < config.port < 65536:
         raise ConfigError(f"port: {config.port} is not between 1 and 65535")
+    if config.max_unfinished_uploads < 1:
+        raise ConfigError("max_unfinished_uploads: expected a whole number ≥ 1, got "
+                          f"{config.max_unfinished_uploads}")
+    if config.max_files < 1:
+        raise ConfigError(f"max_files: expected a whole number ≥ 1, got {config.max_files}")
     if config.idle_timeout <= 0 or config.linger_seconds < 0:
         raise ConfigError("idle_timeout must be positive and linger_seconds not negative")
     origins = merged.get("cors_origins", [])

@@ -85,6 +85,16 @@ class RequestTimeout(TornadoFilesError):
     default_detail = "No data arrived for too long; the upload was dropped"
 
 
+class TooManyUploads(TornadoFilesError):
+    """The server holds ``max_unfinished_uploads`` unfinished tus uploads. Answered 503 with
+    ``Retry-After``: a capacity limit of the server, not the client's rate (429), and tus
+    clients retry a 5xx on their own."""
+
+    code = "too_many_uploads"
+    title = "Too many unfinished uploads"
+    default_detail = "The server holds too many unfinished uploads; try again later"
+
+
 class StalledAppend(RequestTimeout):
     """A resumable upload's PATCH body stopped arriving. Answered 503 with ``Retry-After`` so
     every tus client retries and resumes (tusd answers read timeouts with a 5xx on purpose;

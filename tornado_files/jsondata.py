@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tornado_files.errors import InvalidJson
+from tornado_files.errors import InvalidJson, RequestTooLarge
 
 MAX_DEPTH = 32
 
@@ -31,6 +31,24 @@ def parse_object(raw: bytes, what: str) -> dict[str, Any]:
         raise InvalidJson(detail=f"{what} must be a JSON object")
     _check(parsed, what)
     return parsed
+
+
+def check_data_size(data: dict[str, Any], limit: int) -> None:
+    """A file's ``data`` as it would be stored — after a PATCH merged into it — may take at
+    most ``limit`` bytes as compact UTF-8 JSON (``max_json_body``): each PATCH body is capped,
+    and this keeps repeated PATCHes from growing ``data`` without bound.
+
+    >>> check_data_size({"a": "é"}, 10)
+    >>> check_data_size({"a": "xxxx"}, 10)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    tornado_files.errors.RequestTooLarge: The file's data would take 12 bytes ...
+    """
+    size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > limit:
+        raise RequestTooLarge(
+            detail=f"The file's data would take {size} bytes as JSON; at most {limit} are "
+                   "allowed: remove keys (set them to null) first",
+            meta={"maximum_data_size_allowed": limit, "data_size": size})
 
 
 def _refuse_constant(name: str) -> Any:

@@ -10,6 +10,9 @@ import unicodedata
 from urllib.parse import quote, unquote
 
 MAX_FILENAME_BYTES = 255
+# What is kept of the client's own name (``original_filename``): longer names are cut, not
+# refused — the name is metadata only, and a refusal would fail uploads over a label.
+MAX_ORIGINAL_FILENAME_BYTES = 1024
 FALLBACK_NAME = "unknown"
 # Types a browser would execute or render as a document: never served inline.
 _NEVER_INLINE = re.compile(r"(html|xml|svg|javascript|ecmascript|xhtml)", re.IGNORECASE)
@@ -37,16 +40,44 @@ def safe_filename(original: str | None) -> str:
     return _truncate(name)
 
 
-def _truncate(name: str) -> str:
-    if len(name.encode("utf-8")) <= MAX_FILENAME_BYTES:
+def _truncate(name: str, max_bytes: int = MAX_FILENAME_BYTES) -> str:
+    """At most ``max_bytes`` UTF-8 bytes, a short extension kept."""
+    if len(name.encode("utf-8", "surrogatepass")) <= max_bytes:
         return name
     stem, dot, ext = name.rpartition(".")
-    suffix = (dot + ext) if dot and stem and len(ext.encode()) <= 16 else ""
+    suffix = (dot + ext) if dot and stem and len(ext.encode("utf-8", "surrogatepass")) <= 16 else ""
     base = name[: len(name) - len(suffix)] if suffix else name
-    budget = MAX_FILENAME_BYTES - len(suffix.encode("utf-8"))
-    while len(base.encode("utf-8")) > budget:
-        base = base[:-1]
-    return base + suffix
+    budget = max_bytes - len(suffix.encode("utf-8", "surrogatepass"))
+    return utf8_prefix(base, budget) + suffix
+
+
+def utf8_prefix(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 form fits in ``max_bytes``: encoded once and
+    cut once at a character boundary, so linear in the length (DESIGN.md invariant 7).
+
+    >>> utf8_prefix("naïve", 3), utf8_prefix("naïve", 4)
+    ('na', 'naï')
+    """
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes:
+        return text
+    end = max_bytes
+    while end > 0 and encoded[end] & 0xC0 == 0x80:  # a continuation byte: inside a character
+        end -= 1
+    return encoded[:end].decode("utf-8", "surrogatepass")
+
+
+def keep_original_filename(name: str) -> str:
+    """The client's name as stored in ``original_filename``: at most
+    ``MAX_ORIGINAL_FILENAME_BYTES`` UTF-8 bytes, cut at a character boundary with a short
+    extension kept (``filename`` is made from what is kept).
+
+    >>> len(keep_original_filename("a" * 5000 + ".pdf")), keep_original_filename("x" * 5000)[-4:]
+    (1024, 'xxxx')
+    >>> keep_original_filename("a" * 5000 + ".pdf")[-5:]
+    'a.pdf'
+    """
+    return _truncate(name, MAX_ORIGINAL_FILENAME_BYTES)
 
 
 def raw_upload_filename(x_filename: str | None, content_disposition: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tornado_files.config import Config, RouteConfig, format_size
+from tornado_files.config import DEFAULT_MAX_FILES, Config, RouteConfig, format_size
 from tornado_files.errors import FileTooLarge, RequestTooLarge, UnsupportedMediaType
 from tornado_files.sniff import mime_allowed
 
@@ -25,18 +25,19 @@ class UploadPolicy:
     path: str
     max_body_size: int
     max_file_size: int
-    max_files: int | None = None
+    max_files: int = DEFAULT_MAX_FILES
     allowed_mime_types: tuple[str, ...] = ()
     storage: str = "disk"
 
     @classmethod
-    def from_route(cls, route: RouteConfig, default_storage: str) -> UploadPolicy:
+    def from_route(cls, route: RouteConfig, default_storage: str,
+                   default_max_files: int = DEFAULT_MAX_FILES) -> UploadPolicy:
         file_cap = route.max_file_size
         return cls(
             path=route.path,
             max_body_size=route.max_body_size,
             max_file_size=min(file_cap, route.max_body_size) if file_cap else route.max_body_size,
-            max_files=route.max_files,
+            max_files=route.max_files or default_max_files,
             allowed_mime_types=route.allowed_mime_types,
             storage=route.storage or default_storage,
         )
@@ -87,4 +88,5 @@ class UploadPolicy:
 
 def build_policies(config: Config) -> tuple[UploadPolicy, ...]:
     """Every route's policy, the default route first."""
-    return tuple(UploadPolicy.from_route(r, config.storage) for r in config.all_routes())
+    return tuple(UploadPolicy.from_route(r, config.storage, config.max_files)
+                 for r in config.all_routes())

@@ -23,12 +23,14 @@ from tornado_files.errors import (
     DuplicateKey,
     InvalidParameter,
     NotFound,
+    TooManyUploads,
     UploadConflict,
     UploadGone,
     UploadLocked,
 )
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, build_record
 from tornado_files.models import FileRecord, UploadState, utcnow
+from tornado_files.names import keep_original_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
@@ -74,13 +76,15 @@ class Resumable:
         state = UploadState(
             id=uuid4().hex, route=policy.path, storage=policy.storage, length=length,
             offset=0, created=now, expires=now + self.expiry,
-            original_filename=meta.pop("filename", "") or "unknown",
+            original_filename=keep_original_filename(meta.pop("filename", "") or "unknown"),
             declared_type=meta.pop("filetype", "") or DEFAULT_TYPE, data=meta, owner=owner,
             mime_type=empty.mime_type if empty else None,
             type_os=empty.type_os if empty else None,
             sha256=hashlib.sha256().hexdigest() if empty else None)
         if empty is not None:
             policy.check_mime(empty.mime_type)
+        else:
+            await self._check_room()
         await self.services.uploads.create_upload(state)
         try:
             await self.partials(state.storage).create_partial(state.id)
@@ -90,6 +94,14 @@ class Resumable:
         if state.completing:
             await self.complete(state)
         return state
+
+    async def _check_room(self) -> None:
+        """At most ``max_unfinished_uploads`` unfinished uploads, all routes together: each
+        holds a state and a partial until it finishes or is swept. A count per creation,
+        bounded by the cap; creations racing each other may pass it by as many as race."""
+        cap = self.services.config.max_unfinished_uploads
+        if await self.services.uploads.count_uploads(limit=cap) >= cap:
+            raise TooManyUploads(meta={"max_unfinished_uploads": cap})
 
     async def get(self, upload_id: str) -> UploadState:
         state = await self.services.uploads.get_upload(upload_id)

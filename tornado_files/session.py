@@ -17,6 +17,7 @@ from tornado_files.errors import EmptySelection, TooManyFiles
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, new_hasher
 from tornado_files.metadata.base import IntentJournal
 from tornado_files.models import StoredBlob, utcnow
+from tornado_files.names import keep_original_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, BlobWriter
@@ -86,7 +87,7 @@ class UploadSession:
         """Open a writer for the next file; over ``max_files`` → TooManyFiles at once."""
         self._check_open()
         limit = self.policy.max_files
-        if limit is not None and len(self.files) >= limit:
+        if len(self.files) >= limit:
             noun = "file" if limit == 1 else "files"
             raise TooManyFiles(
                 detail=f"At most {limit} {noun} may be uploaded per request here",
@@ -104,7 +105,7 @@ class UploadSession:
             limit=self.policy.max_file_size,
             over_limit=lambda _fed: self.policy.file_too_large(self._declared, self._received()),
             hasher=new_hasher())
-        part = FilePart(file_id, field, filename, writer, ingest)
+        part = FilePart(file_id, field, keep_original_filename(filename), writer, ingest)
         self.files.append(part)
         self._current = part
 
@@ -113,7 +114,8 @@ class UploadSession:
         await self._require_current().ingest.feed(chunk)
 
     async def end_file(self, declared_type: str | None) -> None:
-        """Close the current file: a nameless empty part is a browser's "no file chosen"."""
+        """Close the current file (its writer ``end``s: nothing stays open until commit); a
+        nameless empty part is a browser's "no file chosen"."""
         part = self._require_current()
         self._current = None
         if declared_type:
@@ -121,6 +123,9 @@ class UploadSession:
         if part.original_filename == "" and part.ingest.size == 0:
             raise EmptySelection()
         sniffed = await part.ingest.finish(whole=True)
+        # Release the part's file (or buffered chunks) now, not at commit: a request of many
+        # parts then holds one writer's resources at a time (DESIGN.md invariant 7).
+        await part.writer.end()
         sha256 = part.ingest.sha256()
         assert sniffed is not None
         assert sha256 is not None

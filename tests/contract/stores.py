@@ -60,6 +60,21 @@ class DiskProbe:
         reader._handle = spy = Spy(reader._handle)
         return lambda: spy.bytes_read
 
+    def held(self, key: str) -> int:
+        """Open file descriptors of this process on the writer's temp file."""
+        temp = str(self.root / "tmp" / f"{key}.part")
+        found = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found += os.readlink(f"/proc/self/fd/{fd}") == temp
+            except OSError:
+                continue  # closed while we looked (the listing's own descriptor)
+        return found
+
+    def stored_bytes(self, key: str) -> int:
+        """What a writer's temp file holds on disk."""
+        return (self.root / "tmp" / f"{key}.part").stat().st_size
+
 
 class GridFSProbe:
     """What the GridFS backend really holds, read with the synchronous driver."""
@@ -83,6 +98,14 @@ class GridFSProbe:
 
     def chunk_sizes(self, key: str) -> list[int]:
         return [len(d["data"]) for d in self.chunks.find({"files_id": key}).sort("n", 1)]
+
+    def held(self, key: str) -> int:
+        """A GridFS writer holds no descriptor of its own (the driver's pool is shared)."""
+        return 0
+
+    def stored_bytes(self, key: str) -> int:
+        """What a writer's chunk documents hold in MongoDB."""
+        return sum(self.chunk_sizes(key))
 
     def partial(self, key: str) -> bytes | None:
         docs = list(self.chunks.find({"files_id": key}).sort("n", 1))

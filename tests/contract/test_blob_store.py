@@ -11,6 +11,7 @@ import pytest
 
 from tests.contract.stores import MIB, Spy, collect, write_blob
 from tornado_files.errors import BackendUnavailable, BlobNotFound, InsufficientStorage
+from tornado_files.models import StoredBlob
 
 
 @pytest.mark.gen_test
@@ -127,3 +128,34 @@ async def test_ping(disk):
     (probe.root / "tmp").rmdir()
     with pytest.raises(BackendUnavailable):
         await store.ping()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("outcome", ["commit", "abort"])
+async def test_end_releases_what_the_writer_holds_and_it_stays_committable(backend, outcome):
+    """``end``: no more writes; every byte is in the store and nothing is held (disk: the file
+    is closed, so a request of many parts holds one descriptor at a time; GridFS: the pending
+    chunks, the last short one included, are written), but nothing is visible before commit."""
+    store, probe = backend
+    content = os.urandom(MIB + 12345)  # several GridFS chunks and a short last one
+    writer = await store.open_writer(key := uuid4().hex)
+    await writer.write(content[:MIB])
+    await writer.write(content[MIB:])
+    assert probe.held(key) <= 1
+    await writer.end()
+    await writer.end()  # idempotent
+    assert probe.held(key) == 0
+    assert probe.stored_bytes(key) == len(content)
+    assert not await store.exists(key)
+    with pytest.raises(RuntimeError):
+        await writer.write(b"late")
+    if outcome == "abort":
+        await writer.abort()
+        assert probe.in_progress() == []
+        assert probe.committed() == set()
+        return
+    assert await writer.commit() == StoredBlob(key, len(content))
+    reader = await store.open_reader(key)
+    assert await collect(reader.iter_range(0, reader.size)) == content
+    await reader.close()
+    assert probe.in_progress() == []

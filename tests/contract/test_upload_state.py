@@ -400,3 +400,19 @@ async def test_a_completing_upload_never_expires_and_completions_are_paged(
     assert [s.id for s in await store.expired_uploads(now)] == [unfinished.id]
     assert len(await store.completing_uploads(3)) == 3
     assert len(await store.completing_uploads(10)) == 5
+
+
+# --- counting: the global cap on unfinished uploads (issue 13) ---------------------------
+
+@pytest.mark.gen_test
+async def test_count_uploads_counts_every_state_up_to_its_limit(backend: Backend) -> None:
+    store, _probe = backend
+    assert await store.count_uploads(limit=10) == 0
+    for n in range(5):
+        # Expired and completing uploads count too: they hold storage until swept or done.
+        await store.create_upload(upload(n, expires=T0 - MINUTE if n == 1 else T0 + MINUTE,
+                                         sha256="ab" * 32 if n == 2 else None))
+    assert await store.count_uploads(limit=10) == 5
+    assert await store.count_uploads(limit=3) == 3  # bounded work: it stops at the limit
+    await store.delete_upload(upload(0).id)
+    assert await store.count_uploads(limit=10) == 4

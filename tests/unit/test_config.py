@@ -68,13 +68,24 @@ def test_routes_become_policies():
         "max_files": 1, "allowed_mime_types": ["image/*"]}]}, {}, {})
     assert config.routes == (RouteConfig("/api/avatars", 40960, 1 << 20, 1, ("image/*",), "disk"),)
     default, avatars = build_policies(config)
-    assert default == UploadPolicy("/api/files", 10 * GIB, 10 * GIB, None, (), "disk")
+    assert default == UploadPolicy("/api/files", 10 * GIB, 10 * GIB, 1000, (), "disk")
     # A file cap above the body cap is clamped: no file can be bigger than its request.
     assert avatars.max_file_size == 40960
 
 
+def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route():
+    routes = [{"path": "/a", "max_body_size": 1}, {"path": "/b", "max_body_size": 1,
+                                                   "max_files": 7}]
+    assert [p.max_files for p in build_policies(build_config({"routes": routes}, {}, {}))] == [
+        1000, 1000, 7]
+    config = build_config({"routes": routes}, {"max_files": "5"}, {})
+    assert [p.max_files for p in build_policies(config)] == [5, 5, 7]
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"colour": "blue"}, "unknown setting 'colour'"),
+    ({"max_files": 0}, "max_files: expected a whole number"),
+    ({"max_unfinished_uploads": 0}, "max_unfinished_uploads: expected a whole number"),
     ({"port": "many"}, "port: invalid value"),
     ({"port": 70000}, "port: 70000 is not between"),
     ({"max_upload_size": "big"}, "max_upload_size: expected a size"),

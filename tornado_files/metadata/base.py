@@ -86,6 +86,10 @@ class UploadStateStore(Protocol):
         when given and kept when None; a ``sha256`` marks the upload completing (its offset is
         its length)."""
 
+    async def count_uploads(self, limit: int) -> int:
+        """How many uploads are stored (unfinished, expired or completing), counting at most
+        ``limit`` of them: the work is bounded by ``limit``, not by the store."""
+
     async def delete_upload(self, upload_id: str) -> bool:
         """Remove the state; False when there was none."""
 

@@ -93,6 +93,10 @@ class MongoUploadStore:
                 {"$set": changes})
         return result.modified_count == 1 or result.matched_count == 1
 
+    async def count_uploads(self, limit: int) -> int:
+        with driver_errors("count uploads"):
+            return int(await self._uploads.count_documents({}, limit=limit))
+
     async def delete_upload(self, upload_id: str) -> bool:
         with driver_errors("delete upload"):
             result = await self._uploads.delete_one({"_id": upload_id})

@@ -83,6 +83,11 @@ class SqliteUploadStore:
             return cursor.rowcount
         return await self._run(work) == 1
 
+    async def count_uploads(self, limit: int) -> int:
+        row = await self._run(lambda db: db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM uploads LIMIT ?)", (limit,)).fetchone())
+        return int(row[0])
+
     async def delete_upload(self, upload_id: str) -> bool:
         count = await self._run(lambda db: db.execute(
             "DELETE FROM uploads WHERE id = ?", (upload_id,)).rowcount)

@@ -29,6 +29,12 @@ class BlobWriter(Protocol):
         pipeline its writes, so the error of one chunk can be raised by a later ``write`` or
         by ``commit`` — never lost. After an error the caller must ``abort``."""
 
+    async def end(self) -> None:
+        """No more writes: release what the writer holds — an open file, buffered chunks —
+        so that a request of many files holds one writer's resources at a time. The blob
+        stays invisible, committable and abortable. Raises like ``write`` (then the caller
+        must ``abort``); idempotent; ``commit`` without ``end`` first is fine."""
+
     async def commit(self) -> StoredBlob:
         """Make the blob durable and visible under ``key``; afterwards ``abort`` is a
         no-op and the blob is removed only by ``BlobStore.delete``."""

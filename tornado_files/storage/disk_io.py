@@ -73,6 +73,8 @@ class DiskBlobWriter:
         self._writeback = writeback
         self._size = 0
         self._committed = False
+        self._ended = False
+        self._aborted = False
         self._flushed_to = 0  # bytes handed to the kernel's writeback so far
 
     async def write(self, chunk: bytes) -> None:
@@ -96,14 +98,35 @@ class DiskBlobWriter:
             self._writeback(handle.fileno(), self._flushed_to, written - self._flushed_to)
             self._flushed_to = written
 
+    async def end(self) -> None:
+        """No more bytes: flush, fsync and close the file now, so a request of many parts
+        holds one descriptor at a time (issue 13). Durable here, visible only at commit —
+        the rename stays the single step that publishes, so all-or-nothing is unchanged —
+        and a write error of this part surfaces at its end, before the next part streams."""
+        if self._ended or self._committed:
+            return
+        handle = self._handle
+        if handle is None:
+            raise RuntimeError("end after abort")
+        try:
+            await self._lane.drain()
+            await self._offload(_seal, handle)
+        except OSError as exc:
+            await self.abort()
+            raise translate(exc, "end") from None
+        self._handle = None
+        self._ended = True
+
     async def commit(self) -> StoredBlob:
         if self._committed:
             return StoredBlob(self.key, self._size)
         handle = self._handle
-        if handle is None:
+        if self._aborted:
             raise RuntimeError("commit after abort")
         try:
-            await self._lane.drain()
+            if handle is not None:
+                await self._lane.drain()
+            # After ``end`` the file is closed: publish reopens it for the (now cheap) fsync.
             await self._offload(publish, self._temp, self._final, handle)
         except OSError as exc:
             await self.abort()
@@ -113,11 +136,18 @@ class DiskBlobWriter:
         return StoredBlob(self.key, self._size)
 
     async def abort(self) -> None:
-        if self._committed:
+        if self._committed or self._aborted:
             return
+        self._aborted = True
         await self._lane.stop()  # no append may run on a closed or unlinked file
         handle, self._handle = self._handle, None
         await self._offload(_discard, handle, self._temp)
+
+
+def _seal(handle: BinaryIO) -> None:
+    with handle:
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _discard(handle: BinaryIO | None, temp: Path) -> None:

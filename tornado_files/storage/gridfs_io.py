@@ -88,10 +88,11 @@ class GridFSBlobWriter:
         self._flushed = False
         self._committed = False
         self._aborted = False
+        self._ended = False
 
     async def write(self, chunk: bytes) -> None:
-        if self._committed or self._aborted:
-            raise RuntimeError("write after commit or abort")
+        if self._committed or self._aborted or self._ended:
+            raise RuntimeError("write after end, commit or abort")
         self._size += len(chunk)
         for data in self._cutter.feed(chunk):
             self._cut(data)
@@ -116,15 +117,26 @@ class GridFSBlobWriter:
             await self.abort()
             raise
 
+    async def end(self) -> None:
+        """No more bytes: the last short chunk and every pending one go to ``fs.chunks`` now,
+        so a request of many parts holds at most one part's pending chunks in memory. The
+        files document, which makes the blob visible, waits for ``commit``."""
+        if self._ended or self._committed:
+            return
+        if self._aborted:
+            raise RuntimeError("end after abort")
+        if self._cutter.partial:
+            self._cut(bytes(self._cutter.partial))
+            self._cutter.partial = bytearray()
+        await self._flush()
+        self._ended = True
+
     async def commit(self) -> StoredBlob:
         if self._committed:
             return StoredBlob(self.key, self._size)
         if self._aborted:
             raise RuntimeError("commit after abort")
-        if self._cutter.partial:
-            self._cut(bytes(self._cutter.partial))
-            self._cutter.partial = bytearray()
-        await self._flush()
+        await self.end()
         document = files_document(self.key, self._size, self._store.chunk_size)
         try:
             with driver_errors("write files document"):

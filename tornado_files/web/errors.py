@@ -29,6 +29,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.BackendUnavailable: 503,
     e.InternalError: 500,
     e.StalledAppend: 503,
+    e.TooManyUploads: 503,
     e.UploadConflict: 409,
     e.DuplicateKey: 409,
     e.UploadLocked: 423,
@@ -36,6 +37,10 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.TusVersionUnsupported: 412,
     e.ChecksumMismatch: 460,
 }
+
+# Seconds a creation refused for too many unfinished uploads waits: places free up as uploads
+# finish, are terminated, or expire and are swept.
+TOO_MANY_UPLOADS_RETRY = 60
 
 # Tornado's own HTTPErrors (405 for unknown methods, 400 for bad requests) by status.
 FROM_STATUS: dict[int, type[e.TornadoFilesError]] = {
@@ -84,4 +89,6 @@ def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
         return {"Tus-Version": "1.0.0"}
     if isinstance(error, e.StalledAppend):
         return {"Retry-After": "1"}
+    if isinstance(error, e.TooManyUploads):
+        return {"Retry-After": str(TOO_MANY_UPLOADS_RETRY)}
     return {}

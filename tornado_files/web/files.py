@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from tornado_files import errors as e
+from tornado_files.jsondata import check_data_size
 from tornado_files.listing import next_url, parse_list_query
 from tornado_files.models import FileRecord, utcnow
 from tornado_files.names import safe_filename
@@ -93,6 +94,9 @@ class FileUpdateHandler(JsonBodyHandler):
         if filename is not None and (not isinstance(filename, str) or not filename.strip()):
             raise e.InvalidParameter(detail="filename must be a non-empty string",
                                      meta={"parameter": "filename"})
+        # Issue 13: what would be stored is capped, not only each body (a check here, before
+        # the store's update, kept small so the store can take it over as a parameter).
+        check_data_size(data, self.services.config.max_json_body)
         updated = await self.services.metadata.update(
             record.id,
             filename=safe_filename(filename) if filename is not None else None,
