@@ -3,6 +3,7 @@ against its rows, MongoDB against its documents. Same queries, same results."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from dataclasses import replace
@@ -206,3 +207,26 @@ async def test_lost_connection_is_unavailable(backend):
         await store.ping()
     with pytest.raises(BackendUnavailable):
         await store.get(record(1).id)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_concurrent_merges_lose_no_key(backend):
+    # Issue 13: a merge is one atomic read-modify-write inside the store, so concurrent
+    # merges of different keys all survive (a read in Python then a write of the whole
+    # ``data`` kept only the last writers' keys).
+    store, _ = backend
+    await store.insert_many([record(1, data={"keep": 1, "drop": 2})])
+    later = T0 + timedelta(days=1)
+    merged = await asyncio.gather(*(
+        store.merge(record(1).id, filename=None, changes={f"k{n}": n}, modified=later)
+        for n in range(50)))
+    assert all(f"k{n}" in m.data for n, m in enumerate(merged))
+    final = await store.merge(record(1).id, filename="new.txt",
+                              changes={"drop": None, "absent": None, "nested": {"a": [1]}},
+                              modified=later)
+    assert final.data == {"keep": 1, **{f"k{n}": n for n in range(50)}, "nested": {"a": [1]}}
+    assert final.filename == "new.txt"
+    assert final.modified == later
+    assert await store.get(record(1).id) == final
+    with pytest.raises(NotFound):
+        await store.merge("f" * 32, filename=None, changes={"x": 1}, modified=later)

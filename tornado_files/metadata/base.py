@@ -36,6 +36,15 @@ class MetadataStore(Protocol):
         """Replace ``data`` (and ``filename`` unless None), set ``modified``; returns the new
         record; raises ``NotFound``. Merging is the caller's job."""
 
+    async def merge(
+        self, file_id: str, *, filename: str | None, changes: dict[str, Any], modified: datetime
+    ) -> FileRecord:
+        """Merge ``changes`` into ``data`` as one atomic operation of the store: each key is
+        set to its value, or removed when the value is None (absent keys are no error);
+        ``filename`` is set unless None; ``modified`` is set. Returns the new record; raises
+        ``NotFound``. Concurrent merges never lose each other's keys (issue 13). Keys are
+        non-empty, without ``.`` and not starting with ``$`` (the caller checks)."""
+
     async def delete(self, file_id: str) -> FileRecord:
         """Remove and return the record; raises ``NotFound``."""
 

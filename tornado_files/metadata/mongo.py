@@ -158,6 +158,30 @@ class MongoMetadataStore:
             raise NotFound()
         return _record(doc)
 
+    async def merge(self, file_id: str, *, filename: str | None, changes: dict[str, Any],
+                    modified: datetime) -> FileRecord:
+        # One update operation ($set / $unset of ``data.KEY``): atomic on the document, so
+        # concurrent merges of different keys all survive. Keys never hold ``.`` or a leading
+        # ``$`` (the handler refuses them), so ``data.KEY`` names exactly that key.
+        sets: Document = {"modified": modified, "modified_us": to_micros(modified)}
+        if filename is not None:
+            sets["filename"] = filename
+        unsets: Document = {}
+        for key, value in changes.items():
+            if value is None:
+                unsets[f"data.{key}"] = ""
+            else:
+                sets[f"data.{key}"] = value
+        update: Document = {"$set": sets}
+        if unsets:
+            update["$unset"] = unsets
+        with driver_errors("merge"):
+            doc = await self._files.find_one_and_update(
+                {"_id": file_id}, update, return_document=ReturnDocument.AFTER)
+        if doc is None:
+            raise NotFound()
+        return _record(doc)
+
     async def delete(self, file_id: str) -> FileRecord:
         with driver_errors("delete"):
             doc = await self._files.find_one_and_delete({"_id": file_id})

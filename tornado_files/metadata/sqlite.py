@@ -225,6 +225,37 @@ class SqliteMetadataStore:
             raise NotFound()
         return _record(row)
 
+    async def merge(self, file_id: str, *, filename: str | None, changes: dict[str, Any],
+                    modified: datetime) -> FileRecord:
+        def work(db: sqlite3.Connection) -> sqlite3.Row | None:
+            # One write transaction from the read to the write: other processes sharing the
+            # file wait for it (busy_timeout), so no merge is computed on a stale ``data``.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT data FROM files WHERE id = ?", (file_id,)).fetchone()
+                if row is None:
+                    db.execute("ROLLBACK")
+                    return None
+                data = json.loads(row[0])
+                for key, value in changes.items():
+                    if value is None:
+                        data.pop(key, None)
+                    else:
+                        data[key] = value
+                found: sqlite3.Row | None = db.execute(
+                    "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
+                    " WHERE id = ? RETURNING *",
+                    (filename, json.dumps(data), to_micros(modified), file_id)).fetchone()
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return found
+        row = await self.run(work)
+        if row is None:
+            raise NotFound()
+        return _record(row)
+
     async def delete(self, file_id: str) -> FileRecord:
         row = await self.run(lambda db: db.execute(
             "DELETE FROM files WHERE id = ? RETURNING *", (file_id,)).fetchone())

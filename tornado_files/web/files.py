@@ -7,7 +7,7 @@ from typing import Any
 
 from tornado_files import errors as e
 from tornado_files.listing import next_url, parse_list_query
-from tornado_files.models import FileRecord, utcnow
+from tornado_files.models import utcnow
 from tornado_files.names import safe_filename
 from tornado_files.web.base import ApiHandler
 from tornado_files.web.body import JsonBodyHandler
@@ -66,40 +66,42 @@ class FileUpdateHandler(JsonBodyHandler):
     async def patch(self, file_id: str) -> None:
         if self.failed:
             return
+        # The merge happens inside the store, atomically (issue 13): concurrent PATCHes of
+        # different keys all keep theirs.
         changes = self.json_object()
-        record = await self.services.metadata.get(file_id)
-        data = dict(record.data)
-        for key, value in _data_field(changes).items():
-            if value is None:
-                data.pop(key, None)
-            else:
-                data[key] = value
-        await self._save(record, changes, data)
+        data = _data_field(changes)
+        for key in data:
+            if not key or "." in key or key.startswith("$"):
+                raise e.InvalidParameter(
+                    detail="data keys must be non-empty, without '.' and not start with '$'",
+                    meta={"parameter": f"data.{key}"})
+        filename = _filename(changes)
+        updated = await self.services.metadata.merge(
+            file_id, filename=filename, changes=data, modified=utcnow())
+        self.write_json(updated.to_resource())
 
     async def put(self, file_id: str) -> None:
         if self.failed:
             return
+        # One write that replaces ``data``; no separate read before it to go stale.
         changes = self.json_object()
-        record = await self.services.metadata.get(file_id)
-        await self._save(record, changes, _data_field(changes))
-
-    async def _save(self, record: FileRecord, changes: dict[str, Any],
-                    data: dict[str, Any]) -> None:
-        unknown = set(changes) - {"filename", "data"}
-        if unknown:
-            raise e.InvalidParameter(detail=f"Unknown key {sorted(unknown)[0]!r}",
-                                     meta={"parameter": sorted(unknown)[0]})
-        filename = changes.get("filename")
-        if filename is not None and (not isinstance(filename, str) or not filename.strip()):
-            raise e.InvalidParameter(detail="filename must be a non-empty string",
-                                     meta={"parameter": "filename"})
+        data = _data_field(changes)
+        filename = _filename(changes)
         updated = await self.services.metadata.update(
-            record.id,
-            filename=safe_filename(filename) if filename is not None else None,
-            data=data,
-            modified=utcnow(),
-        )
+            file_id, filename=filename, data=data, modified=utcnow())
         self.write_json(updated.to_resource())
+
+
+def _filename(changes: dict[str, Any]) -> str | None:
+    unknown = set(changes) - {"filename", "data"}
+    if unknown:
+        raise e.InvalidParameter(detail=f"Unknown key {sorted(unknown)[0]!r}",
+                                 meta={"parameter": sorted(unknown)[0]})
+    filename = changes.get("filename")
+    if filename is not None and (not isinstance(filename, str) or not filename.strip()):
+        raise e.InvalidParameter(detail="filename must be a non-empty string",
+                                 meta={"parameter": "filename"})
+    return safe_filename(filename) if filename is not None else None
 
 
 def _data_field(changes: dict[str, Any]) -> dict[str, Any]:
