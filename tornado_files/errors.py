@@ -169,6 +169,11 @@ class UploadLocked(TornadoFilesError):
     title = "Upload locked"
     default_detail = "Another request is writing to this upload; retry when it has finished"
 
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__()
+        # Seconds until the holder's lease runs out (it is renewed while the holder lives).
+        self.retry_after = retry_after
+
 
 class TusVersionUnsupported(TornadoFilesError):
     code = "unsupported_tus_version"

@@ -84,4 +84,6 @@ def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
         return {"Tus-Version": "1.0.0"}
     if isinstance(error, e.StalledAppend):
         return {"Retry-After": "1"}
+    if isinstance(error, e.UploadLocked):
+        return {"Retry-After": str(error.retry_after)}
     return {}

@@ -1,0 +1,93 @@
+"""What a server process leaves when it dies or is stopped (issue 13), against real
+``python server.py`` subprocesses sharing one data directory: a killed PATCH's lease runs out
+within seconds, so another process continues the upload."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests.serverproc import ServerProcess, running_server
+
+pytestmark = pytest.mark.slow
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def request(url: str, method: str, body: bytes | None = None,
+            **headers: str) -> tuple[int, dict[str, str]]:
+    # http://127.0.0.1 only: the URLs are built here.
+    req = urllib.request.Request(url, data=body, method=method,  # noqa: S310
+                                 headers={**TUS, **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
+def create(server: ServerProcess, length: int) -> str:
+    status, headers = request(server.url + "/api/tus/", "POST", b"",
+                              **{"Upload-Length": str(length)})
+    assert status == 201
+    return headers["Location"]
+
+
+def patch(server: ServerProcess, url: str, offset: int, data: bytes
+          ) -> tuple[int, dict[str, str]]:
+    return request(server.url + url, "PATCH", data, **{
+        "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)})
+
+
+def offset_of(server: ServerProcess, url: str) -> int:
+    status, headers = request(server.url + url, "HEAD")
+    assert status == 200
+    return int(headers["Upload-Offset"])
+
+
+def start_patch(server: ServerProcess, url: str, declared: int, data: bytes) -> socket.socket:
+    """A PATCH announcing ``declared`` bytes that has sent ``data`` so far (and holds the
+    lease once the server has read its headers)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                  f"Content-Length: {declared}\r\n\r\n").encode() + data)
+    return sock
+
+
+def wait_locked(server: ServerProcess, url: str) -> dict[str, str]:
+    for _ in range(100):
+        status, headers = patch(server, url, 0, b"x")
+        if status == 423:
+            return headers
+        time.sleep(0.05)
+    raise AssertionError("the PATCH never took the lease")
+
+
+def test_a_killed_patchs_lease_is_taken_over_within_seconds(tmp_path: Path):
+    # Before: the lease was max(60, 2 * idle_timeout) = 120 s, renewed only as data arrived,
+    # and every retry got 423 for two minutes.
+    with running_server(tmp_path) as first:
+        url = create(first, 1000)
+        with closing(start_patch(first, url, 1000, b"a" * 100)):
+            headers = wait_locked(first, url)
+            assert 1 <= int(headers["Retry-After"]) <= 10
+            first.process.kill()  # SIGKILL by PID: the holder dies without a word
+            first.process.wait(timeout=10)
+    with running_server(tmp_path) as second:
+        begun = time.monotonic()
+        while True:
+            offset = offset_of(second, url)
+            status, headers = patch(second, url, offset, b"b" * (1000 - offset))
+            if status != 423:
+                break
+            assert time.monotonic() - begun < 15, "still locked"
+            time.sleep(min(float(headers["Retry-After"]), 1.0))
+        assert status == 204
+        assert time.monotonic() - begun < 12
+        assert offset_of(second, url) == 1000
