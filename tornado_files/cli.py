@@ -29,6 +29,8 @@ from tornado_files.services import Services
 from tornado_files.web.edge import build_http_server
 
 log = logging.getLogger("tornado_files")
+# At shutdown, how long interrupted requests get to settle before the stores close.
+SETTLE_SECONDS = 5.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +116,12 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     periodic.stop()
     server.stop()
     await server.close_all_connections()
+    # Closed connections run their requests' clean-up: a tus PATCH keeps every byte that
+    # reached storage (as for a client that vanished), an upload removes what it wrote. The
+    # stores must still be open for that; a bounded wait, then they close regardless.
+    if not await services.settle(SETTLE_SECONDS):
+        log.warning("shutting down: requests still cleaning up after %ss; the sweeper "
+                    "finishes what they leave", SETTLE_SECONDS)
     await services.close()
 
 

@@ -1,10 +1,14 @@
 """What a server process leaves when it dies or is stopped (issue 13), against real
 ``python server.py`` subprocesses sharing one data directory: a killed PATCH's lease runs out
-within seconds, so another process continues the upload."""
+within seconds, so another process continues the upload; SIGTERM lets interrupted requests
+settle before the stores close."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -91,3 +95,44 @@ def test_a_killed_patchs_lease_is_taken_over_within_seconds(tmp_path: Path):
         assert status == 204
         assert time.monotonic() - begun < 12
         assert offset_of(second, url) == 1000
+
+
+def test_sigterm_keeps_what_an_interrupted_patch_stored(tmp_path: Path):
+    # Before: SIGTERM closed the stores first, then the PATCH's cleanup failed (an ERROR in
+    # the log) and the bytes that had arrived were not counted.
+    sent = 1024 * 1024 + 7
+    with running_server(tmp_path) as first:
+        url = create(first, 10 * 1024 * 1024)
+        with closing(start_patch(first, url, 10 * 1024 * 1024, os.urandom(sent))):
+            wait_locked(first, url)
+            time.sleep(0.5)  # the bytes sent reach the server's store
+            first.process.send_signal(signal.SIGTERM)
+            assert first.process.wait(timeout=20) == 0
+        log = first.log()
+        assert "ERROR" not in log
+        assert "Traceback" not in log
+    with running_server(tmp_path) as second:
+        assert offset_of(second, url) == sent
+
+
+def test_sigterm_aborts_an_upload_in_flight_cleanly(tmp_path: Path):
+    # Before: the stores closed first, then the upload's abort logged an ERROR and left its
+    # temporary file and intent for the sweeper.
+    with running_server(tmp_path) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        with closing(sock):
+            sock.sendall(b"POST /api/files HTTP/1.1\r\nHost: x\r\nX-Filename: big.bin\r\n"
+                         b"Content-Type: application/octet-stream\r\n"
+                         b"Content-Length: 10485760\r\n\r\n" + os.urandom(1024 * 1024))
+            time.sleep(0.5)  # the bytes reach the temporary file
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(timeout=20) == 0
+        log = server.log()
+        assert "ERROR" not in log
+        assert "Traceback" not in log
+        left = [p for p in server.data_dir.rglob("*")
+                if p.is_file() and not p.name.startswith("metadata.sqlite3")]
+        assert left == []
+        with closing(sqlite3.connect(server.data_dir / "metadata.sqlite3")) as db:
+            assert db.execute("SELECT COUNT(*) FROM intents").fetchone()[0] == 0
+            assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 0
