@@ -26,6 +26,7 @@ from tornado_files.errors import BackendUnavailable
 from tornado_files.fsck import PAGE_SIZE, Fsck, FsckReport
 from tornado_files.heap import keep_buffers_in_heap
 from tornado_files.services import Services
+from tornado_files.store_identity import verify_stores
 from tornado_files.web.edge import build_http_server
 
 log = logging.getLogger("tornado_files")
@@ -207,6 +208,9 @@ async def _fsck(config: Config, repair: bool, page_size: int) -> FsckReport:
         await services.metadata.startup()
         await services.intents.startup()
         await services.uploads.startup()
+        # A store that is not the records' one (a volume not mounted) would make every
+        # record's blob look missing: refuse instead, in one line.
+        await verify_stores(services.blob_stores.values(), services.metadata, write=False)
         checker = Fsck(services.metadata, services.intents, services.uploads,
                        services.blob_stores, config.sweep_grace, emit=print,
                        page_size=page_size)

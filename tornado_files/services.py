@@ -17,6 +17,7 @@ from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStat
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, PartialBlobStore, partial_store
+from tornado_files.store_identity import verify_stores
 
 
 class Settling(Protocol):
@@ -59,11 +60,14 @@ class Services:
         return partial_store(self.blob_store(name))
 
     async def startup(self) -> None:
-        for store in self.blob_stores.values():
-            await store.startup()
         await self.metadata.startup()
         await self.uploads.startup()
         await self.intents.startup()
+        # Before a store creates its folders: an absent or foreign one is refused, not
+        # silently replaced by an empty tree (store_identity).
+        await verify_stores(self.blob_stores.values(), self.metadata, write=True)
+        for store in self.blob_stores.values():
+            await store.startup()
 
     async def settle(self, within: float) -> bool:
         """Wait (at most ``within`` seconds) until every request in flight has settled;

@@ -230,3 +230,14 @@ async def test_concurrent_merges_lose_no_key(backend):
     assert await store.get(record(1).id) == final
     with pytest.raises(NotFound):
         await store.merge("f" * 32, filename=None, changes={"x": 1}, modified=later)
+
+
+@pytest.mark.gen_test
+async def test_store_identities_are_recorded_and_replaced(backend):
+    store, _ = backend
+    assert await store.store_id("disk") is None
+    await store.set_store_id("disk", "a" * 32)
+    await store.set_store_id("gridfs", "b" * 32)
+    await store.set_store_id("disk", "c" * 32)
+    assert await store.store_id("disk") == "c" * 32
+    assert await store.store_id("gridfs") == "b" * 32

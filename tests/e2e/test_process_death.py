@@ -1,7 +1,8 @@
 """What a server process leaves when it dies or is stopped (issue 13), against real
 ``python server.py`` subprocesses sharing one data directory: a killed PATCH's lease runs out
 within seconds, so another process continues the upload; SIGTERM lets interrupted requests
-settle before the stores close."""
+settle before the stores close; a blob tree that is not there (a volume not mounted) stops
+start-up and fsck instead of being replaced by an empty one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess, running_server
+from tests.serverproc import ROOT, ServerProcess, free_port, running_server
+from tornado_files.storage.disk import MARKER
 
 pytestmark = pytest.mark.slow
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -131,8 +135,45 @@ def test_sigterm_aborts_an_upload_in_flight_cleanly(tmp_path: Path):
         assert "ERROR" not in log
         assert "Traceback" not in log
         left = [p for p in server.data_dir.rglob("*")
-                if p.is_file() and not p.name.startswith("metadata.sqlite3")]
+                if p.is_file() and not p.name.startswith("metadata.sqlite3")
+                and p.name != MARKER]
         assert left == []
         with closing(sqlite3.connect(server.data_dir / "metadata.sqlite3")) as db:
             assert db.execute("SELECT COUNT(*) FROM intents").fetchone()[0] == 0
             assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 0
+
+
+def test_a_blob_tree_that_is_not_there_stops_start_up_and_fsck(tmp_path: Path):
+    # Before: start-up created an empty tree and served (new uploads on the wrong disk) and
+    # fsck reported every record's blob missing.
+    with running_server(tmp_path) as server:
+        status, _ = request(server.url + "/api/files", "POST", b"hello",
+                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
+        assert status == 201
+        data_dir = server.data_dir
+    blobs = data_dir / "blobs"
+    assert (blobs / MARKER).is_file()
+    blobs.rename(tmp_path / "volume")  # the volume is not mounted (yet)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    env["PYTHONPATH"] = str(ROOT)
+    started = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--port", str(free_port()),
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False)
+    assert started.returncode == 2
+    store_id = (tmp_path / "volume" / MARKER).read_text().strip()
+    assert started.stderr.splitlines() == [
+        f"server.py: error: {blobs} has no {MARKER} (store 'disk' is {store_id}): is its "
+        "volume mounted? Refusing to use it"]
+    assert not blobs.exists()
+    checked = subprocess.run(
+        [sys.executable, "-m", "tornado_files", "fsck", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False)
+    assert checked.returncode == 2
+    assert checked.stdout == ""
+    assert len(checked.stderr.splitlines()) == 1
+    assert "is its volume mounted?" in checked.stderr
+    (tmp_path / "volume").rename(blobs)  # mounted: everything is there again
+    with running_server(tmp_path) as server:
+        status, _ = request(server.url + "/api/files?limit=10", "GET")
+        assert status == 200

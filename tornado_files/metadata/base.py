@@ -67,6 +67,12 @@ class MetadataStore(Protocol):
         """Records of that storage in ascending file id order, strictly after the file id
         ``after`` (from the start when None), at most ``limit`` (an indexed range read)."""
 
+    async def store_id(self, storage: str) -> str | None:
+        """The identity recorded for blob store ``storage`` (its marker's id), or None."""
+
+    async def set_store_id(self, storage: str, store_id: str) -> None:
+        """Record ``store_id`` as the identity of blob store ``storage`` (replaces one)."""
+
 
 class UploadStateStore(Protocol):
     """Resumable-upload state (tus), in the same store as the records so that any process

@@ -88,6 +88,7 @@ class MongoMetadataStore:
 
     def __init__(self, db: AsyncDatabase[Document], collection: str = "files") -> None:
         self._files = db[collection]
+        self._stores = db["stores"]
         self._db = db
 
     async def startup(self) -> None:
@@ -229,3 +230,13 @@ class MongoMetadataStore:
                                       {"blob_key": 1}, batch_size=limit)
             cursor = cursor.sort("_id", ASCENDING).limit(limit)
             return [BlobRef(doc["_id"], doc["blob_key"]) async for doc in cursor]
+
+    async def store_id(self, storage: str) -> str | None:
+        with driver_errors("store id"):
+            doc = await self._stores.find_one({"_id": storage})
+        return str(doc["store_id"]) if doc is not None else None
+
+    async def set_store_id(self, storage: str, store_id: str) -> None:
+        with driver_errors("set store id"):
+            await self._stores.update_one({"_id": storage}, {"$set": {"store_id": store_id}},
+                                          upsert=True)

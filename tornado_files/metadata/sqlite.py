@@ -24,7 +24,7 @@ from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micr
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _COLUMNS = ("id", "filename", "original_filename", "size", "mime_type", "declared_type",
             "type_os", "sha256", "route", "storage", "blob_key", "owner", "added_us",
             "modified_us", "data", "metadata")
@@ -69,6 +69,9 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE uploads ADD COLUMN sha256 TEXT;
     CREATE INDEX uploads_completing ON uploads (sha256) WHERE sha256 IS NOT NULL;
+    """,
+    5: """
+    CREATE TABLE stores (name TEXT PRIMARY KEY, store_id TEXT NOT NULL);
     """,
 }
 # SQLite before 3.32 took at most 999 parameters per statement.
@@ -304,3 +307,13 @@ class SqliteMetadataStore:
             "SELECT id, blob_key FROM files WHERE storage = ? AND id > ? ORDER BY id LIMIT ?",
             (storage, after or "", limit)).fetchall())
         return [BlobRef(row[0], row[1]) for row in rows]
+
+    async def store_id(self, storage: str) -> str | None:
+        row = await self.run(lambda db: db.execute(
+            "SELECT store_id FROM stores WHERE name = ?", (storage,)).fetchone())
+        return str(row[0]) if row is not None else None
+
+    async def set_store_id(self, storage: str, store_id: str) -> None:
+        await self.run(lambda db: db.execute(
+            "INSERT INTO stores (name, store_id) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
+            " SET store_id = excluded.store_id", (storage, store_id)))
