@@ -175,6 +175,14 @@ class UploadLocked(TornadoFilesError):
         self.retry_after = retry_after
 
 
+class PreconditionFailed(TornadoFilesError):
+    """``If-Match`` named none of the resource's current ETags (RFC 9110 §13.1.1)."""
+
+    code = "precondition_failed"
+    title = "Precondition failed"
+    default_detail = "The file changed since the ETag in If-Match was issued; read it again"
+
+
 class TusVersionUnsupported(TornadoFilesError):
     code = "unsupported_tus_version"
     title = "Unsupported tus version"

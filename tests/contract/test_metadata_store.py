@@ -15,7 +15,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.mongo_support import fresh_database
-from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
+from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound, PreconditionFailed
 from tornado_files.listing import decode_cursor, encode_cursor
 from tornado_files.metadata.mongo import MongoMetadataStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
@@ -241,3 +241,39 @@ async def test_store_identities_are_recorded_and_replaced(backend):
     await store.set_store_id("disk", "c" * 32)
     assert await store.store_id("disk") == "c" * 32
     assert await store.store_id("gridfs") == "b" * 32
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_precondition_is_checked_atomically_with_the_change(backend):
+    # If-Match: of changes that all require the record as it was, exactly one is made — the
+    # others see the changed record and are refused, on either backend.
+    store, _ = backend
+    await store.insert_many([record(1)])
+    later = T0 + timedelta(days=1)
+    seen = await store.get(record(1).id)
+
+    def unchanged(current: FileRecord) -> None:
+        if current != seen:
+            raise PreconditionFailed()
+
+    async def attempt(n: int) -> bool:
+        try:
+            if n % 2:
+                await store.merge(record(1).id, filename=None, changes={f"k{n}": n},
+                                  modified=later + timedelta(microseconds=n),
+                                  precondition=unchanged)
+            else:
+                await store.update(record(1).id, filename=None, data={f"k{n}": n},
+                                   modified=later + timedelta(microseconds=n),
+                                   precondition=unchanged)
+        except PreconditionFailed:
+            return False
+        return True
+    made = await asyncio.gather(*(attempt(n) for n in range(20)))
+    assert made.count(True) == 1
+    winner = made.index(True)
+    data = {**record(1).data, f"k{winner}": winner} if winner % 2 else {f"k{winner}": winner}
+    assert (await store.get(record(1).id)).data == data
+    with pytest.raises(NotFound):
+        await store.merge("f" * 32, filename=None, changes={}, modified=later,
+                          precondition=unchanged)

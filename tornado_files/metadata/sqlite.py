@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
+from tornado_files.metadata.base import Precondition
 from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
@@ -215,36 +216,37 @@ class SqliteMetadataStore:
         return _record(row)
 
     async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
-                     modified: datetime) -> FileRecord:
-        def work(db: sqlite3.Connection) -> sqlite3.Row | None:
-            db.execute(
-                "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
-                " WHERE id = ?", (filename, json.dumps(data), to_micros(modified), file_id))
-            row: sqlite3.Row | None = db.execute(
-                "SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
-            return row
-        row = await self.run(work)
-        if row is None:
-            raise NotFound()
-        return _record(row)
+                     modified: datetime, precondition: Precondition | None = None
+                     ) -> FileRecord:
+        return await self._change(file_id, filename, lambda _: data, modified, precondition)
 
     async def merge(self, file_id: str, *, filename: str | None, changes: dict[str, Any],
-                    modified: datetime) -> FileRecord:
+                    modified: datetime, precondition: Precondition | None = None
+                    ) -> FileRecord:
+        def merged(data: dict[str, Any]) -> dict[str, Any]:
+            for key, value in changes.items():
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+            return data
+        return await self._change(file_id, filename, merged, modified, precondition)
+
+    async def _change(self, file_id: str, filename: str | None,
+                      new_data: Callable[[dict[str, Any]], dict[str, Any]], modified: datetime,
+                      precondition: Precondition | None) -> FileRecord:
         def work(db: sqlite3.Connection) -> sqlite3.Row | None:
             # One write transaction from the read to the write: other processes sharing the
-            # file wait for it (busy_timeout), so no merge is computed on a stale ``data``.
+            # file wait for it (busy_timeout), so no change is computed on a stale record.
             db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute("SELECT data FROM files WHERE id = ?", (file_id,)).fetchone()
+                row = db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
                 if row is None:
                     db.execute("ROLLBACK")
                     return None
-                data = json.loads(row[0])
-                for key, value in changes.items():
-                    if value is None:
-                        data.pop(key, None)
-                    else:
-                        data[key] = value
+                if precondition is not None:
+                    precondition(_record(row))
+                data = new_data(json.loads(row["data"]))
                 found: sqlite3.Row | None = db.execute(
                     "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
                     " WHERE id = ? RETURNING *",

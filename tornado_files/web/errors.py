@@ -34,6 +34,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.UploadLocked: 423,
     e.UploadGone: 410,
     e.TusVersionUnsupported: 412,
+    e.PreconditionFailed: 412,
     e.ChecksumMismatch: 460,
 }
 

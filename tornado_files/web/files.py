@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any
 
 from tornado_files import errors as e
 from tornado_files.listing import next_url, parse_list_query
-from tornado_files.models import utcnow
+from tornado_files.metadata.base import Precondition
+from tornado_files.models import FileRecord, utcnow
 from tornado_files.names import safe_filename
 from tornado_files.web.base import ApiHandler
 from tornado_files.web.body import JsonBodyHandler
@@ -77,8 +80,9 @@ class FileUpdateHandler(JsonBodyHandler):
                     meta={"parameter": f"data.{key}"})
         filename = _filename(changes)
         updated = await self.services.metadata.merge(
-            file_id, filename=filename, changes=data, modified=utcnow())
-        self.write_json(updated.to_resource())
+            file_id, filename=filename, changes=data, modified=utcnow(),
+            precondition=self._if_match())
+        self._answer_with_etag(updated)
 
     async def put(self, file_id: str) -> None:
         if self.failed:
@@ -88,8 +92,35 @@ class FileUpdateHandler(JsonBodyHandler):
         data = _data_field(changes)
         filename = _filename(changes)
         updated = await self.services.metadata.update(
-            file_id, filename=filename, data=data, modified=utcnow())
-        self.write_json(updated.to_resource())
+            file_id, filename=filename, data=data, modified=utcnow(),
+            precondition=self._if_match())
+        self._answer_with_etag(updated)
+
+    def _if_match(self) -> Precondition | None:
+        """``If-Match`` (RFC 9110 §13.1.1) as a check the store runs atomically with the
+        change: the ETag of the current resource (as GET gives it) must be one of those
+        listed, by strong comparison; ``*`` needs only that the file exists."""
+        header = self.request.headers.get("If-Match")
+        if header is None:
+            return None
+        tags = {tag.strip() for tag in header.split(",")}
+
+        def check(current: FileRecord) -> None:
+            if "*" not in tags and resource_etag(current) not in tags:
+                raise e.PreconditionFailed()
+        return check
+
+    def _answer_with_etag(self, record: FileRecord) -> None:
+        # The new version's ETag, so a client can chain conditional changes.
+        self.set_header("ETag", resource_etag(record))
+        self.write_json(record.to_resource())
+
+
+def resource_etag(record: FileRecord) -> str:
+    """The ETag a GET of the file resource carries: Tornado's (a SHA-1 of the body), computed
+    from the same JSON ``write_json`` sends."""
+    body = json.dumps(record.to_resource(), ensure_ascii=False, separators=(",", ":"))
+    return f'"{hashlib.sha1(body.encode("utf-8")).hexdigest()}"'  # noqa: S324 (not security)
 
 
 def _filename(changes: dict[str, Any]) -> str | None:
