@@ -29,8 +29,8 @@ class MarkedStore(Protocol):
     async def read_marker(self) -> str | None:
         """The marker's id, None when there is none; creates nothing."""
 
-    async def write_marker(self, store_id: str) -> None:
-        """Write the marker (durably)."""
+    async def write_marker(self, store_id: str) -> str:
+        """Write the marker (durably) unless one exists; returns the id in place."""
 
     async def has_blobs(self) -> bool:
         """Whether at least one committed blob is there."""
@@ -60,9 +60,7 @@ async def verify_store(store: MarkedStore, metadata: MetadataStore, *, write: bo
                 f"are on store {recorded}: wrong volume? Refusing to use it")
     if not write:
         return
-    store_id = marker or uuid4().hex
-    if marker is None:
-        await store.write_marker(store_id)
+    store_id = marker or await store.write_marker(uuid4().hex)
     await metadata.set_store_id(store.name, store_id)
 
 

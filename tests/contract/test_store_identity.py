@@ -41,6 +41,7 @@ async def test_a_fresh_store_is_marked_and_the_mark_recorded(stores, tmp_path: P
     marker = (tmp_path / "data" / "blobs" / MARKER).read_text().strip()
     assert len(marker) == 32
     assert await metadata.store_id("disk") == marker
+    assert [p.name for p in (tmp_path / "data" / "blobs").iterdir() if p.is_file()] == [MARKER]
     await one_blob(disk, metadata)
     await start(disk, metadata)  # the same store again: accepted, nothing changes
     assert await metadata.store_id("disk") == marker
@@ -71,7 +72,8 @@ async def test_another_stores_marker_is_refused(stores, tmp_path):
     disk, metadata = stores
     await start(disk, metadata)
     await one_blob(disk, metadata)
-    await disk.write_marker("f" * 32)  # another store's volume
+    assert await disk.write_marker("f" * 32) != "f" * 32  # a marker is never replaced
+    (tmp_path / "data" / "blobs" / MARKER).write_text("f" * 32)  # another store's volume
     with pytest.raises(WrongStore, match="wrong volume"):
         await verify_store(disk, metadata, write=True)
 

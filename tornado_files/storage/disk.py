@@ -146,8 +146,8 @@ class DiskBlobStore:
         """The id in the marker file; None when there is none. Never creates anything."""
         return await self.offload(_read_marker, self._blobs / MARKER)
 
-    async def write_marker(self, store_id: str) -> None:
-        await self.offload(_write_marker, self._blobs, store_id)
+    async def write_marker(self, store_id: str) -> str:
+        return await self.offload(_write_marker, self._blobs, store_id)
 
     async def has_blobs(self) -> bool:
         return bool(await self.list_keys(None, 1))
@@ -219,15 +219,26 @@ def _read_marker(path: Path) -> str | None:
         return None
 
 
-def _write_marker(blobs: Path, store_id: str) -> None:
+def _write_marker(blobs: Path, store_id: str) -> str:
+    """Create the marker unless one exists (two processes starting on a fresh directory agree
+    on the first one's id); returns the id in place."""
     blobs.mkdir(parents=True, exist_ok=True)
-    temp = blobs / f"{MARKER}.tmp"
+    temp = blobs / f"{MARKER}.{store_id}.tmp"
     with temp.open("w", encoding="ascii") as handle:
         handle.write(store_id + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(temp, blobs / MARKER)
+    try:
+        os.link(temp, blobs / MARKER)  # never replaces an existing marker
+    except FileExistsError:
+        existing = _read_marker(blobs / MARKER)
+        if existing is None:
+            raise
+        return existing
+    finally:
+        temp.unlink()
     fsync_dir(blobs)
+    return store_id
 
 
 def _open_exclusive(path: Path) -> BinaryIO:
