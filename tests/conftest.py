@@ -35,6 +35,7 @@ from tests.mongo_support import STACKS, Standin, fresh_database, start_standin
 from tornado_files.app import build_services, make_app
 from tornado_files.config import Config, build_config
 from tornado_files.services import Services
+from tornado_files.storage.disk import MARKER
 from tornado_files.web.edge import build_http_server
 
 # Runs under the stand-in's own Python 3.13 environment, never imported here.
@@ -155,7 +156,8 @@ class Residue:
         for root, _dirs, names in os.walk(self.data_dir):
             for name in names:
                 rel = os.path.relpath(os.path.join(root, name), self.data_dir)
-                if not rel.startswith("metadata.sqlite3"):
+                # The store's marker (store_identity) is no residue of a request.
+                if not rel.startswith("metadata.sqlite3") and name != MARKER:
                     found.append(rel)
         return sorted(found)
 

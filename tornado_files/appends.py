@@ -9,7 +9,10 @@ completing and drives it to its file (``Resumable.complete``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -42,7 +45,8 @@ class Append:
         self.checksum = checksum
         self.received = 0
         self.done = False
-        self._renewed = utcnow()
+        self._renewer: asyncio.Task[None] | None = None
+        self._active = time.monotonic()
 
     @property
     def remaining(self) -> int:
@@ -51,16 +55,49 @@ class Append:
     async def feed(self, chunk: bytes) -> None:
         assert self.ingest is not None  # a completing upload takes no bytes (remaining 0)
         self.received += len(chunk)
+        self._active = time.monotonic()
         await self.ingest.feed(chunk)
-        if utcnow() - self._renewed > self.owner.lease / 3:
-            await self._renew()
+        self._active = time.monotonic()
 
-    async def _renew(self) -> None:
+    def keep_lease(self) -> None:
+        """Renew the lease every third of its length until this append ends — also while
+        the client is silent, until the idle timeout ends the request. A process that dies
+        stops renewing, so its lease runs out within one lease time (issue 13)."""
+        if self.token is not None and self._renewer is None:
+            self._renewer = asyncio.create_task(self._keep_lease())
+
+    async def _keep_lease(self) -> None:
+        lease = self.owner.lease.total_seconds()
+        # A guard, not the rule: an append nobody feeds or ends (a bug elsewhere) must not
+        # hold its upload for ever.
+        idle_limit = self.owner.idle_timeout + 2 * lease
+        while not self.done:
+            await asyncio.sleep(lease / 3)
+            if self.done or time.monotonic() - self._active > idle_limit:
+                return
+            try:
+                held = await self._renew()
+            except Exception as exc:
+                log.warning("upload %s: lease renewal failed (%s); trying again", self.state.id,
+                            exc)
+                continue
+            if not held:
+                log.warning("upload %s: the lease was lost (terminated, or taken over)",
+                            self.state.id)
+                return
+
+    async def _stop_renewing(self) -> None:
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None and renewer is not asyncio.current_task():
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _renew(self) -> bool:
         assert self.token is not None
-        self._renewed = utcnow()
-        await self.owner.services.uploads.advance_upload(
+        return await self.owner.services.uploads.advance_upload(
             self.state.id, self.token, self.state.offset, expires=self.state.expires,
-            lease_until=self._renewed + self.owner.lease, mime_type=None, type_os=None)
+            lease_until=utcnow() + self.owner.lease, mime_type=None, type_os=None)
 
     def _whole(self) -> bool:
         return self.state.offset + self.received == self.state.length
@@ -104,6 +141,7 @@ class Append:
         assert self.token is not None
         assert self.ingest is not None
         self.done = True
+        await self._stop_renewing()
         durable = await self.writer.settle()
         await self.writer.close()
         state = self.state
@@ -134,6 +172,7 @@ class Append:
         if self.done:
             return
         self.done = True
+        await self._stop_renewing()
         if self.ingest is not None:
             await self.ingest.abort()
         if self.writer is not None:

@@ -26,9 +26,12 @@ from tornado_files.errors import BackendUnavailable
 from tornado_files.fsck import PAGE_SIZE, Fsck, FsckReport
 from tornado_files.heap import keep_buffers_in_heap
 from tornado_files.services import Services
+from tornado_files.store_identity import verify_stores
 from tornado_files.web.edge import build_http_server
 
 log = logging.getLogger("tornado_files")
+# At shutdown, how long interrupted requests get to settle before the stores close.
+SETTLE_SECONDS = 5.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +117,12 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     periodic.stop()
     server.stop()
     await server.close_all_connections()
+    # Closed connections run their requests' clean-up: a tus PATCH keeps every byte that
+    # reached storage (as for a client that vanished), an upload removes what it wrote. The
+    # stores must still be open for that; a bounded wait, then they close regardless.
+    if not await services.settle(SETTLE_SECONDS):
+        log.warning("shutting down: requests still cleaning up after %ss; the sweeper "
+                    "finishes what they leave", SETTLE_SECONDS)
     await services.close()
 
 
@@ -199,6 +208,9 @@ async def _fsck(config: Config, repair: bool, page_size: int) -> FsckReport:
         await services.metadata.startup()
         await services.intents.startup()
         await services.uploads.startup()
+        # A store that is not the records' one (a volume not mounted) would make every
+        # record's blob look missing: refuse instead, in one line.
+        await verify_stores(services.blob_stores.values(), services.metadata, write=False)
         checker = Fsck(services.metadata, services.intents, services.uploads,
                        services.blob_stores, config.sweep_grace, emit=print,
                        page_size=page_size)

@@ -122,6 +122,9 @@ class Config:
     tus_expiry: float = 86400.0
     # Unfinished tus uploads, all routes together: creation beyond it is 503 + Retry-After.
     max_unfinished_uploads: int = 10_000
+    # A tus PATCH's lease on its upload: renewed every third of it while the PATCH lives, so
+    # a PATCH whose process died blocks its upload for at most this long.
+    tus_lease: float = 10.0
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -151,6 +154,7 @@ _SCALARS: dict[str, Any] = {
     "sweep_grace": float,
     "tus_expiry": float,
     "max_unfinished_uploads": int,
+    "tus_lease": float,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage"}
@@ -321,6 +325,8 @@ def _check_mongo(config: Config) -> None:
         raise ConfigError("gridfs_chunk_size: must be between 1KiB and 15MiB")
     if config.tus_expiry <= 0:
         raise ConfigError("tus_expiry must be positive")
+    if not 0.5 <= config.tus_lease <= 3600:
+        raise ConfigError("tus_lease must be between 0.5 and 3600 seconds")
     if config.sweep_interval <= 0:
         raise ConfigError("sweep_interval must be positive")
     # Anything younger than the grace may belong to an upload in flight, which can stay silent

@@ -179,6 +179,19 @@ class UploadLocked(TornadoFilesError):
     title = "Upload locked"
     default_detail = "Another request is writing to this upload; retry when it has finished"
 
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__()
+        # Seconds until the holder's lease runs out (it is renewed while the holder lives).
+        self.retry_after = retry_after
+
+
+class PreconditionFailed(TornadoFilesError):
+    """``If-Match`` named none of the resource's current ETags (RFC 9110 §13.1.1)."""
+
+    code = "precondition_failed"
+    title = "Precondition failed"
+    default_detail = "The file changed since the ETag in If-Match was issued; read it again"
+
 
 class TusVersionUnsupported(TornadoFilesError):
     code = "unsupported_tus_version"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from datetime import timedelta
 from uuid import uuid4
 
@@ -49,7 +50,10 @@ class Resumable:
         self.services = services
         self.hashes = services.hashes
         self.expiry = timedelta(seconds=services.config.tus_expiry)
-        self.lease = timedelta(seconds=max(60.0, 2 * services.config.idle_timeout))
+        # Short, and renewed on a timer while the PATCH lives (Append.keep_lease): a PATCH
+        # whose process died stops renewing, and its upload is free again within a lease.
+        self.lease = timedelta(seconds=services.config.tus_lease)
+        self.idle_timeout = services.config.idle_timeout
 
     def policy_for(self, route: str | None) -> UploadPolicy:
         policies = self.services.policies
@@ -153,7 +157,8 @@ class Resumable:
             current = await self.get(upload_id)
             if current.offset != offset:
                 raise UploadConflict(meta={"upload_offset": current.offset})
-            raise UploadLocked()
+            left = (current.lease_until - utcnow()).total_seconds() if current.lease_until else 0
+            raise UploadLocked(retry_after=max(1, math.ceil(left)))
         partials = self.partials(state.storage)
         try:
             writer = await partials.resume(upload_id, offset)
@@ -170,7 +175,9 @@ class Resumable:
             over_limit=lambda fed: policy.file_too_large(state.length, offset + fed),
             start=offset, head=head, sniffed=known, hasher=self.hashes.take(upload_id, offset),
             digest=hashlib.new(checksum[0]) if checksum else None)
-        return Append(self, claimed, token, writer, ingest, checksum)
+        append = Append(self, claimed, token, writer, ingest, checksum)
+        append.keep_lease()
+        return append
 
     async def _head(self, state: UploadState, partials: PartialBlobStore) -> bytes:
         """The stored first bytes, when an earlier PATCH ended before the type was known."""

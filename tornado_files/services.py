@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
@@ -13,6 +17,16 @@ from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStat
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, PartialBlobStore, partial_store
+from tornado_files.store_identity import verify_stores
+
+
+class Settling(Protocol):
+    def settled(self) -> bool:
+        """Whether the request has answered, or undone / kept what it wrote."""
+
+
+# How often the shutdown looks whether the requests in flight have settled.
+_SETTLE_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,9 @@ class Services:
     hashes: HashCache = field(default_factory=HashCache)
     # Called last at close (e.g. the MongoDB client shared by the stores).
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
+    # Requests that write (body handlers) while they live: at shutdown their clean-up (a tus
+    # PATCH keeping what arrived, an upload aborting) runs before the stores close.
+    in_flight: weakref.WeakSet[Settling] = field(default_factory=weakref.WeakSet)
 
     def blob_store(self, name: str) -> BlobStore:
         try:
@@ -43,11 +60,24 @@ class Services:
         return partial_store(self.blob_store(name))
 
     async def startup(self) -> None:
-        for store in self.blob_stores.values():
-            await store.startup()
         await self.metadata.startup()
         await self.uploads.startup()
         await self.intents.startup()
+        # Before a store creates its folders: an absent or foreign one is refused, not
+        # silently replaced by an empty tree (store_identity).
+        await verify_stores(self.blob_stores.values(), self.metadata, write=True)
+        for store in self.blob_stores.values():
+            await store.startup()
+
+    async def settle(self, within: float) -> bool:
+        """Wait (at most ``within`` seconds) until every request in flight has settled;
+        whether they all did. For shutdown, after the connections were closed."""
+        deadline = time.monotonic() + within
+        while any(not request.settled() for request in list(self.in_flight)):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_SETTLE_POLL)
+        return True
 
     async def close(self) -> None:
         await self.metadata.close()

@@ -3,6 +3,7 @@ against its rows, MongoDB against its documents. Same queries, same results."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.mongo_support import fresh_database
-from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
+from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound, PreconditionFailed
 from tornado_files.listing import decode_cursor, encode_cursor
 from tornado_files.metadata.mongo import MongoMetadataStore
 from tornado_files.metadata.sqlite import SqliteMetadataStore
@@ -206,3 +207,73 @@ async def test_lost_connection_is_unavailable(backend):
         await store.ping()
     with pytest.raises(BackendUnavailable):
         await store.get(record(1).id)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_concurrent_merges_lose_no_key(backend):
+    # Issue 13: a merge is one atomic read-modify-write inside the store, so concurrent
+    # merges of different keys all survive (a read in Python then a write of the whole
+    # ``data`` kept only the last writers' keys).
+    store, _ = backend
+    await store.insert_many([record(1, data={"keep": 1, "drop": 2})])
+    later = T0 + timedelta(days=1)
+    merged = await asyncio.gather(*(
+        store.merge(record(1).id, filename=None, changes={f"k{n}": n}, modified=later)
+        for n in range(50)))
+    assert all(f"k{n}" in m.data for n, m in enumerate(merged))
+    final = await store.merge(record(1).id, filename="new.txt",
+                              changes={"drop": None, "absent": None, "nested": {"a": [1]}},
+                              modified=later)
+    assert final.data == {"keep": 1, **{f"k{n}": n for n in range(50)}, "nested": {"a": [1]}}
+    assert final.filename == "new.txt"
+    assert final.modified == later
+    assert await store.get(record(1).id) == final
+    with pytest.raises(NotFound):
+        await store.merge("f" * 32, filename=None, changes={"x": 1}, modified=later)
+
+
+@pytest.mark.gen_test
+async def test_store_identities_are_recorded_and_replaced(backend):
+    store, _ = backend
+    assert await store.store_id("disk") is None
+    await store.set_store_id("disk", "a" * 32)
+    await store.set_store_id("gridfs", "b" * 32)
+    await store.set_store_id("disk", "c" * 32)
+    assert await store.store_id("disk") == "c" * 32
+    assert await store.store_id("gridfs") == "b" * 32
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_precondition_is_checked_atomically_with_the_change(backend):
+    # If-Match: of changes that all require the record as it was, exactly one is made — the
+    # others see the changed record and are refused, on either backend.
+    store, _ = backend
+    await store.insert_many([record(1)])
+    later = T0 + timedelta(days=1)
+    seen = await store.get(record(1).id)
+
+    def unchanged(current: FileRecord) -> None:
+        if current != seen:
+            raise PreconditionFailed()
+
+    async def attempt(n: int) -> bool:
+        try:
+            if n % 2:
+                await store.merge(record(1).id, filename=None, changes={f"k{n}": n},
+                                  modified=later + timedelta(microseconds=n),
+                                  precondition=unchanged)
+            else:
+                await store.update(record(1).id, filename=None, data={f"k{n}": n},
+                                   modified=later + timedelta(microseconds=n),
+                                   precondition=unchanged)
+        except PreconditionFailed:
+            return False
+        return True
+    made = await asyncio.gather(*(attempt(n) for n in range(20)))
+    assert made.count(True) == 1
+    winner = made.index(True)
+    data = {**record(1).data, f"k{winner}": winner} if winner % 2 else {f"k{winner}": winner}
+    assert (await store.get(record(1).id)).data == data
+    with pytest.raises(NotFound):
+        await store.merge("f" * 32, filename=None, changes={}, modified=later,
+                          precondition=unchanged)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.serverproc import ServerProcess, running_server
+from tornado_files.storage.disk import MARKER
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -120,6 +121,7 @@ def test_every_upload_left_only_committed_blobs(server):
     status, body = curl(server.url + "/api/files?limit=1000")
     assert status == 200
     records = json.loads(body)["files"]
-    blobs = [p for p in (server.data_dir / "blobs").rglob("*") if p.is_file()]
+    blobs = [p for p in (server.data_dir / "blobs").rglob("*")
+             if p.is_file() and p.name != MARKER]
     assert sorted(p.name for p in blobs) == sorted(r["id"] for r in records)
     assert list((server.data_dir / "tmp").iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -168,6 +169,61 @@ async def test_patch_put_and_delete(http_client, base_url, residue):
     residue.assert_clean(committed=0)
     error_of(await fetch(http_client, url, method="DELETE"), 404, "not_found")
     error_of(await fetch(http_client, base_url + created["download_url"]), 404, "not_found")
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_patches_keep_every_key(http_client, base_url):
+    # Issue 13: 50 PATCHes at once, each adding its own key, all answered 200 — so all 50
+    # keys must be there afterwards (no lost update).
+    created = await upload(http_client, base_url, b"x", "a.txt", data={"keep": 1})
+    url = base_url + created["url"]
+    answers = await asyncio.gather(*(
+        fetch(http_client, url, method="PATCH", body=json.dumps({"data": {f"k{n}": n}}))
+        for n in range(50)))
+    assert [a.code for a in answers] == [200] * 50
+    final = json.loads((await fetch(http_client, url)).body)
+    assert final["data"] == {"keep": 1, **{f"k{n}": n for n in range(50)}}
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test
+async def test_if_match_makes_a_change_conditional(http_client, base_url):
+    created = await upload(http_client, base_url, b"x", "a.txt", data={"n": 0})
+    url = base_url + created["url"]
+    etag = (await fetch(http_client, url)).headers["ETag"]
+    first = await fetch(http_client, url, method="PATCH", body=json.dumps({"data": {"n": 1}}),
+                        headers={"If-Match": etag})
+    assert first.code == 200
+    # The same ETag again: the file changed since, so the change is refused (RFC 9110 §13.1.1).
+    stale = await fetch(http_client, url, method="PUT", body=json.dumps({"data": {"n": 2}}),
+                        headers={"If-Match": etag})
+    error_of(stale, 412, "precondition_failed")
+    weak = await fetch(http_client, url, method="PATCH", body=b"{}",
+                       headers={"If-Match": "W/" + first.headers["ETag"]})
+    error_of(weak, 412, "precondition_failed")  # If-Match compares strongly
+    current = await fetch(http_client, url)
+    assert current.headers["ETag"] == first.headers["ETag"]  # PATCH's ETag is GET's
+    assert json.loads(current.body)["data"] == {"n": 1}
+    chained = await fetch(http_client, url, method="PUT", body=json.dumps({"data": {"n": 3}}),
+                          headers={"If-Match": f'"other", {first.headers["ETag"]}'})
+    assert chained.code == 200
+    assert (await fetch(http_client, url, method="PATCH", body=b"{}",
+                        headers={"If-Match": "*"})).code == 200
+    missing = base_url + "/api/files/" + "f" * 32
+    error_of(await fetch(http_client, missing, method="PATCH", body=b"{}",
+                         headers={"If-Match": "*"}), 404, "not_found")
+
+
+@pytest.mark.gen_test
+async def test_patch_refuses_keys_mongodb_cannot_name(http_client, base_url):
+    created = await upload(http_client, base_url, b"x", "a.txt")
+    url = base_url + created["url"]
+    for key in ("a.b", "$set", ""):
+        answer = await fetch(http_client, url, method="PATCH",
+                             body=json.dumps({"data": {key: 1}}))
+        error_of(answer, 400, "invalid_parameter")
+    assert json.loads((await fetch(http_client, url)).body)["data"] == {}
 
 
 @pytest.mark.stores

@@ -251,6 +251,39 @@ async def test_patch_while_another_is_in_flight_is_423_upload_locked(tus, http_p
     residue.assert_clean(committed=1)
 
 
+@pytest.mark.parametrize("config_overrides", [{"tus_lease": 1}])
+@pytest.mark.gen_test(timeout=30)
+async def test_a_live_silent_patch_keeps_its_lease_past_the_lease_time(tus, http_port, residue):
+    # Issue 13: the lease is short so a dead holder frees the upload soon; a live PATCH
+    # renews it on a timer, also while its client is silent (until idle_timeout drops it).
+    url = await tus.create(1000)
+    sock = socket.create_connection(("127.0.0.1", http_port), timeout=10)
+    try:
+        sock.sendall((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                      "Content-Length: 1000\r\n\r\n").encode() + b"a" * 100)
+        for _ in range(100):  # until the first PATCH holds the lease
+            locked = await tus.patch(url, 0, b"b" * 10)
+            if locked.code == 423:
+                break
+            await asyncio.sleep(0.02)
+        begun = time.monotonic()
+        while time.monotonic() - begun < 3.5:  # three and a half lease times, silent
+            locked = await tus.patch(url, 0, b"b" * 10)
+            error_of(locked, 423, "upload_locked")
+            assert locked.headers["Retry-After"] == "1"  # seconds the lease has left
+            await asyncio.sleep(0.25)
+        sock.sendall(b"a" * 900)
+        answer = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
+        assert answer.startswith(b"HTTP/1.1 204 ")
+    finally:
+        sock.close()
+    upload_id = url.rsplit("/", 1)[1]
+    resource = json.loads((await tus.fetch(f"/api/files/{upload_id}")).body)
+    assert resource["sha256"] == hashlib.sha256(b"a" * 1000).hexdigest()
+    residue.assert_clean(committed=1)
+
+
 def _cut_patch(port: int, url: str, offset: int, declared: int, data: bytes) -> None:
     """Send a PATCH announcing ``declared`` bytes, then vanish after ``data``."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -109,6 +109,7 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"routes": [{"path": "/a", "max_body_size": 1, "allowed_mime_types": ["png"]}]},
      "allowed_mime_types"),
     # A grace shorter than an upload may stay silent lets the sweeper race a commit.
+    ({"tus_lease": 0.1}, "tus_lease must be between 0.5 and 3600"),
     ({"sweep_grace": 0}, "sweep_grace must be at least 120"),
     ({"sweep_grace": 59}, "sweep_grace must be at least 120"),
     ({"idle_timeout": 600, "sweep_grace": 900}, "sweep_grace must be at least 1200"),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from tornado_files.models import BlobRef, FileRecord, Intent, ListQuery, Page, UploadState
+
+# Checks the current record inside an atomic change; raises to refuse it.
+Precondition = Callable[[FileRecord], None]
 
 
 class MetadataStore(Protocol):
@@ -31,10 +34,24 @@ class MetadataStore(Protocol):
         """Return the record; raises ``NotFound``."""
 
     async def update(
-        self, file_id: str, *, filename: str | None, data: dict[str, Any], modified: datetime
+        self, file_id: str, *, filename: str | None, data: dict[str, Any], modified: datetime,
+        precondition: Precondition | None = None,
     ) -> FileRecord:
         """Replace ``data`` (and ``filename`` unless None), set ``modified``; returns the new
-        record; raises ``NotFound``. Merging is the caller's job."""
+        record; raises ``NotFound``. ``precondition(current)`` runs on the record the change
+        applies to, atomically with it, and may raise (``If-Match`` → 412): the change is then
+        not made."""
+
+    async def merge(
+        self, file_id: str, *, filename: str | None, changes: dict[str, Any], modified: datetime,
+        precondition: Precondition | None = None,
+    ) -> FileRecord:
+        """Merge ``changes`` into ``data`` as one atomic operation of the store: each key is
+        set to its value, or removed when the value is None (absent keys are no error);
+        ``filename`` is set unless None; ``modified`` is set. Returns the new record; raises
+        ``NotFound``. Concurrent merges never lose each other's keys (issue 13). Keys are
+        non-empty, without ``.`` and not starting with ``$`` (the caller checks).
+        ``precondition`` as for ``update``."""
 
     async def delete(self, file_id: str) -> FileRecord:
         """Remove and return the record; raises ``NotFound``."""
@@ -57,6 +74,12 @@ class MetadataStore(Protocol):
                              ) -> builtins.list[BlobRef]:
         """Records of that storage in ascending file id order, strictly after the file id
         ``after`` (from the start when None), at most ``limit`` (an indexed range read)."""
+
+    async def store_id(self, storage: str) -> str | None:
+        """The identity recorded for blob store ``storage`` (its marker's id), or None."""
+
+    async def set_store_id(self, storage: str, store_id: str) -> None:
+        """Record ``store_id`` as the identity of blob store ``storage`` (replaces one)."""
 
 
 class UploadStateStore(Protocol):

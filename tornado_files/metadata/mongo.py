@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
+from tornado_files.metadata.base import Precondition
 from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
 from tornado_files.mongo import Document, driver_errors
 
@@ -27,6 +28,8 @@ log = logging.getLogger("tornado_files.metadata.mongo")
 _SORT_FIELDS = {"added": "added_us", "size": "size", "filename": "filename"}
 _BATCH = 200
 _DUPLICATE_KEY = 11000  # MongoDB's error code
+# A conditional change re-reads a record that changed under it at most this often.
+_CAS_TRIES = 20
 
 
 def _document(record: FileRecord) -> Document:
@@ -88,6 +91,7 @@ class MongoMetadataStore:
 
     def __init__(self, db: AsyncDatabase[Document], collection: str = "files") -> None:
         self._files = db[collection]
+        self._stores = db["stores"]
         self._db = db
 
     async def startup(self) -> None:
@@ -147,16 +151,56 @@ class MongoMetadataStore:
         return _record(doc)
 
     async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
-                     modified: datetime) -> FileRecord:
-        changes: Document = {"data": data, "modified": modified, "modified_us": to_micros(modified)}
+                     modified: datetime, precondition: Precondition | None = None
+                     ) -> FileRecord:
+        sets: Document = {"data": data}
+        return await self._change(file_id, filename, sets, {}, modified, precondition)
+
+    async def merge(self, file_id: str, *, filename: str | None, changes: dict[str, Any],
+                    modified: datetime, precondition: Precondition | None = None
+                    ) -> FileRecord:
+        # One update operation ($set / $unset of ``data.KEY``): atomic on the document, so
+        # concurrent merges of different keys all survive. Keys never hold ``.`` or a leading
+        # ``$`` (the handler refuses them), so ``data.KEY`` names exactly that key.
+        sets: Document = {}
+        unsets: Document = {}
+        for key, value in changes.items():
+            if value is None:
+                unsets[f"data.{key}"] = ""
+            else:
+                sets[f"data.{key}"] = value
+        return await self._change(file_id, filename, sets, unsets, modified, precondition)
+
+    async def _change(self, file_id: str, filename: str | None, sets: Document,
+                      unsets: Document, modified: datetime, precondition: Precondition | None
+                      ) -> FileRecord:
+        sets = {**sets, "modified": modified, "modified_us": to_micros(modified)}
         if filename is not None:
-            changes["filename"] = filename
-        with driver_errors("update"):
-            doc = await self._files.find_one_and_update(
-                {"_id": file_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)
-        if doc is None:
-            raise NotFound()
-        return _record(doc)
+            sets["filename"] = filename
+        update: Document = {"$set": sets}
+        if unsets:
+            update["$unset"] = unsets
+        for _ in range(_CAS_TRIES):
+            where: Document = {"_id": file_id}
+            if precondition is not None:
+                # Check, then change only the version checked: every change sets a new
+                # ``modified_us``, so a change in between makes the update miss (and we look
+                # again) instead of applying over a record the check never saw.
+                with driver_errors("get"):
+                    current = await self._files.find_one({"_id": file_id})
+                if current is None:
+                    raise NotFound()
+                precondition(_record(current))
+                where["modified_us"] = current["modified_us"]
+            with driver_errors("update"):
+                doc = await self._files.find_one_and_update(
+                    where, update, return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                return _record(doc)
+            if precondition is None:
+                raise NotFound()
+        log.error("mongodb: file %s kept changing during a conditional update", file_id)
+        raise BackendUnavailable()
 
     async def delete(self, file_id: str) -> FileRecord:
         with driver_errors("delete"):
@@ -205,3 +249,13 @@ class MongoMetadataStore:
                                       {"blob_key": 1}, batch_size=limit)
             cursor = cursor.sort("_id", ASCENDING).limit(limit)
             return [BlobRef(doc["_id"], doc["blob_key"]) async for doc in cursor]
+
+    async def store_id(self, storage: str) -> str | None:
+        with driver_errors("store id"):
+            doc = await self._stores.find_one({"_id": storage})
+        return str(doc["store_id"]) if doc is not None else None
+
+    async def set_store_id(self, storage: str, store_id: str) -> None:
+        with driver_errors("set store id"):
+            await self._stores.update_one({"_id": storage}, {"$set": {"store_id": store_id}},
+                                          upsert=True)

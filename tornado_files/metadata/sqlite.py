@@ -20,11 +20,12 @@ from typing import Any, TypeVar
 
 from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
+from tornado_files.metadata.base import Precondition
 from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _COLUMNS = ("id", "filename", "original_filename", "size", "mime_type", "declared_type",
             "type_os", "sha256", "route", "storage", "blob_key", "owner", "added_us",
             "modified_us", "data", "metadata")
@@ -69,6 +70,9 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE uploads ADD COLUMN sha256 TEXT;
     CREATE INDEX uploads_completing ON uploads (sha256) WHERE sha256 IS NOT NULL;
+    """,
+    5: """
+    CREATE TABLE stores (name TEXT PRIMARY KEY, store_id TEXT NOT NULL);
     """,
 }
 # SQLite before 3.32 took at most 999 parameters per statement.
@@ -212,14 +216,46 @@ class SqliteMetadataStore:
         return _record(row)
 
     async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
-                     modified: datetime) -> FileRecord:
+                     modified: datetime, precondition: Precondition | None = None
+                     ) -> FileRecord:
+        return await self._change(file_id, filename, lambda _: data, modified, precondition)
+
+    async def merge(self, file_id: str, *, filename: str | None, changes: dict[str, Any],
+                    modified: datetime, precondition: Precondition | None = None
+                    ) -> FileRecord:
+        def merged(data: dict[str, Any]) -> dict[str, Any]:
+            for key, value in changes.items():
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+            return data
+        return await self._change(file_id, filename, merged, modified, precondition)
+
+    async def _change(self, file_id: str, filename: str | None,
+                      new_data: Callable[[dict[str, Any]], dict[str, Any]], modified: datetime,
+                      precondition: Precondition | None) -> FileRecord:
         def work(db: sqlite3.Connection) -> sqlite3.Row | None:
-            db.execute(
-                "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
-                " WHERE id = ?", (filename, json.dumps(data), to_micros(modified), file_id))
-            row: sqlite3.Row | None = db.execute(
-                "SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
-            return row
+            # One write transaction from the read to the write: other processes sharing the
+            # file wait for it (busy_timeout), so no change is computed on a stale record.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+                if row is None:
+                    db.execute("ROLLBACK")
+                    return None
+                if precondition is not None:
+                    precondition(_record(row))
+                data = new_data(json.loads(row["data"]))
+                found: sqlite3.Row | None = db.execute(
+                    "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
+                    " WHERE id = ? RETURNING *",
+                    (filename, json.dumps(data), to_micros(modified), file_id)).fetchone()
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return found
         row = await self.run(work)
         if row is None:
             raise NotFound()
@@ -273,3 +309,13 @@ class SqliteMetadataStore:
             "SELECT id, blob_key FROM files WHERE storage = ? AND id > ? ORDER BY id LIMIT ?",
             (storage, after or "", limit)).fetchall())
         return [BlobRef(row[0], row[1]) for row in rows]
+
+    async def store_id(self, storage: str) -> str | None:
+        row = await self.run(lambda db: db.execute(
+            "SELECT store_id FROM stores WHERE name = ?", (storage,)).fetchone())
+        return str(row[0]) if row is not None else None
+
+    async def set_store_id(self, storage: str, store_id: str) -> None:
+        await self.run(lambda db: db.execute(
+            "INSERT INTO stores (name, store_id) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
+            " SET store_id = excluded.store_id", (storage, store_id)))

@@ -43,6 +43,9 @@ class ApiHandler(RequestHandler):
 
     _failed = False
     _cleaned = False
+    _cleaning = False
+    _cleanup_done = False
+    _connection_lost = False
     _lingered = 0
     _linger_timer: object | None = None
     _exit: tuple[BaseException | None, e.TornadoFilesError, str] | None = None
@@ -235,6 +238,7 @@ class ApiHandler(RequestHandler):
 
     def on_connection_close(self) -> None:
         super().on_connection_close()
+        self._connection_lost = True
         self.stop_timers()
         IOLoop.current().add_callback(self._cleanup_once)
 
@@ -250,10 +254,20 @@ class ApiHandler(RequestHandler):
         if self._cleaned:
             return
         self._cleaned = True
+        self._cleaning = True
         try:
             await self.cleanup()
         except Exception:
             log.exception("cleanup failed for %s %s", self.request.method, self.request.path)
+        finally:
+            self._cleaning = False
+            self._cleanup_done = True
+
+    def settled(self) -> bool:
+        """Answered, or cleaned up after the connection went (shutdown waits for this)."""
+        if self._cleaning:
+            return False
+        return self._cleanup_done or (edge.finished(self) and not self._connection_lost)
 
 
 def log_request(handler: RequestHandler) -> None:

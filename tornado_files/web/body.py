@@ -32,6 +32,10 @@ class BodyHandler(ApiHandler):
     _idle_timer: object | None = None
     _last_activity = 0.0
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.services.in_flight.add(self)  # shutdown lets its clean-up run (Services.settle)
+
     def body_cap(self) -> int:
         return self.services.config.max_json_body
 

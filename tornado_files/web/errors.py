@@ -35,6 +35,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.UploadLocked: 423,
     e.UploadGone: 410,
     e.TusVersionUnsupported: 412,
+    e.PreconditionFailed: 412,
     e.ChecksumMismatch: 460,
 }
 
@@ -91,4 +92,6 @@ def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
         return {"Retry-After": "1"}
     if isinstance(error, e.TooManyUploads):
         return {"Retry-After": str(TOO_MANY_UPLOADS_RETRY)}
+    if isinstance(error, e.UploadLocked):
+        return {"Retry-After": str(error.retry_after)}
     return {}

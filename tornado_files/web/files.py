@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any
 
 from tornado_files import errors as e
 from tornado_files.jsondata import check_data_size
 from tornado_files.listing import next_url, parse_list_query
+from tornado_files.metadata.base import Precondition
 from tornado_files.models import FileRecord, utcnow
 from tornado_files.names import safe_filename
 from tornado_files.web.base import ApiHandler
@@ -67,43 +70,78 @@ class FileUpdateHandler(JsonBodyHandler):
     async def patch(self, file_id: str) -> None:
         if self.failed:
             return
+        # The merge happens inside the store, atomically (issue 13): concurrent PATCHes of
+        # different keys all keep theirs.
         changes = self.json_object()
-        record = await self.services.metadata.get(file_id)
-        data = dict(record.data)
-        for key, value in _data_field(changes).items():
-            if value is None:
-                data.pop(key, None)
-            else:
-                data[key] = value
-        await self._save(record, changes, data)
+        data = _data_field(changes)
+        for key in data:
+            if not key or "." in key or key.startswith("$"):
+                raise e.InvalidParameter(
+                    detail="data keys must be non-empty, without '.' and not start with '$'",
+                    meta={"parameter": f"data.{key}"})
+        filename = _filename(changes)
+        # What the merge would store is capped too (issue 13), checked against the record as
+        # it is now: PATCHes racing this one may pass the cap by their own sizes, once.
+        current = await self.services.metadata.get(file_id)
+        merged = {**current.data, **data}
+        check_data_size({k: v for k, v in merged.items() if v is not None},
+                        self.services.config.max_json_body)
+        updated = await self.services.metadata.merge(
+            file_id, filename=filename, changes=data, modified=utcnow(),
+            precondition=self._if_match())
+        self._answer_with_etag(updated)
 
     async def put(self, file_id: str) -> None:
         if self.failed:
             return
+        # One write that replaces ``data``; no separate read before it to go stale.
         changes = self.json_object()
-        record = await self.services.metadata.get(file_id)
-        await self._save(record, changes, _data_field(changes))
-
-    async def _save(self, record: FileRecord, changes: dict[str, Any],
-                    data: dict[str, Any]) -> None:
-        unknown = set(changes) - {"filename", "data"}
-        if unknown:
-            raise e.InvalidParameter(detail=f"Unknown key {sorted(unknown)[0]!r}",
-                                     meta={"parameter": sorted(unknown)[0]})
-        filename = changes.get("filename")
-        if filename is not None and (not isinstance(filename, str) or not filename.strip()):
-            raise e.InvalidParameter(detail="filename must be a non-empty string",
-                                     meta={"parameter": "filename"})
-        # Issue 13: what would be stored is capped, not only each body (a check here, before
-        # the store's update, kept small so the store can take it over as a parameter).
+        data = _data_field(changes)
+        filename = _filename(changes)
+        # What would be stored is capped, not only each body (issue 13).
         check_data_size(data, self.services.config.max_json_body)
         updated = await self.services.metadata.update(
-            record.id,
-            filename=safe_filename(filename) if filename is not None else None,
-            data=data,
-            modified=utcnow(),
-        )
-        self.write_json(updated.to_resource())
+            file_id, filename=filename, data=data, modified=utcnow(),
+            precondition=self._if_match())
+        self._answer_with_etag(updated)
+
+    def _if_match(self) -> Precondition | None:
+        """``If-Match`` (RFC 9110 §13.1.1) as a check the store runs atomically with the
+        change: the ETag of the current resource (as GET gives it) must be one of those
+        listed, by strong comparison; ``*`` needs only that the file exists."""
+        header = self.request.headers.get("If-Match")
+        if header is None:
+            return None
+        tags = {tag.strip() for tag in header.split(",")}
+
+        def check(current: FileRecord) -> None:
+            if "*" not in tags and resource_etag(current) not in tags:
+                raise e.PreconditionFailed()
+        return check
+
+    def _answer_with_etag(self, record: FileRecord) -> None:
+        # The new version's ETag, so a client can chain conditional changes.
+        self.set_header("ETag", resource_etag(record))
+        self.write_json(record.to_resource())
+
+
+def resource_etag(record: FileRecord) -> str:
+    """The ETag a GET of the file resource carries: Tornado's (a SHA-1 of the body), computed
+    from the same JSON ``write_json`` sends."""
+    body = json.dumps(record.to_resource(), ensure_ascii=False, separators=(",", ":"))
+    return f'"{hashlib.sha1(body.encode("utf-8")).hexdigest()}"'  # noqa: S324 (not security)
+
+
+def _filename(changes: dict[str, Any]) -> str | None:
+    unknown = set(changes) - {"filename", "data"}
+    if unknown:
+        raise e.InvalidParameter(detail=f"Unknown key {sorted(unknown)[0]!r}",
+                                 meta={"parameter": sorted(unknown)[0]})
+    filename = changes.get("filename")
+    if filename is not None and (not isinstance(filename, str) or not filename.strip()):
+        raise e.InvalidParameter(detail="filename must be a non-empty string",
+                                 meta={"parameter": "filename"})
+    return safe_filename(filename) if filename is not None else None
 
 
 def _data_field(changes: dict[str, Any]) -> dict[str, Any]:

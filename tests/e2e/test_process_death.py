@@ -1,0 +1,179 @@
+"""What a server process leaves when it dies or is stopped (issue 13), against real
+``python server.py`` subprocesses sharing one data directory: a killed PATCH's lease runs out
+within seconds, so another process continues the upload; SIGTERM lets interrupted requests
+settle before the stores close; a blob tree that is not there (a volume not mounted) stops
+start-up and fsck instead of being replaced by an empty one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests.serverproc import ROOT, ServerProcess, free_port, running_server
+from tornado_files.storage.disk import MARKER
+
+pytestmark = pytest.mark.slow
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def request(url: str, method: str, body: bytes | None = None,
+            **headers: str) -> tuple[int, dict[str, str]]:
+    # http://127.0.0.1 only: the URLs are built here.
+    req = urllib.request.Request(url, data=body, method=method,  # noqa: S310
+                                 headers={**TUS, **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
+def create(server: ServerProcess, length: int) -> str:
+    status, headers = request(server.url + "/api/tus/", "POST", b"",
+                              **{"Upload-Length": str(length)})
+    assert status == 201
+    return headers["Location"]
+
+
+def patch(server: ServerProcess, url: str, offset: int, data: bytes
+          ) -> tuple[int, dict[str, str]]:
+    return request(server.url + url, "PATCH", data, **{
+        "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)})
+
+
+def offset_of(server: ServerProcess, url: str) -> int:
+    status, headers = request(server.url + url, "HEAD")
+    assert status == 200
+    return int(headers["Upload-Offset"])
+
+
+def start_patch(server: ServerProcess, url: str, declared: int, data: bytes) -> socket.socket:
+    """A PATCH announcing ``declared`` bytes that has sent ``data`` so far (and holds the
+    lease once the server has read its headers)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                  f"Content-Length: {declared}\r\n\r\n").encode() + data)
+    return sock
+
+
+def wait_locked(server: ServerProcess, url: str) -> dict[str, str]:
+    for _ in range(100):
+        status, headers = patch(server, url, 0, b"x")
+        if status == 423:
+            return headers
+        time.sleep(0.05)
+    raise AssertionError("the PATCH never took the lease")
+
+
+def test_a_killed_patchs_lease_is_taken_over_within_seconds(tmp_path: Path):
+    # Before: the lease was max(60, 2 * idle_timeout) = 120 s, renewed only as data arrived,
+    # and every retry got 423 for two minutes.
+    with running_server(tmp_path) as first:
+        url = create(first, 1000)
+        with closing(start_patch(first, url, 1000, b"a" * 100)):
+            headers = wait_locked(first, url)
+            assert 1 <= int(headers["Retry-After"]) <= 10
+            first.process.kill()  # SIGKILL by PID: the holder dies without a word
+            first.process.wait(timeout=10)
+    with running_server(tmp_path) as second:
+        begun = time.monotonic()
+        while True:
+            offset = offset_of(second, url)
+            status, headers = patch(second, url, offset, b"b" * (1000 - offset))
+            if status != 423:
+                break
+            assert time.monotonic() - begun < 15, "still locked"
+            time.sleep(min(float(headers["Retry-After"]), 1.0))
+        assert status == 204
+        assert time.monotonic() - begun < 12
+        assert offset_of(second, url) == 1000
+
+
+def test_sigterm_keeps_what_an_interrupted_patch_stored(tmp_path: Path):
+    # Before: SIGTERM closed the stores first, then the PATCH's cleanup failed (an ERROR in
+    # the log) and the bytes that had arrived were not counted.
+    sent = 1024 * 1024 + 7
+    with running_server(tmp_path) as first:
+        url = create(first, 10 * 1024 * 1024)
+        with closing(start_patch(first, url, 10 * 1024 * 1024, os.urandom(sent))):
+            wait_locked(first, url)
+            time.sleep(0.5)  # the bytes sent reach the server's store
+            first.process.send_signal(signal.SIGTERM)
+            assert first.process.wait(timeout=20) == 0
+        log = first.log()
+        assert "ERROR" not in log
+        assert "Traceback" not in log
+    with running_server(tmp_path) as second:
+        assert offset_of(second, url) == sent
+
+
+def test_sigterm_aborts_an_upload_in_flight_cleanly(tmp_path: Path):
+    # Before: the stores closed first, then the upload's abort logged an ERROR and left its
+    # temporary file and intent for the sweeper.
+    with running_server(tmp_path) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        with closing(sock):
+            sock.sendall(b"POST /api/files HTTP/1.1\r\nHost: x\r\nX-Filename: big.bin\r\n"
+                         b"Content-Type: application/octet-stream\r\n"
+                         b"Content-Length: 10485760\r\n\r\n" + os.urandom(1024 * 1024))
+            time.sleep(0.5)  # the bytes reach the temporary file
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(timeout=20) == 0
+        log = server.log()
+        assert "ERROR" not in log
+        assert "Traceback" not in log
+        left = [p for p in server.data_dir.rglob("*")
+                if p.is_file() and not p.name.startswith("metadata.sqlite3")
+                and p.name != MARKER]
+        assert left == []
+        with closing(sqlite3.connect(server.data_dir / "metadata.sqlite3")) as db:
+            assert db.execute("SELECT COUNT(*) FROM intents").fetchone()[0] == 0
+            assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 0
+
+
+def test_a_blob_tree_that_is_not_there_stops_start_up_and_fsck(tmp_path: Path):
+    # Before: start-up created an empty tree and served (new uploads on the wrong disk) and
+    # fsck reported every record's blob missing.
+    with running_server(tmp_path) as server:
+        status, _ = request(server.url + "/api/files", "POST", b"hello",
+                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
+        assert status == 201
+        data_dir = server.data_dir
+    blobs = data_dir / "blobs"
+    assert (blobs / MARKER).is_file()
+    blobs.rename(tmp_path / "volume")  # the volume is not mounted (yet)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    env["PYTHONPATH"] = str(ROOT)
+    started = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--port", str(free_port()),
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False)
+    assert started.returncode == 2
+    store_id = (tmp_path / "volume" / MARKER).read_text().strip()
+    assert started.stderr.splitlines() == [
+        f"server.py: error: {blobs} has no {MARKER} (store 'disk' is {store_id}): is its "
+        "volume mounted? Refusing to use it"]
+    assert not blobs.exists()
+    checked = subprocess.run(
+        [sys.executable, "-m", "tornado_files", "fsck", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False)
+    assert checked.returncode == 2
+    assert checked.stdout == ""
+    assert len(checked.stderr.splitlines()) == 1
+    assert "is its volume mounted?" in checked.stderr
+    (tmp_path / "volume").rename(blobs)  # mounted: everything is there again
+    with running_server(tmp_path) as server:
+        status, _ = request(server.url + "/api/files?limit=10", "GET")
+        assert status == 200
