@@ -56,6 +56,7 @@ class BodyHandler(ApiHandler):
     # -- Tornado hooks ------------------------------------------------------------------
     async def prepare(self) -> None:
         edge.hand_over_reads(self.request, True)  # the connection's last request may have said no
+        self.check_framing()
         self.open_body_limit()
         declared = self.declared_length()
         if declared is not None and declared > self.body_cap():
