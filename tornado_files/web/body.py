@@ -63,7 +63,14 @@ class BodyHandler(ApiHandler):
             raise self.too_large(declared, 0)
         self._touch()
         self._schedule_idle_check()
-        await self.begin()
+        # Time our own store takes in begin() (opening the first file) is not the client's
+        # silence: a slow open must not become a 408 that aborts a session mid-open.
+        self._busy = True
+        try:
+            await self.begin()
+        finally:
+            self._busy = False
+            self._touch()
 
     async def data_received(self, chunk: bytes) -> None:  # type: ignore[override]
         if self._failed:
