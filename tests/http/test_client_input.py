@@ -228,12 +228,16 @@ _HEAD = b"Host: x\r\nX-Filename: a.txt\r\n"
     b"POST /api/files HTTP/1.1\r\n" + _HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
     b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n",
     b"POST /api/files HTTP/1.1\r\n" + _HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n",
+    # A chunk-size line past Tornado's 64 bytes (it used to close without a word).
+    b"POST /api/files HTTP/1.1\r\n" + _HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    + b"-" * 100 + b"\r\n",
     b"PATCH /api/files/0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: x\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
     # Before any handler: a NUL in a header, no colon, a bad request line.
     b"GET /api/files HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
     b"GET /api/files HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
     b"GET\r\nHost: x\r\n\r\n",
+    b"GET /api/files HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n",  # > 64 KiB
 ])
 async def test_framing_errors_get_a_json_api_400_and_a_close(http_port, residue, request_bytes):
     data = await _raw(http_port, request_bytes)
@@ -299,3 +303,15 @@ async def test_a_part_cut_short_in_its_headers_by_a_delimiter_is_the_clients_err
                                        raise_error=False)
     assert response.code < 500, response.body[:300]
     await settled(residue)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("length", [b"0", b"00", b"0, 0", b"0\r\nContent-Length: 0"])
+async def test_a_tus_creation_reads_content_length_as_a_number(http_port, length):
+    # "00" and a repeated "0" are an empty body like "0", not a chunk of creation-with-upload.
+    data = await _raw(http_port, b"POST /api/tus/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      b"Tus-Resumable: 1.0.0\r\nUpload-Length: 3\r\n"
+                      b"Content-Type: application/offset+octet-stream\r\n"
+                      b"Content-Length: " + length + b"\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 201 "), data[:300]
+    assert b"\r\nUpload-Offset:" not in data.partition(b"\r\n\r\n")[0]

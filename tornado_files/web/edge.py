@@ -14,7 +14,8 @@ tornado-files leans on Tornado in five places its public API does not reach:
 5. ``HTTP1Connection._read_finished`` and ``_response_start_line``: when Tornado cannot read a
    request's framing (a header line with a NUL or no colon, a bad request line, chunk
    extensions, trailers, a bad chunk size) it writes a bare ``HTTP/1.1 400 Bad Request`` with
-   no body and closes, from inside its read loop, where no hook reaches. ``BodyStream.write``
+   no body and closes, from inside its read loop, where no hook reaches; a chunk-size line
+   past 64 bytes (``IOStream._check_max_bytes``) it closes without a word. ``BodyStream.write``
    recognises that write — those exact bytes while the request is still being read — and
    sends a JSON:API 400 ``malformed_request`` instead, or nothing when our own answer already
    went out. What cannot be done: reading what Tornado refuses (chunk extensions and
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from asyncio import Future
 from collections.abc import Callable
 from typing import Any
@@ -58,7 +60,7 @@ import tornado
 from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPConnection, HTTPMessageDelegate, HTTPServerRequest
-from tornado.iostream import IOStream, StreamBufferFullError
+from tornado.iostream import IOStream, StreamBufferFullError, UnsatisfiableReadError
 from tornado.web import Application, RequestHandler
 
 from tornado_files.errors import MalformedRequest
@@ -104,6 +106,8 @@ class BodyStream(IOStream):
     hand_over = True
     # The HTTP1Connection of the request being served (FilesHTTPServer.start_request).
     connection: HTTP1Connection | None = None
+    # Whether Tornado's refusal was answered (the connection closes after it).
+    refused = False
 
     def write(self, data: bytes | memoryview) -> Future[None]:
         connection = self.connection
@@ -111,12 +115,24 @@ class BodyStream(IOStream):
                 and bytes(data[:len(TORNADO_BARE_400) + 1]) == TORNADO_BARE_400):
             # Tornado's own refusal (use 5): while the request is read nothing else writes
             # these bytes (an early answer goes out as one write with its headers).
-            if connection._response_start_line is not None:
+            if self.refused or connection._response_start_line is not None:
                 done: Future[None] = Future()
-                done.set_result(None)  # our answer went out first, saying Connection: close
+                done.set_result(None)  # an answer went out first, saying Connection: close
                 return done
+            self.refused = True
             data = malformed_request_answer()
         return super().write(data)
+
+    def _check_max_bytes(self, delimiter: bytes | re.Pattern[bytes], size: int) -> None:
+        try:
+            super()._check_max_bytes(delimiter, size)
+        except UnsatisfiableReadError:
+            # A line past its limit (a chunk-size line over 64 bytes): Tornado closes the
+            # connection without a word (use 5). Answer first, as for its other refusals.
+            connection = self.connection
+            if connection is not None and not connection._read_finished and not self.closed():
+                self.write(TORNADO_BARE_400)
+            raise
 
     def _read_to_buffer(self) -> int | None:
         if self._user_read_buffer or self._read_buffer_size:
