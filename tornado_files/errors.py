@@ -49,6 +49,16 @@ class MalformedMultipart(TornadoFilesError):
     default_detail = "Check the body is multipart/form-data with the boundary it declares"
 
 
+class MalformedRequest(TornadoFilesError):
+    """The request's HTTP framing cannot be read (RFC 9112 §6): its body's end is unknown, so
+    the connection closes after the answer."""
+
+    code = "malformed_request"
+    title = "The request could not be read"
+    default_detail = ("The request's HTTP framing is malformed or not supported here "
+                      "(Content-Length, Transfer-Encoding, chunk framing or a header line)")
+
+
 class InvalidJson(TornadoFilesError):
     code = "invalid_json"
     title = "Invalid JSON"

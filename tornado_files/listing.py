@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from tornado_files.errors import InvalidParameter
 from tornado_files.models import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS, ListQuery
+from tornado_files.numbers import MAX_INT64, whole
 
 _STRINGS = ("mime_type", "filename", "route", "owner", "sha256")
 _SIZES = ("size_greater_than", "size_less_than")
@@ -31,36 +32,27 @@ def parse_when(name: str, value: str) -> datetime:
     """
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise _bad(name, f"{name} must be an ISO 8601 time like 2026-11-22T10:00:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        # In UTC, 9999-12-31T23:59:59-01:00 is past the last datetime: OverflowError.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _bad(name, f"{name} must be an ISO 8601 time like 2026-11-22T10:00:00Z, "
+                   "from year 1 to 9999 in UTC") from None
 
 
 # Sizes beyond a signed 64-bit integer match nothing a store could hold (and SQLite refuses
 # to bind them).
-_MAX_SIZE = 2**63 - 1
-
-
-def _whole(value: str) -> int | None:
-    """A whole number in ASCII digits (``str.isdigit`` accepts "²", which ``int`` refuses).
-
-    >>> _whole("12"), _whole("²"), _whole("-1"), _whole("")
-    (12, None, None, None)
-    """
-    if not value or not value.isascii() or not value.isdigit():
-        return None
-    return int(value)
+_MAX_SIZE = MAX_INT64
 
 
 def _size(name: str, value: str) -> int:
-    size = _whole(value)
-    if size is None or size > _MAX_SIZE:
+    size = whole(value)
+    if size is None:
         raise _bad(name, f"{name} must be a whole number of bytes, at most {_MAX_SIZE}")
     return size
 
 
 def _limit(value: str) -> int:
-    limit = _whole(value)
+    limit = whole(value)
     if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise _bad("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return limit
@@ -83,18 +75,34 @@ def decode_cursor(sort: str, cursor: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         made_for, value, file_id = json.loads(raw)
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error, RecursionError):  # deep nesting recurses
         raise _bad("cursor", "cursor is not one this server issued") from None
-    if made_for != sort or not isinstance(file_id, str):
+    if made_for != sort or not _text(file_id):
         raise _bad("cursor", "cursor belongs to another sort order")
     field = sort.lstrip("-")
-    if field == "added" and isinstance(value, str):
+    if field == "added" and _text(value):
         return parse_when("cursor", value), file_id
-    if field == "size" and isinstance(value, int) and not isinstance(value, bool):
+    if (field == "size" and isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= _MAX_SIZE):
         return value, file_id
-    if field == "filename" and isinstance(value, str):
+    if field == "filename" and _text(value):
         return value, file_id
     raise _bad("cursor", "cursor is not one this server issued")
+
+
+def _text(value: Any) -> bool:
+    """A string every store can take: a lone surrogate (JSON's ``"\\ud800"``) is no Unicode.
+
+    >>> _text("a"), _text("\\ud800"), _text(1)
+    (True, False, False)
+    """
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _data_key(name: str) -> bool:

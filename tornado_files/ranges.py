@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+from tornado_files.numbers import saturated
+
+# ASCII digits only (``\d`` alone takes any script's digits); values past 2**63 - 1 saturate.
+_RANGE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.IGNORECASE | re.ASCII)
 
 
 class Unsatisfiable:
@@ -49,14 +52,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | Unsatisfiabl
     if not first and not last:
         return None
     if not first:  # suffix: the last n bytes
-        n = int(last)
+        n = saturated(last)
         return (max(size - n, 0), size) if n > 0 and size > 0 else UNSATISFIABLE
-    start = int(first)
-    if last and int(last) < start:
+    start = saturated(first)
+    if last and saturated(last) < start:
         return None  # invalid: ignore the header
     if start >= size:
         return UNSATISFIABLE
-    end = min(int(last) + 1, size) if last else size
+    end = min(saturated(last) + 1, size) if last else size
     return start, end
 
 
@@ -81,7 +84,7 @@ def http_date(moment: datetime) -> str:
 def _parse_http_date(value: str) -> datetime | None:
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year past 9999 overflows
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

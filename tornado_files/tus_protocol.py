@@ -14,6 +14,7 @@ import hashlib
 import re
 
 from tornado_files.errors import InvalidParameter, TusVersionUnsupported
+from tornado_files.numbers import whole
 
 VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "termination", "checksum", "expiration")
@@ -33,14 +34,15 @@ def check_version(value: str | None) -> None:
 
 
 def parse_length(value: str | None, header: str) -> int:
-    """A non-negative decimal integer.
+    """A non-negative decimal integer in ASCII digits, at most 2**63 - 1.
 
     >>> parse_length("0", "Upload-Offset"), parse_length("12", "Upload-Length")
     (0, 12)
     """
-    if value is None or not value.isdigit() or len(value) > 19:
+    number = whole(value)
+    if number is None:
         raise _bad(header, f"{header} must be a non-negative integer")
-    return int(value)
+    return number
 
 
 def parse_metadata(value: str | None) -> dict[str, str]:

@@ -9,6 +9,7 @@ import json
 import logging
 import pathlib
 import shutil
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -217,3 +218,25 @@ async def test_an_upload_whose_cleanup_failed_is_finished_by_the_sweeper(
                                 ).sweep_once()
     assert later.removed == 2
     residue.assert_clean()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("config_overrides", [{"idle_timeout": 1.0}])
+async def test_a_slow_store_opening_a_raw_upload_is_not_the_clients_silence(
+        http_client, base_url, residue, monkeypatch, config_overrides):
+    # Found by the fuzzer (tests/http/test_fuzz.py) on a loaded machine: the idle timer counted
+    # the store's time in begin() as the client's silence, answered 408 and aborted the
+    # session while its file was still being opened: the temp file stayed behind.
+    real_open = disk_module._open_exclusive
+
+    def slow_open(path: pathlib.Path) -> Any:
+        time.sleep(2.5)  # on the offload pool, longer than idle_timeout and its check period
+        return real_open(path)
+
+    monkeypatch.setattr(disk_module, "_open_exclusive", slow_open)
+    response = await http_client.fetch(base_url + "/api/files", method="POST", body=b"abc",
+                                       headers={"X-Filename": "a.txt",
+                                                "Content-Type": "application/octet-stream"},
+                                       raise_error=False)
+    assert response.code == 201, response.body[:300]
+    residue.assert_clean(committed=1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from tornado_files import errors as e
+from tornado_files.numbers import saturated
 from tornado_files.services import Services
 from tornado_files.web import cors, edge
 from tornado_files.web.errors import FROM_STATUS, error_document, error_headers, status_of
@@ -117,10 +119,38 @@ class ApiHandler(RequestHandler):
         edge.set_body_limit(self.request, room + self.services.config.linger_bytes + READ_SLACK)
 
     def declared_length(self) -> int | None:
+        """The declared ``Content-Length`` as Tornado reads it: one value, or the same value
+        repeated (RFC 9110 §8.6); a value past 2**63 - 1 counts as 2**63 - 1 (over every cap).
+        None when absent or unreadable (``check_framing`` refuses those)."""
         value = self.request.headers.get("Content-Length")
-        return int(value) if value is not None and value.isascii() and value.isdigit() else None
+        if value is None:
+            return None
+        pieces = set(re.split(r",[ \t]*", value.strip()))
+        piece = pieces.pop()
+        if pieces or not piece.isascii() or not piece.isdigit():
+            return None
+        return saturated(piece)
+
+    def check_framing(self) -> None:
+        """Refuse, before any work starts and with a JSON:API answer rather than Tornado's bare
+        400, the framing Tornado refuses to read once the handler has prepared
+        (``HTTP1Connection._read_body``): a Content-Length that is not one whole number,
+        Transfer-Encoding with Content-Length (RFC 9112 §6.3: a smuggling vector) or any
+        Transfer-Encoding but chunked."""
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        coding = headers.get("Transfer-Encoding")
+        if length is not None and self.declared_length() is None:
+            raise e.MalformedRequest(
+                detail="Content-Length must be one whole number (repeated only with that value)",
+                meta={"parameter": "Content-Length"})
+        if coding is not None and (length is not None or coding.strip().lower() != "chunked"):
+            raise e.MalformedRequest(
+                detail="Transfer-Encoding must be chunked alone, without Content-Length",
+                meta={"parameter": "Transfer-Encoding"})
 
     async def prepare(self) -> None:
+        self.check_framing()
         self.open_body_limit()
         chunked = "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
         declared = self.declared_length()
@@ -212,6 +242,11 @@ class ApiHandler(RequestHandler):
         # A client waiting for "100 Continue" sends no body: answer and close, and never let
         # Tornado send it a 100 after the error.
         expects_continue = self.request.headers.get("Expect", "").lower() == "100-continue"
+        if isinstance(error, e.MalformedRequest):
+            # Nobody knows where its body ends: answer, say so, and close.
+            edge.close_after_answer(self.request)
+            self.finish(body)
+            return
         if not linger or edge.body_complete(self.request) or (
                 expects_continue and not self.received()):
             self.finish(body)

@@ -60,13 +60,21 @@ class BodyHandler(ApiHandler):
     # -- Tornado hooks ------------------------------------------------------------------
     async def prepare(self) -> None:
         edge.hand_over_reads(self.request, True)  # the connection's last request may have said no
+        self.check_framing()
         self.open_body_limit()
         declared = self.declared_length()
         if declared is not None and declared > self.body_cap():
             raise self.too_large(declared, 0)
         self._touch()
         self._schedule_idle_check()
-        await self.begin()
+        # Time our own store takes in begin() (opening the first file) is not the client's
+        # silence: a slow open must not become a 408 that aborts a session mid-open.
+        self._busy = True
+        try:
+            await self.begin()
+        finally:
+            self._busy = False
+            self._touch()
 
     async def data_received(self, chunk: bytes) -> None:  # type: ignore[override]
         if self._failed:

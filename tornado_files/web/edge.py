@@ -1,6 +1,6 @@
 """Every use of a Tornado private name, in one module, for a checked range of Tornado versions.
 
-tornado-files leans on Tornado in four places its public API does not reach:
+tornado-files leans on Tornado in five places its public API does not reach:
 
 1. ``BodyStream`` overrides ``IOStream._read_to_buffer`` / ``_consume`` so large body reads are
    handed to ``data_received`` uncopied (below).
@@ -11,13 +11,23 @@ tornado-files leans on Tornado in four places its public API does not reach:
 4. ``HTTP1Connection._disconnect_on_finish``: an answer sent while the body still arrives says
    ``Connection: close`` and must close the connection once it is out (RFC 9112 §9.6), even
    when the rest of the body arrives during the linger.
+5. ``HTTP1Connection._read_finished`` and ``_response_start_line``: when Tornado cannot read a
+   request's framing (a header line with a NUL or no colon, a bad request line, chunk
+   extensions, trailers, a bad chunk size) it writes a bare ``HTTP/1.1 400 Bad Request`` with
+   no body and closes, from inside its read loop, where no hook reaches; a chunk-size line
+   past 64 bytes (``IOStream._check_max_bytes``) it closes without a word. ``BodyStream.write``
+   recognises that write — those exact bytes while the request is still being read — and
+   sends a JSON:API 400 ``malformed_request`` instead, or nothing when our own answer already
+   went out. What cannot be done: reading what Tornado refuses (chunk extensions and
+   trailers are valid HTTP/1.1; reading them means replacing Tornado's chunked reader), and
+   CORS headers on that answer (the request's headers may be what failed to parse).
 
 Importing this module checks that the installed Tornado is in ``SUPPORTED`` (``check_version``
 has a doctest). The tests that pin each use: tests/unit/test_edge.py (every read shape of
 BodyStream over real sockets), tests/http/test_wire.py (lingering, early answers, closing after
-``Connection: close``) and tests/http/test_failures.py (a read error after the headers closes
-the connection). Nothing else in tornado-files may touch a Tornado name that starts with an
-underscore.
+``Connection: close``), tests/http/test_failures.py (a read error after the headers closes
+the connection) and tests/http/test_client_input.py (framing errors answered in JSON:API).
+Nothing else in tornado-files may touch a Tornado name that starts with an underscore.
 
 Tornado's ``IOStream`` passes every received byte through three Python-level buffers while the
 event loop holds the GIL: a fresh zero-filled ``bytearray`` per read, the stream's read buffer
@@ -39,15 +49,24 @@ needs ``bytes`` (multipart: streaming-form-data's parser) turns the hand-over of
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from asyncio import Future
 from collections.abc import Callable
 from typing import Any
 
 import tornado
 from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
-from tornado.httputil import HTTPServerRequest
-from tornado.iostream import IOStream, StreamBufferFullError
+from tornado.httputil import HTTPConnection, HTTPMessageDelegate, HTTPServerRequest
+from tornado.iostream import IOStream, StreamBufferFullError, UnsatisfiableReadError
 from tornado.web import Application, RequestHandler
+
+from tornado_files.errors import MalformedRequest
+from tornado_files.web.errors import error_document
+
+log = logging.getLogger("tornado_files.web")
 
 # The Tornado releases whose private names above were checked: 6.6 and later 6.x.
 SUPPORTED = ((6, 6), (7, 0))
@@ -78,9 +97,42 @@ READ_CHUNK = 1024 * 1024
 HANDOVER = 128 * 1024
 
 
+# What HTTP1Connection writes when it cannot read a request (its HTTPInputError path).
+TORNADO_BARE_400 = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+
+
 class BodyStream(IOStream):
     # Per request (hand_over_reads): whether whole large reads go out as the bytearray itself.
     hand_over = True
+    # The HTTP1Connection of the request being served (FilesHTTPServer.start_request).
+    connection: HTTP1Connection | None = None
+    # Whether Tornado's refusal was answered (the connection closes after it).
+    refused = False
+
+    def write(self, data: bytes | memoryview) -> Future[None]:
+        connection = self.connection
+        if (connection is not None and not connection._read_finished
+                and bytes(data[:len(TORNADO_BARE_400) + 1]) == TORNADO_BARE_400):
+            # Tornado's own refusal (use 5): while the request is read nothing else writes
+            # these bytes (an early answer goes out as one write with its headers).
+            if self.refused or connection._response_start_line is not None:
+                done: Future[None] = Future()
+                done.set_result(None)  # an answer went out first, saying Connection: close
+                return done
+            self.refused = True
+            data = malformed_request_answer()
+        return super().write(data)
+
+    def _check_max_bytes(self, delimiter: bytes | re.Pattern[bytes], size: int) -> None:
+        try:
+            super()._check_max_bytes(delimiter, size)
+        except UnsatisfiableReadError:
+            # A line past its limit (a chunk-size line over 64 bytes): Tornado closes the
+            # connection without a word (use 5). Answer first, as for its other refusals.
+            connection = self.connection
+            if connection is not None and not connection._read_finished and not self.closed():
+                self.write(TORNADO_BARE_400)
+            raise
 
     def _read_to_buffer(self) -> int | None:
         if self._user_read_buffer or self._read_buffer_size:
@@ -132,8 +184,29 @@ def hand_over_reads(request: HTTPServerRequest, enabled: bool) -> None:
         stream.hand_over = enabled
 
 
+def malformed_request_answer() -> bytes:
+    """The JSON:API 400 sent instead of Tornado's bare one; its id goes to the log, next to
+    Tornado's own line that says what it could not read."""
+    error = MalformedRequest()
+    status, error_id, document = error_document(error)
+    log.info("error %s %d %s: %s (Tornado's 'Malformed HTTP message' line says why)",
+             error_id, status, error.code, error.detail)
+    body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    head = (f"HTTP/1.1 {status} Bad Request\r\nContent-Type: application/json; charset=UTF-8\r\n"
+            f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\n"
+            "Connection: close\r\n\r\n")
+    return head.encode("ascii") + body
+
+
 class FilesHTTPServer(HTTPServer):
     """Serves every connection on a ``BodyStream``."""
+
+    def start_request(self, server_conn: object, request_conn: HTTPConnection
+                      ) -> HTTPMessageDelegate:
+        stream = getattr(request_conn, "stream", None)
+        if isinstance(stream, BodyStream) and isinstance(request_conn, HTTP1Connection):
+            stream.connection = request_conn
+        return super().start_request(server_conn, request_conn)
 
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         # TCPServer made a plain IOStream around the accepted socket; it has registered nothing

@@ -15,6 +15,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.EmptySelection: 400,
     e.TooManyFiles: 400,
     e.MalformedMultipart: 400,
+    e.MalformedRequest: 400,
     e.InvalidJson: 400,
     e.InvalidParameter: 400,
     e.Forbidden: 403,

@@ -156,8 +156,7 @@ class TusCreationHandler(TusBodyHandler):
     def _carries_chunk(self) -> bool:
         headers = self.request.headers
         typed = headers.get("Content-Type", "").split(";")[0].strip() == tus.CHUNK_TYPE
-        return typed and (headers.get("Content-Length", "0") != "0"
-                          or "Transfer-Encoding" in headers)
+        return typed and ((self.declared_length() or 0) > 0 or "Transfer-Encoding" in headers)
 
     async def post(self) -> None:
         if self.failed:

@@ -79,7 +79,8 @@ class UploadHandler(BodyHandler):
             declared_length=self.declared_length(),
             received=self.received,
         )
-        self.sink = await self._open_sink(self.session)
+        async with self._lock:  # a cleanup (timeout, disconnect) waits for the file it opens
+            self.sink = await self._open_sink(self.session)
 
     async def _open_sink(self, session: UploadSession) -> Sink:
         content_type = self.request.headers.get("Content-Type", "")
