@@ -104,6 +104,9 @@ class Config:
     # Cap on each non-file multipart field and on JSON request bodies.
     max_field_size: int = 64 * KIB
     max_json_body: int = 1 * MIB
+    # Multipart parsing: parts per request, bytes of one part's header block.
+    max_parts: int = 1000
+    max_part_header_size: int = 16 * KIB
     # How many bytes of each file libmagic sees.
     sniff_bytes: int = 64 * KIB
     # MongoDB: metadata (and GridFS blobs, when a route's storage is "gridfs").
@@ -135,6 +138,8 @@ _SCALARS: dict[str, Any] = {
     "linger_bytes": parse_size,
     "max_field_size": parse_size,
     "max_json_body": parse_size,
+    "max_parts": int,
+    "max_part_header_size": parse_size,
     "sniff_bytes": parse_size,
     "mongodb_uri": str,
     "gridfs_bucket": str,
@@ -256,6 +261,8 @@ def build_config(
     _check_mongo(config)
     if not 0 < config.port < 65536:
         raise ConfigError(f"port: {config.port} is not between 1 and 65535")
+    if config.max_parts < 1 or config.max_part_header_size < 256:
+        raise ConfigError("max_parts must be at least 1 and max_part_header_size 256 bytes")
     if config.idle_timeout <= 0 or config.linger_seconds < 0:
         raise ConfigError("idle_timeout must be positive and linger_seconds not negative")
     origins = merged.get("cors_origins", [])
