@@ -141,3 +141,19 @@ async def test_an_empty_form_is_file_field_missing(http_client, base_url, http_p
     assert response.status == 400
     assert response.json()["errors"][0]["code"] == "file_field_missing"
     residue.assert_clean()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("header", [
+    "X-Filename: café.txt".encode(),
+    'Content-Disposition: attachment; filename="café.txt"'.encode(),
+])
+async def test_a_raw_upload_named_in_raw_utf8_keeps_its_name(http_port, residue, header):
+    head = (b"POST /api/files HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            + header + b"\r\nContent-Length: 5\r\n\r\n")
+    response = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: raw_request(http_port, head, [b"hello"]))
+    assert response.status == 201, response.body[:300]
+    assert response.json()["original_filename"] == "café.txt"
+    assert response.json()["filename"] == "café.txt"
+    residue.assert_clean(committed=1)
