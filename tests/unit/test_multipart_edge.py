@@ -130,6 +130,12 @@ def test_filename_escapes_as_browsers_write_them(tmp_path, sent, stored):
     assert files[0][0] == stored
 
 
+def test_extended_filename_wins(tmp_path):
+    part = (f"--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"; "
+            "filename*=UTF-8''%E2%82%AC.txt\r\n\r\nhello\r\n")
+    assert parse(tmp_path, part + CLOSE)[0][0][0] == "€.txt"
+
+
 def test_field_names_are_decoded_too(tmp_path):
     body = (f"--{B}\r\nContent-Disposition: form-data; name=\"a%22b\"\r\n\r\nv\r\n"
             + FILE_PART + CLOSE)
