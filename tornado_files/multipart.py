@@ -142,11 +142,12 @@ def _disposition(value: str | None) -> tuple[str, str | None]:
 
 
 def parse_boundary(headers: Mapping[str, str]) -> bytes:
-    """The request's boundary (RFC 2046 §5.1.1: 1 to 70 characters)."""
+    """The request's boundary. RFC 2046 §5.1.1 allows 1 to 70 characters; longer ones are
+    taken up to 256, as python-multipart does, since refusing them gains nothing."""
     message = Message()
     message["Content-Type"] = headers.get("Content-Type", "")
     boundary = message.get_param("boundary")
-    if not isinstance(boundary, str) or not 0 < len(boundary) <= 70:
+    if not isinstance(boundary, str) or not 0 < len(boundary) <= 256:
         raise MalformedMultipart(detail="The multipart boundary is missing")
     try:
         return boundary.encode("ascii")

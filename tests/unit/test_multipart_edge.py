@@ -130,6 +130,28 @@ def test_filename_escapes_as_browsers_write_them(tmp_path, sent, stored):
     assert files[0][0] == stored
 
 
+@pytest.mark.parametrize(("boundary", "ok"), [("b" * 256, True), ("b" * 257, False)])
+def test_boundaries_up_to_256_characters_are_taken(tmp_path, boundary, ok):
+    body = (FILE_PART + CLOSE).replace(B, boundary).encode()
+    store = tmp_path
+    async def go() -> None:
+        s = DiskBlobStore(store, _POOL)
+        await s.startup()
+        session = UploadSession(policy=UploadPolicy("/api/files", 1 << 20, 1 << 20), store=s,
+                                intents=Journal(), sniffer=_SNIFFER, offload=_POOL,
+                                sniff_bytes=65536, declared_length=None, received=lambda: 0)
+        ctype = f"multipart/form-data; boundary={boundary}"
+        bridge = MultipartBridge({"Content-Type": ctype}, session, 65536, 1 << 20)
+        await bridge.feed(body)
+        bridge.finish()
+        await session.abort()
+    if ok:
+        asyncio.run(go())
+    else:
+        with pytest.raises(MalformedMultipart):
+            asyncio.run(go())
+
+
 def test_extended_filename_wins(tmp_path):
     part = (f"--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"; "
             "filename*=UTF-8''%E2%82%AC.txt\r\n\r\nhello\r\n")
