@@ -179,45 +179,48 @@ class Framer:
         return self._state == _DONE
 
     def feed(self, data: bytes) -> Iterator[Event]:
-        """The events ``data`` completes; lazily, so the caller's awaits pace the parsing."""
+        """The events ``data`` completes; lazily, so the caller's awaits pace the parsing.
+        The input is scanned by position, never re-sliced, so a read holding thousands of
+        small parts costs no more than one holding a single part."""
         if self._state == _DONE:
             return
         buffer = self._buffer + data
         self._buffer = b""
-        while buffer:
+        position, size = 0, len(buffer)
+        while position < size:
             if self._state == _BODY:
-                found = buffer.find(self._delimiter)
+                found = buffer.find(self._delimiter, position)
                 if found < 0:
-                    keep = self._partial_delimiter(buffer)
-                    if len(buffer) > keep:
-                        yield "data", buffer[: len(buffer) - keep]
-                    buffer = buffer[len(buffer) - keep :]
+                    end = size - self._partial_delimiter(buffer, position)
+                    if end > position:
+                        yield "data", buffer[position:end]  # the whole read: no copy
+                    position = end
                     break
-                if found:
-                    yield "data", buffer[:found]
+                if found > position:
+                    yield "data", buffer[position:found]
                 yield "end", None
-                buffer = buffer[found + len(self._delimiter) :]
+                position = found + len(self._delimiter)
                 self._state = _HEAD
             elif self._state == _PREAMBLE:
-                found = buffer.find(self._delimiter)
+                found = buffer.find(self._delimiter, position)
                 if found < 0:
-                    buffer = buffer[len(buffer) - self._partial_delimiter(buffer) :]
+                    position = size - self._partial_delimiter(buffer, position)
                     break
-                buffer = buffer[found + len(self._delimiter) :]
+                position = found + len(self._delimiter)
                 self._state = _HEAD
             elif self._state == _HEAD:
-                head, buffer = self._head(buffer)
+                head, position = self._head(buffer, position)
                 if head is None:
                     break
-                if self._state == _BODY:
-                    yield "part", head
+                yield "part", head
             else:  # _DONE: the epilogue is ignored
-                buffer = b""
-        self._buffer = buffer
+                position = size
+        self._buffer = buffer[position:]
 
-    def _partial_delimiter(self, buffer: bytes) -> int:
-        """How many bytes at the end of ``buffer`` could begin a delimiter."""
-        tail = buffer[-len(self._delimiter) + 1 :]
+    def _partial_delimiter(self, buffer: bytes, position: int) -> int:
+        """How many bytes at the end of ``buffer`` (from ``position``) could begin a
+        delimiter."""
+        tail = buffer[max(position, len(buffer) - len(self._delimiter) + 1) :]
         start = tail.find(b"\r")
         while start >= 0:
             if self._delimiter.startswith(tail[start:]):
@@ -225,19 +228,21 @@ class Framer:
             start = tail.find(b"\r", start + 1)
         return 0
 
-    def _head(self, buffer: bytes) -> tuple[PartHead | None, bytes]:
-        """After a delimiter: the close (``--``), or padding, CRLF and a header block."""
-        if buffer[:2] == b"--":
+    def _head(self, buffer: bytes, position: int) -> tuple[PartHead | None, int]:
+        """After a delimiter: the close (``--``), or padding, CRLF and a header block.
+        Returns the part's head (None: the close, or more input needed) and where to go on."""
+        size = len(buffer)
+        if buffer.startswith(b"--", position):
             self._state = _DONE
-            return None, b""
-        if buffer == b"-":
-            return None, buffer
-        end = buffer.find(b"\r\n\r\n", 0, self._max_header + 4)
+            return None, size
+        if size - position == 1 and buffer[position] == 0x2D:  # "-": wait for the next byte
+            return None, position
+        end = buffer.find(b"\r\n\r\n", position, position + self._max_header + 4)
         if end < 0:
-            if len(buffer) >= self._max_header + 4:
+            if size - position >= self._max_header + 4:
                 raise self._header_too_large()
-            return None, buffer
-        padding, _, block = buffer[:end].partition(b"\r\n")
+            return None, position
+        padding, _, block = buffer[position:end].partition(b"\r\n")
         if padding.strip(b" \t"):
             raise MalformedMultipart(detail="A boundary line has text after the boundary")
         if len(block) + 4 > self._max_header:
@@ -250,7 +255,7 @@ class Framer:
             )
         head = parse_part_headers(block)
         self._state = _BODY
-        return head, buffer[end + 4 :]
+        return head, end + 4
 
     def _header_too_large(self) -> RequestTooLarge:
         return RequestTooLarge(
