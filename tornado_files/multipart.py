@@ -55,8 +55,8 @@ _MEDIA_TYPE = re.compile(rf"{_TCHARS}/{_TCHARS}")
 def _unescape(value: str) -> str:
     """Undo the WHATWG form escapes (``%22`` ``"``, ``%0D`` CR, ``%0A`` LF) and nothing else,
     as Node's undici does; a backslash-escaped quote from a MIME client becomes a quote."""
-    value = _WHATWG_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
-    return value.replace('\\"', '"')
+    value = value.replace('\\"', '"')  # first: a browser's backslash before %22 stays
+    return _WHATWG_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
 
 
 @dataclass(frozen=True)

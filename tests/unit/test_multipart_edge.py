@@ -121,6 +121,7 @@ def test_backslashes_in_filename_are_kept_as_sent(tmp_path):
     ("100%25 %41.txt", "100%25 %41.txt"),  # nothing else is decoded (WHATWG)
     ('old \\"quoted\\".txt', 'old "quoted".txt'),  # backslash-escaping MIME clients
     ("semi;colon.txt", "semi;colon.txt"),
+    ("dir\\%22q%22.txt", 'dir\\"q".txt'),  # a browser's backslash before an escaped quote
     ("café.txt", "café.txt"),
 ])
 def test_filename_escapes_as_browsers_write_them(tmp_path, sent, stored):
