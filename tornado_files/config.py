@@ -109,6 +109,9 @@ class Config:
     max_json_body: int = 1 * MIB
     # File parts per request on routes that set no max_files of their own.
     max_files: int = DEFAULT_MAX_FILES
+    # Multipart parsing: parts per request, bytes of one part's header block.
+    max_parts: int = 1000
+    max_part_header_size: int = 16 * KIB
     # How many bytes of each file libmagic sees.
     sniff_bytes: int = 64 * KIB
     # MongoDB: metadata (and GridFS blobs, when a route's storage is "gridfs").
@@ -146,6 +149,8 @@ _SCALARS: dict[str, Any] = {
     "max_field_size": parse_size,
     "max_json_body": parse_size,
     "max_files": int,
+    "max_parts": int,
+    "max_part_header_size": parse_size,
     "sniff_bytes": parse_size,
     "mongodb_uri": str,
     "gridfs_bucket": str,
@@ -284,6 +289,8 @@ def build_config(
                           f"{config.max_unfinished_uploads}")
     if config.max_files < 1:
         raise ConfigError(f"max_files: expected a whole number ≥ 1, got {config.max_files}")
+    if config.max_parts < 1 or config.max_part_header_size < 256:
+        raise ConfigError("max_parts must be at least 1 and max_part_header_size 256 bytes")
     if config.idle_timeout <= 0 or config.linger_seconds < 0:
         raise ConfigError("idle_timeout must be positive and linger_seconds not negative")
     origins = merged.get("cors_origins", [])

@@ -83,6 +83,8 @@ def keep_original_filename(name: str) -> str:
 def raw_upload_filename(x_filename: str | None, content_disposition: str | None) -> str | None:
     """The filename of a raw-body upload: ``X-Filename`` (percent-encoded UTF-8 allowed),
     else ``Content-Disposition: attachment; filename*=UTF-8''…`` (or plain ``filename=``).
+    Raw UTF-8 bytes in either header (what curl sends from a UTF-8 shell) are read as UTF-8:
+    Tornado hands header bytes over as latin-1, so they are re-encoded and tried as UTF-8.
 
     >>> raw_upload_filename("caf%C3%A9.txt", None)
     'café.txt'
@@ -90,11 +92,21 @@ def raw_upload_filename(x_filename: str | None, content_disposition: str | None)
     'naïve.bin'
     >>> raw_upload_filename(None, 'attachment; filename="plain.txt"')
     'plain.txt'
+    >>> raw_upload_filename("caf\xc3\xa9.txt", None)
+    'café.txt'
     """
+
+    def utf8(text: str) -> str:
+        try:
+            return text.encode("latin-1").decode("utf-8")
+        except UnicodeError:  # not latin-1 text, or not UTF-8 bytes: keep what came
+            return text
+
     if x_filename:
-        return unquote(x_filename, encoding="utf-8", errors="replace")
+        return unquote(utf8(x_filename), encoding="utf-8", errors="replace")
     if not content_disposition:
         return None
+    content_disposition = utf8(content_disposition)
     star = re.search(r"filename\*\s*=\s*([^;]+)", content_disposition, re.IGNORECASE)
     if star:
         value = star.group(1).strip().strip('"')

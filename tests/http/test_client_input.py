@@ -286,11 +286,6 @@ async def test_a_content_length_past_int_limits_is_too_large(http_port, residue,
 
 
 @pytest.mark.gen_test(timeout=30)
-@pytest.mark.allow_error_logs  # today the 500 below logs its AssertionError
-@pytest.mark.xfail(strict=True, reason="multipart.py (owned elsewhere): streaming-form-data "
-                   "starts the next part without finishing one whose header block the next "
-                   "delimiter cuts short; the bridge opens a second file over the first, which "
-                   "never gets its facts, and post() fails an assert: 500")
 async def test_a_part_cut_short_in_its_headers_by_a_delimiter_is_the_clients_error(
         http_client, base_url, residue):
     # Found by the fuzzer (tests/fuzzing.py, seed 1, multipart case 900).

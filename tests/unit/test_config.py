@@ -12,6 +12,7 @@ import pytest
 from tornado_files.cli import load_config
 from tornado_files.config import (
     GIB,
+    Config,
     ConfigError,
     RouteConfig,
     build_config,
@@ -113,10 +114,18 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"sweep_grace": 0}, "sweep_grace must be at least 120"),
     ({"sweep_grace": 59}, "sweep_grace must be at least 120"),
     ({"idle_timeout": 600, "sweep_grace": 900}, "sweep_grace must be at least 1200"),
+    ({"max_parts": 0}, "max_parts must be at least 1"),
+    ({"max_part_header_size": "100"}, "max_part_header_size 256 bytes"),
 ])
 def test_validation_names_the_problem(settings, message):
     with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
         build_config(settings, {}, {})
+
+
+def test_multipart_limits_have_defaults_and_can_be_set():
+    assert (Config().max_parts, Config().max_part_header_size) == (1000, 16 * 1024)
+    config = build_config({"max_parts": 50, "max_part_header_size": "4KiB"}, {}, {})
+    assert (config.max_parts, config.max_part_header_size) == (50, 4096)
 
 
 def test_unknown_environment_variable_is_an_error():

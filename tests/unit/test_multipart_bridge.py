@@ -1,5 +1,6 @@
 """The parser bridge fed the same body split at every point gives the same files and data
-(streaming-form-data's own habit), with the real disk store and libmagic underneath."""
+(a habit taken from streaming-form-data, the parser used before), with the real disk store and
+libmagic underneath."""
 
 from __future__ import annotations
 

@@ -76,3 +76,16 @@ def test_a_2_mib_name_is_cut_in_linear_time():
 ])
 def test_utf8_prefix_cuts_at_a_character_boundary(given, limit, cut):
     assert utf8_prefix(given, limit) == cut
+
+
+@pytest.mark.parametrize(("x_filename", "disposition", "name"), [
+    # UTF-8 bytes sent raw (curl from a UTF-8 shell); Tornado hands them over as latin-1.
+    ("café.txt".encode().decode("latin-1"), None, "café.txt"),
+    (None, 'attachment; filename="東京.txt"'.encode().decode("latin-1"), "東京.txt"),
+    (None, "attachment; filename=naïve.bin".encode().decode("latin-1"), "naïve.bin"),
+    ("caf%C3%A9 %E2%82%AC.txt", None, "café €.txt"),  # percent-decoding as before
+    ("caf\xe9.txt", None, "caf\xe9.txt"),  # latin-1 that is not UTF-8 stays as it came
+    ("€.txt", None, "€.txt"),  # already text
+])
+def test_raw_upload_filename_takes_utf8_bytes_as_utf8(x_filename, disposition, name):
+    assert raw_upload_filename(x_filename, disposition) == name

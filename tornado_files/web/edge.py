@@ -43,7 +43,7 @@ body) gets that ``bytearray`` itself. Every other case (headers, chunk framing, 
 reads) goes through Tornado's own code. So a body chunk reaching a handler may be a
 ``bytearray`` rather than ``bytes``: it is handed over, nobody else holds it, and nothing in
 tornado-files mutates a chunk (the lanes hash and write it later). A request whose consumer
-needs ``bytes`` (multipart: streaming-form-data's parser) turns the hand-over off with
+needs ``bytes`` (the multipart parser) turns the hand-over off with
 ``hand_over_reads`` and gets Tornado's ``bytes``, still without the append copy.
 """
 

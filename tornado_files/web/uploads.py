@@ -89,7 +89,8 @@ class UploadHandler(BodyHandler):
             edge.hand_over_reads(self.request, False)  # the parser takes bytes
             config = self.services.config
             bridge = MultipartBridge(self.request.headers, session, config.max_field_size,
-                                     config.max_json_body)
+                                     config.max_json_body, config.max_parts,
+                                     config.max_part_header_size)
             return MultipartSink(bridge)
         if media_type == "application/x-www-form-urlencoded":
             raise e.UnsupportedMediaType(
