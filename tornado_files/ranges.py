@@ -38,8 +38,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | Unsatisfiabl
     ((900, 1000), (990, 1000))
     >>> parse_range("bytes=-5000", 1000), parse_range("bytes=1000-", 1000)
     ((0, 1000), UNSATISFIABLE)
-    >>> parse_range("bytes=-0", 1000), parse_range("bytes=0-0", 0)
-    (UNSATISFIABLE, UNSATISFIABLE)
+    >>> parse_range("bytes=-0", 1000), parse_range("bytes=0-0", 0), parse_range("bytes=-5", 0)
+    (UNSATISFIABLE, UNSATISFIABLE, None)
     >>> [parse_range(h, 1000) for h in (None, "bytes=5-1", "bytes=0-1,5-6", "items=0-1", "-")]
     [None, None, None, None, None]
     """
@@ -53,7 +53,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | Unsatisfiabl
         return None
     if not first:  # suffix: the last n bytes
         n = saturated(last)
-        return (max(size - n, 0), size) if n > 0 and size > 0 else UNSATISFIABLE
+        if n == 0:
+            return UNSATISFIABLE
+        # RFC 9110 §14.1.2: on an empty representation a suffix range with a non-zero length
+        # is the only satisfiable one, and it is the whole (empty) representation, which a
+        # 206 cannot express: send it as a plain 200.
+        return (max(size - n, 0), size) if size > 0 else None
     start = saturated(first)
     if last and saturated(last) < start:
         return None  # invalid: ignore the header

@@ -19,6 +19,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 from tornado_files.appends import Append
+from tornado_files.deletion import delete_file
 from tornado_files.errors import (
     BlobNotFound,
     DuplicateKey,
@@ -228,12 +229,19 @@ class Resumable:
         return record
 
     async def terminate(self, upload_id: str) -> None:
-        """Remove the upload: partial first, then the state. A completing upload is finished
-        instead — it is a file now, removed through /api/files — and answered 404."""
-        state = await self.services.uploads.get_upload(upload_id)
+        """Remove the upload: partial first, then the state. A finished upload is its file,
+        and the termination extension covers completed uploads (tus 1.0.0): the file is
+        deleted as ``DELETE /api/files/{id}`` deletes it (a completing one is finished first).
+        Raises ``NotFound`` when there is neither."""
+        try:
+            state = await self.services.uploads.get_upload(upload_id)
+        except NotFound:
+            await delete_file(self.services, upload_id)
+            return
         if state.completing:
             await self.complete(state)
-            raise NotFound(detail="The upload is complete; its file is at /api/files/{id}")
+            await delete_file(self.services, upload_id)
+            return
         await self.partials(state.storage).discard_partial(upload_id)
         await self.services.uploads.delete_upload(upload_id)
         self.hashes.forget(upload_id)

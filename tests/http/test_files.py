@@ -264,3 +264,19 @@ async def test_listing_filters_sorting_and_paging(http_client, base_url):
                   "?added_since=yesterday", "?cursor=garbage", "?colour=red", "?limit=1&limit=2"):
         error_of(await fetch(http_client, base_url + "/api/files" + query), 400,
                  "invalid_parameter")
+
+
+@pytest.mark.gen_test
+async def test_ranges_on_an_empty_file_follow_rfc_9110(http_client, base_url):
+    # §14.1.2: on a zero-length representation only a suffix range with a non-zero length is
+    # satisfiable (the whole, empty representation: a plain 200); every other range is 416.
+    created = await upload(http_client, base_url, b"", "empty.txt")
+    url = base_url + created["download_url"]
+    suffix = await fetch(http_client, url, headers={"Range": "bytes=-5"})
+    assert suffix.code == 200
+    assert suffix.body == b""
+    assert suffix.headers["Content-Length"] == "0"
+    for header in ("bytes=0-", "bytes=0-0", "bytes=-0"):
+        refused = await fetch(http_client, url, headers={"Range": header})
+        assert refused.code == 416, header
+        assert refused.headers["Content-Range"] == "bytes */0"

@@ -121,13 +121,21 @@ async def test_an_empty_upload_is_a_file_at_once(tus, residue):
 
 @pytest.mark.gen_test
 @pytest.mark.allow_error_logs
-async def test_terminating_a_completing_upload_finishes_it_instead(tus, data_dir, residue):
+async def test_terminating_a_finished_upload_deletes_its_file(tus, data_dir, residue):
+    # The termination extension covers completed uploads (tus 1.0.0): DELETE of the upload's
+    # URL deletes its file as DELETE /api/files/{id} does — a completing one is finished first.
     content = os.urandom(1000)
     url = await upload_whose_record_fails(tus, data_dir, content)
     records_table(data_dir, away=False)
-    error_of(await tus.fetch(url, "DELETE", **V), 404, "not_found")
-    assert (await file_of(tus, url))["size"] == len(content)
-    residue.assert_clean(committed=1)
+    assert (await tus.fetch(url, "DELETE", **V)).code == 204
+    gone = await tus.fetch("/api/files/" + url.rsplit("/", 1)[1])
+    assert gone.code == 404
+    finished = await tus.create(3)
+    assert (await tus.patch(finished, 0, b"abc")).code == 204
+    assert (await tus.fetch(finished, "DELETE", **V)).code == 204
+    assert (await tus.fetch("/api/files/" + finished.rsplit("/", 1)[1])).code == 404
+    error_of(await tus.fetch(finished, "DELETE", **V), 404, "not_found")
+    residue.assert_clean()
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from tornado_files import errors as e
+from tornado_files.deletion import delete_file
 from tornado_files.jsondata import check_data_size
 from tornado_files.listing import next_url, parse_list_query
 from tornado_files.metadata.base import Precondition
@@ -46,19 +47,7 @@ class FileHandler(ApiHandler):
         self.write_json(record.to_resource())
 
     async def delete(self, file_id: str) -> None:
-        # Intent, record, blob, then clear the intent (DESIGN.md: record first, and the
-        # journal of metadata/base.py): a crash or a failed blob delete anywhere leaves an
-        # intent the sweeper finishes, never a record pointing at nothing.
-        services = self.services
-        found = await services.metadata.get(file_id)
-        await services.intents.add_intent(found.blob_key, found.storage, utcnow())
-        record = await services.metadata.delete(file_id)
-        try:
-            await services.blob_store(record.storage).delete(record.blob_key)
-            await services.intents.clear_intents(record.storage, [record.blob_key])
-        except Exception:
-            log.exception("blob %s of deleted file %s: removal not finished; the sweeper "
-                          "finishes it", record.blob_key, file_id)
+        await delete_file(self.services, file_id)
         self.set_status(204)
         self.finish()
 
