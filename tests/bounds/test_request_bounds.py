@@ -19,12 +19,14 @@ import pytest
 
 from tests.serverproc import running_server
 from tests.support import Part, multipart
-from tornado_files.metadata.sqlite_uploads import _COLUMNS, _row
+from tornado_files.metadata.sqlite_uploads import COLUMNS, upload_row
 from tornado_files.models import UploadState, utcnow
 
 pytestmark = pytest.mark.slow
 
 MANY = """
+max_parts = 2000
+
 [[routes]]
 path = "/api/many"
 max_body_size = "64MiB"
@@ -87,10 +89,10 @@ def _fill_uploads(database: str, count: int) -> None:
                           offset=0, created=now, expires=now + timedelta(days=1),
                           original_filename="x", declared_type="application/octet-stream")
               for n in range(count)]
-    sql = (f"INSERT INTO uploads ({', '.join(_COLUMNS)}) "  # noqa: S608 (fixed names)
-           f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+    sql = (f"INSERT INTO uploads ({', '.join(COLUMNS)}) "  # noqa: S608 (fixed names)
+           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
     with closing(sqlite3.connect(database, timeout=10)) as db, db:
-        db.executemany(sql, [_row(s) for s in states])
+        db.executemany(sql, [upload_row(s) for s in states])
 
 
 def test_healthz_answers_while_heavy_requests_of_each_kind_run(tmp_path):

@@ -69,9 +69,18 @@ def start_patch(server: ServerProcess, url: str, declared: int, data: bytes) -> 
 
 
 def wait_locked(server: ServerProcess, url: str) -> dict[str, str]:
-    for _ in range(100):
-        status, headers = patch(server, url, 0, b"x")
-        if status == 423:
+    """Once the held PATCH has claimed the upload (its lease is in the uploads table — so a
+    probe PATCH can no longer win the claim first on a busy machine), the 423 a second PATCH
+    gets."""
+    upload_id = url.rsplit("/", 1)[1]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(server.data_dir / "metadata.sqlite3")) as db:
+            row = db.execute("SELECT lease_token FROM uploads WHERE id = ?",
+                             (upload_id,)).fetchone()
+        if row is not None and row[0] is not None:
+            status, headers = patch(server, url, 0, b"x")
+            assert status == 423, status
             return headers
         time.sleep(0.05)
     raise AssertionError("the PATCH never took the lease")

@@ -11,12 +11,12 @@ from tornado_files.errors import NotFound
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.models import UploadState, from_micros, to_micros
 
-_COLUMNS = ("id", "route", "storage", "length", "offset", "created_us", "expires_us",
+COLUMNS = ("id", "route", "storage", "length", "offset", "created_us", "expires_us",
             "original_filename", "declared_type", "data", "owner", "mime_type", "type_os",
             "lease_token", "lease_until_us", "sha256")
 
 
-def _row(state: UploadState) -> tuple[Any, ...]:
+def upload_row(state: UploadState) -> tuple[Any, ...]:
     return (state.id, state.route, state.storage, state.length, state.offset,
             to_micros(state.created), to_micros(state.expires), state.original_filename,
             state.declared_type, json.dumps(state.data), state.owner, state.mime_type,
@@ -45,9 +45,9 @@ class SqliteUploadStore:
         return None  # the table comes with the metadata schema (version 2)
 
     async def create_upload(self, state: UploadState) -> None:
-        sql = (f"INSERT INTO uploads ({', '.join(_COLUMNS)}) "  # noqa: S608 (fixed names)
-               f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
-        await self._run(lambda db: db.execute(sql, _row(state)))
+        sql = (f"INSERT INTO uploads ({', '.join(COLUMNS)}) "  # noqa: S608 (fixed names)
+               f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+        await self._run(lambda db: db.execute(sql, upload_row(state)))
 
     async def get_upload(self, upload_id: str) -> UploadState:
         row = await self._run(lambda db: db.execute(
