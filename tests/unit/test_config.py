@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mounts import tmpfs
+from tests.serverproc import free_port
 from tornado_files.cli import load_config
 from tornado_files.config import (
     GIB,
@@ -156,6 +158,18 @@ def test_bad_start_up_is_one_line_and_nonzero_before_listening(tmp_path, args, t
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_a_read_only_data_directory_is_one_line_and_exit_2(tmp_path):
+    """A tmpfs remounted read-only: as root, chmod alone would not stop the writes."""
+    with tmpfs(tmp_path / "ro", "1m", readonly=True) as data:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "server.py"), "--data-dir", str(data),
+             "--port", str(free_port())], capture_output=True, text=True, timeout=30,
+            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"server.py: error: cannot write to {data}: "
+                             "Read-only file system\n")
 
 
 def test_port_in_use_is_one_line_and_nonzero(tmp_path):
