@@ -48,6 +48,15 @@ def test_defaults_are_the_embedded_default():
     assert [r.path for r in config.all_routes()] == ["/api/files"]
 
 
+def test_the_free_space_floor_is_a_size_from_toml_or_environment():
+    assert build_config({}, {}, {}).min_free_space == 256 * 1024 * 1024
+    assert build_config({"min_free_space": "1GiB"}, {}, {}).min_free_space == GIB
+    env = env_settings({"TORNADO_FILES_MIN_FREE_SPACE": "0"})
+    assert build_config({"min_free_space": "1GiB"}, env, {}).min_free_space == 0
+    with pytest.raises(ConfigError, match="min_free_space"):
+        build_config({"min_free_space": "lots"}, {}, {})
+
+
 def test_cli_beats_env_beats_toml(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('port = 9001\nhost = "127.0.0.2"\nmax_upload_size = "1GiB"\n')
