@@ -4,6 +4,7 @@ space; health says low_space. Nothing here is simulated: a filler file takes the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -42,6 +43,17 @@ def config_overrides() -> dict[str, Any]:
 def free(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
+
+
+def open_under(path: Path) -> list[str]:
+    """Files under ``path`` this process holds open."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(f"{path}/") and "metadata.sqlite3" not in target:
+                found.append(target)
+    return found
 
 
 def fill_until(data_dir: Path, left: int) -> Path:
@@ -125,4 +137,22 @@ async def test_a_tus_patch_that_crosses_the_floor_stops_short_of_a_full_disk(
     assert FLOOR - 4 * MIB <= left < FLOOR
     assert (await fetch(http_client, base_url, url, "DELETE", **TUS)).code == 204
     assert free(data_dir) > left + 3 * MIB
+    residue.assert_clean()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.allow_error_logs
+async def test_a_tus_patch_whose_last_chunk_crosses_the_floor_closes_its_file(
+        http_client, base_url, data_dir, residue):
+    """The floor is checked as the 4 MiB-th byte is written: on the last chunk, the error
+    surfaces only when the PATCH ends (the writer's settle), and the file is closed then too."""
+    length = 4 * MIB
+    url = (await fetch(http_client, base_url, "/api/tus/", "POST", b"", **TUS,
+                       **{"Upload-Length": str(length)})).headers["Location"]
+    fill_until(data_dir, FLOOR + 2 * MIB)
+    error_of(await fetch(http_client, base_url, url, "PATCH", b"z" * length, **CHUNK,
+                         **{"Upload-Offset": "0"}), 507, "insufficient_storage")
+    assert (await fetch(http_client, base_url, url, "HEAD", **TUS)).headers["Upload-Offset"] == "0"
+    assert open_under(data_dir) == []
+    assert (await fetch(http_client, base_url, url, "DELETE", **TUS)).code == 204
     residue.assert_clean()
