@@ -60,7 +60,8 @@ def build_services(config: Config) -> Services:
     offload = Offload()
     data_dir = config.data_dir
     # Temp files idle for twice the body timeout belong to nobody (their upload was dropped).
-    disk = DiskBlobStore(data_dir, offload, stale_after=2 * config.idle_timeout)
+    disk = DiskBlobStore(data_dir, offload, stale_after=2 * config.idle_timeout,
+                         min_free_space=config.min_free_space)
     blob_stores: dict[str, BlobStore] = {"disk": disk}
     metadata: MetadataStore
     uploads: UploadStateStore

@@ -142,8 +142,12 @@ class Append:
         assert self.ingest is not None
         self.done = True
         await self._stop_renewing()
-        durable = await self.writer.settle()
-        await self.writer.close()
+        try:
+            durable = await self.writer.settle()
+        finally:
+            # Also when the last appends failed (a full disk, the free-space floor): an open
+            # file would hold its space after a DELETE until the garbage collector ran.
+            await self.writer.close()
         state = self.state
         kinds = sniffed if state.mime_type is None else None
         now = utcnow()

@@ -13,6 +13,7 @@ import logging.handlers
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -75,7 +76,22 @@ def _config_from(args: dict[str, Any], environ: Mapping[str, str]) -> Config:
                         Path(config_path) if config_path else None)
 
 
+def _check_writable(data_dir: Path) -> None:
+    """A data directory that cannot be written to (a read-only mount, a full disk) is one
+    line at start-up, not SQLite's traceback on the first write."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot prepare {data_dir}: {exc.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=data_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write to {data_dir}: {exc.strerror}") from None
+
+
 async def _start(config: Config) -> Services:
+    _check_writable(config.data_dir)
     services = build_services(config)
     try:
         await services.startup()

@@ -128,6 +128,9 @@ class Config:
     # A tus PATCH's lease on its upload: renewed every third of it while the PATCH lives, so
     # a PATCH whose process died blocks its upload for at most this long.
     tus_lease: float = 10.0
+    # Free space the data directory's file system keeps: below it the disk store refuses
+    # uploads (507), so SQLite can always write (a DELETE on a full disk) and health warns.
+    min_free_space: int = 256 * MIB
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -160,6 +163,7 @@ _SCALARS: dict[str, Any] = {
     "tus_expiry": float,
     "max_unfinished_uploads": int,
     "tus_lease": float,
+    "min_free_space": parse_size,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage"}

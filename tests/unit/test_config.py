@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mounts import tmpfs
+from tests.serverproc import free_port
 from tornado_files.cli import load_config
 from tornado_files.config import (
     GIB,
@@ -44,6 +46,15 @@ def test_defaults_are_the_embedded_default():
     assert config.max_upload_size == 10 * GIB
     assert config.storage == "disk"
     assert [r.path for r in config.all_routes()] == ["/api/files"]
+
+
+def test_the_free_space_floor_is_a_size_from_toml_or_environment():
+    assert build_config({}, {}, {}).min_free_space == 256 * 1024 * 1024
+    assert build_config({"min_free_space": "1GiB"}, {}, {}).min_free_space == GIB
+    env = env_settings({"TORNADO_FILES_MIN_FREE_SPACE": "0"})
+    assert build_config({"min_free_space": "1GiB"}, env, {}).min_free_space == 0
+    with pytest.raises(ConfigError, match="min_free_space"):
+        build_config({"min_free_space": "lots"}, {}, {})
 
 
 def test_cli_beats_env_beats_toml(tmp_path):
@@ -156,6 +167,18 @@ def test_bad_start_up_is_one_line_and_nonzero_before_listening(tmp_path, args, t
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_a_read_only_data_directory_is_one_line_and_exit_2(tmp_path):
+    """A tmpfs remounted read-only: as root, chmod alone would not stop the writes."""
+    with tmpfs(tmp_path / "ro", "1m", readonly=True) as data:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "server.py"), "--data-dir", str(data),
+             "--port", str(free_port())], capture_output=True, text=True, timeout=30,
+            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"server.py: error: cannot write to {data}: "
+                             "Read-only file system\n")
 
 
 def test_port_in_use_is_one_line_and_nonzero(tmp_path):

@@ -28,12 +28,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, BlobNotFound, InternalError
+from tornado_files.errors import (
+    BackendUnavailable,
+    BlobNotFound,
+    InsufficientStorage,
+    InternalError,
+)
 from tornado_files.models import StoredBlob
 from tornado_files.storage.disk_io import (
     DiskBlobReader,
     DiskBlobWriter,
     DiskPartialWriter,
+    Floor,
     Writeback,
     fsync_dir,
     open_reader,
@@ -54,8 +60,10 @@ class DiskBlobStore:
 
     def __init__(self, root: Path, offload: Offload, name: str = "disk",
                  read_chunk: int = 1024 * 1024, stale_after: float = 0.0,
-                 writeback: Writeback | None = None) -> None:
-        """``stale_after``: seconds a temp file must be untouched before start-up removes it
+                 writeback: Writeback | None = None, min_free_space: int = 0) -> None:
+        """``min_free_space``: bytes the file system keeps free; below it new uploads and
+        resumed ones are refused and writers stop (507), and ``ping`` says so (``Floor``).
+        ``stale_after``: seconds a temp file must be untouched before start-up removes it
         (another process sharing the directory may be writing the fresh ones).
         ``writeback(fd, offset, length)`` starts writing a range to disk without waiting
         (default: Linux's ``sync_file_range``, a no-op where there is none)."""
@@ -68,6 +76,7 @@ class DiskBlobStore:
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
         self._partials = root / "partial"
+        self.floor = Floor(root, min_free_space)
 
     def path_of(self, key: str) -> Path:
         """Where the committed blob ``key`` lives; ``BlobNotFound`` for a malformed key."""
@@ -88,12 +97,13 @@ class DiskBlobStore:
         if not KEY.match(key):
             raise ValueError("blob keys are 32 lowercase hex characters")
         temp = self.temp_path(key)
+        await self._require_room()
         try:
             handle = await self.offload(_open_exclusive, temp)
         except OSError as exc:
             raise translate(exc, "create") from None
         return DiskBlobWriter(key, temp, self.path_of(key), handle, self.offload.lane(),
-                              self.offload, self.writeback)
+                              self.offload, self.writeback, self.floor)
 
     async def open_reader(self, key: str) -> DiskBlobReader:
         return await open_reader(self.path_of(key), None, self.offload, self.read_chunk)
@@ -115,6 +125,23 @@ class DiskBlobStore:
         if not ok:
             log.error("disk store: %s is not writable", self._tmp)
             raise BackendUnavailable()
+        if await self._below_floor():
+            raise InsufficientStorage()
+
+    async def _below_floor(self) -> bool:
+        try:
+            below = await self.offload(self.floor.below)
+        except OSError as exc:
+            raise translate(exc, "statvfs") from None
+        if below:
+            log.warning("disk store: less than min_free_space (%d bytes) free under %s",
+                        self.floor.minimum, self.root)
+        return below
+
+    async def _require_room(self) -> None:
+        """A new or resumed upload starts only above the floor."""
+        if await self._below_floor():
+            raise InsufficientStorage()
 
     async def startup(self) -> None:
         removed = await self.offload(self._prepare)
@@ -155,6 +182,7 @@ class DiskBlobStore:
     # -- PartialBlobStore -----------------------------------------------------------------
     async def create_partial(self, key: str) -> None:
         path = self.partial_path(key)
+        await self._require_room()
         try:
             await self.offload(_create_empty, path)
         except OSError as exc:
@@ -162,11 +190,12 @@ class DiskBlobStore:
 
     async def resume(self, key: str, offset: int) -> DiskPartialWriter:
         path = self.partial_path(key)
+        await self._require_room()
         try:
             handle = await self.offload(reopen_partial, path, offset)
         except OSError as exc:
             raise translate(exc, "resume") from None
-        return DiskPartialWriter(handle, self.offload.lane(), self.offload)
+        return DiskPartialWriter(handle, self.offload.lane(), self.offload, self.floor)
 
     async def open_partial_reader(self, key: str, length: int) -> DiskBlobReader:
         return await open_reader(self.partial_path(key), length, self.offload, self.read_chunk)

@@ -25,6 +25,9 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 # Start the kernel's writeback of each this many bytes while the upload still streams.
 WRITEBACK_EVERY = 8 * 1024 * 1024
 Writeback = Callable[[int, int, int], None]
+# A writer asks for the free space once per this many bytes (a statvfs per chunk would be
+# waste); so it passes the floor by at most this much before it stops.
+FLOOR_CHECK_EVERY = 4 * 1024 * 1024
 
 
 def translate(exc: OSError, what: str) -> Exception:
@@ -58,13 +61,52 @@ def publish(source: Path, final: Path, handle: BinaryIO | None = None) -> None:
     fsync_dir(final.parent)
 
 
+class Floor:
+    """The free space the data directory's file system keeps (``min_free_space``; 0: none).
+    Below it uploads stop with ENOSPC, as on a full disk, but SQLite still has room to write,
+    so a DELETE can free space. Blocking: call it on the pool or a writer's lane."""
+
+    def __init__(self, root: Path, minimum: int) -> None:
+        self.root = root
+        self.minimum = minimum
+
+    def free(self) -> int:
+        found = os.statvfs(self.root)
+        return found.f_bavail * found.f_frsize
+
+    def below(self) -> bool:
+        return self.minimum > 0 and self.free() < self.minimum
+
+    def check(self) -> None:
+        """Raises ENOSPC below the floor, so the writers' disk-full path handles it."""
+        if self.below():
+            raise OSError(errno.ENOSPC, f"below min_free_space ({self.minimum} bytes) "
+                                        f"under {self.root}")
+
+
+class _FloorWatch:
+    """A writer's running count: checks the floor before each ``FLOOR_CHECK_EVERY`` bytes.
+    Used on the writer's lane only."""
+
+    def __init__(self, floor: Floor) -> None:
+        self._floor = floor
+        self._unchecked = 0
+
+    def before_write(self, size: int) -> None:
+        self._unchecked += size
+        if self._unchecked >= FLOOR_CHECK_EVERY:
+            self._unchecked = 0
+            self._floor.check()
+
+
 class DiskBlobWriter:
     """Appends run on a :class:`Lane`, so the event loop parses the next chunk while this one
     reaches the page cache; ``write`` waits only when the lane's window is full."""
 
     def __init__(self, key: str, temp: Path, final: Path, handle: BinaryIO, lane: Lane,
-                 offload: Offload, writeback: Writeback) -> None:
+                 offload: Offload, writeback: Writeback, floor: Floor) -> None:
         self.key = key
+        self._watch = _FloorWatch(floor)
         self._temp = temp
         self._final = final
         self._handle: BinaryIO | None = handle
@@ -91,6 +133,7 @@ class DiskBlobWriter:
     def _append(self, handle: BinaryIO, chunk: bytes) -> None:
         """On the lane's thread: write, and start writeback of every full window behind us so
         the fsync at commit finds little left to do (what nginx never waits for at all)."""
+        self._watch.before_write(len(chunk))
         handle.write(chunk)
         written = handle.tell()
         if written - self._flushed_to >= WRITEBACK_EVERY:
@@ -215,17 +258,22 @@ class DiskPartialWriter:
     PATCH while this one reaches the page cache. ``settle`` waits for every queued append
     (their errors surface there at the latest), then fsyncs."""
 
-    def __init__(self, handle: BinaryIO, lane: Lane, offload: Offload) -> None:
+    def __init__(self, handle: BinaryIO, lane: Lane, offload: Offload, floor: Floor) -> None:
         self._handle: BinaryIO | None = handle
         self._lane = lane
         self._offload = offload
+        self._watch = _FloorWatch(floor)
 
     async def write(self, chunk: bytes) -> None:
         handle = self._require()
         try:
-            await self._lane.put(partial(handle.write, chunk), len(chunk))
+            await self._lane.put(partial(self._append, handle, chunk), len(chunk))
         except OSError as exc:
             raise translate(exc, "append") from None
+
+    def _append(self, handle: BinaryIO, chunk: bytes) -> None:
+        self._watch.before_write(len(chunk))
+        handle.write(chunk)
 
     async def settle(self) -> int:
         handle = self._require()

@@ -7,13 +7,15 @@ from typing import Any
 
 from tornado.web import StaticFileHandler
 
+from tornado_files.errors import InsufficientStorage
 from tornado_files.web.base import ApiHandler
 
 log = logging.getLogger("tornado_files.web")
 
 
 class HealthHandler(ApiHandler):
-    """``GET /healthz``: 200 when the metadata store and every blob store answer, else 503."""
+    """``GET /healthz``: 200 when the metadata store and every blob store answer (and the disk
+    has its free-space floor), else 503."""
 
     async def get(self) -> None:
         services = self.services
@@ -25,6 +27,10 @@ class HealthHandler(ApiHandler):
             try:
                 await target.ping()
                 checks[name] = "ok"
+            except InsufficientStorage:
+                # Below min_free_space: uploads are refused until space is freed.
+                checks[name] = "low_space"
+                ok = False
             except Exception as exc:
                 # The reason stays in the log: no driver or path text reaches the client.
                 log.warning("health check %s failed: %s", name, exc)
