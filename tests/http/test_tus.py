@@ -224,21 +224,30 @@ async def test_racing_patches_one_wins_the_other_gets_409_or_423(tus, residue):
     residue.assert_clean(committed=1)
 
 
+async def hold_a_patch(port: int, services, url: str) -> socket.socket:
+    """A PATCH of 1,000 bytes that has sent 100 and holds the upload's lease (waited for in
+    the upload state itself, so a probe PATCH can never win the claim first)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                  "Content-Length: 1000\r\n\r\n").encode() + b"a" * 100)
+    upload_id = url.rsplit("/", 1)[1]
+    for _ in range(500):
+        if (await services.uploads.get_upload(upload_id)).lease_token is not None:
+            return sock
+        await asyncio.sleep(0.01)
+    sock.close()
+    raise AssertionError("the held PATCH never took the lease")
+
+
 @pytest.mark.gen_test(timeout=30)
-async def test_patch_while_another_is_in_flight_is_423_upload_locked(tus, http_port, residue):
+async def test_patch_while_another_is_in_flight_is_423_upload_locked(tus, http_port, services,
+                                                                   residue):
     # tusd answers the same (ErrUploadLocked); a wrong offset stays 409.
     url = await tus.create(1000)
-    sock = socket.create_connection(("127.0.0.1", http_port), timeout=10)
+    sock = await hold_a_patch(http_port, services, url)
     try:
-        sock.sendall((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
-                      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-                      "Content-Length: 1000\r\n\r\n").encode() + b"a" * 100)
-        for _ in range(100):  # until the first PATCH holds the lease
-            locked = await tus.patch(url, 0, b"b" * 10)
-            if locked.code == 423:
-                break
-            await asyncio.sleep(0.02)
-        error_of(locked, 423, "upload_locked")
+        error_of(await tus.patch(url, 0, b"b" * 10), 423, "upload_locked")
         error_of(await tus.patch(url, 500, b"b"), 409, "offset_mismatch")
         sock.sendall(b"a" * 900)
         answer = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
@@ -253,20 +262,13 @@ async def test_patch_while_another_is_in_flight_is_423_upload_locked(tus, http_p
 
 @pytest.mark.parametrize("config_overrides", [{"tus_lease": 1}])
 @pytest.mark.gen_test(timeout=30)
-async def test_a_live_silent_patch_keeps_its_lease_past_the_lease_time(tus, http_port, residue):
+async def test_a_live_silent_patch_keeps_its_lease_past_the_lease_time(tus, http_port, services,
+                                                                       residue):
     # Issue 13: the lease is short so a dead holder frees the upload soon; a live PATCH
     # renews it on a timer, also while its client is silent (until idle_timeout drops it).
     url = await tus.create(1000)
-    sock = socket.create_connection(("127.0.0.1", http_port), timeout=10)
+    sock = await hold_a_patch(http_port, services, url)
     try:
-        sock.sendall((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
-                      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-                      "Content-Length: 1000\r\n\r\n").encode() + b"a" * 100)
-        for _ in range(100):  # until the first PATCH holds the lease
-            locked = await tus.patch(url, 0, b"b" * 10)
-            if locked.code == 423:
-                break
-            await asyncio.sleep(0.02)
         begun = time.monotonic()
         while time.monotonic() - begun < 3.5:  # three and a half lease times, silent
             locked = await tus.patch(url, 0, b"b" * 10)
