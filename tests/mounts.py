@@ -1,5 +1,6 @@
 """Small real file systems for the tests that need one full or read-only: a tmpfs mounted
-for the test and unmounted after it. Mounting needs root; without it those tests skip."""
+for the test and unmounted after it. Mounting needs root; without it those tests fail
+(never skip)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def tmpfs(path: Path, size: str = "20m", *, readonly: bool = False) -> Iterator[
     try:
         _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
     except OSError as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
+        # Not a skip: a test that cannot run here is missing work, and CI must say so.
+        pytest.fail(f"cannot mount a tmpfs here (the test needs root): {exc}")
     try:
         if readonly:
             _mount("-o", "remount,ro", str(path))

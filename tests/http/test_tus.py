@@ -240,6 +240,16 @@ async def hold_a_patch(port: int, services, url: str) -> socket.socket:
     raise AssertionError("the held PATCH never took the lease")
 
 
+async def finish_the_held_patch(tus: Tus, sock: socket.socket, url: str) -> None:
+    """Send the held PATCH's last 900 bytes: it completes, and the file holds its bytes."""
+    sock.sendall(b"a" * 900)
+    answer = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
+    assert answer.startswith(b"HTTP/1.1 204 ")
+    upload_id = url.rsplit("/", 1)[1]
+    resource = json.loads((await tus.fetch(f"/api/files/{upload_id}")).body)
+    assert resource["sha256"] == hashlib.sha256(b"a" * 1000).hexdigest()
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_patch_while_another_is_in_flight_is_423_upload_locked(tus, http_port, services,
                                                                    residue):
@@ -249,14 +259,9 @@ async def test_patch_while_another_is_in_flight_is_423_upload_locked(tus, http_p
     try:
         error_of(await tus.patch(url, 0, b"b" * 10), 423, "upload_locked")
         error_of(await tus.patch(url, 500, b"b"), 409, "offset_mismatch")
-        sock.sendall(b"a" * 900)
-        answer = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
-        assert answer.startswith(b"HTTP/1.1 204 ")
+        await finish_the_held_patch(tus, sock, url)
     finally:
         sock.close()
-    upload_id = url.rsplit("/", 1)[1]
-    resource = json.loads((await tus.fetch(f"/api/files/{upload_id}")).body)
-    assert resource["sha256"] == hashlib.sha256(b"a" * 1000).hexdigest()
     residue.assert_clean(committed=1)
 
 
@@ -275,14 +280,9 @@ async def test_a_live_silent_patch_keeps_its_lease_past_the_lease_time(tus, http
             error_of(locked, 423, "upload_locked")
             assert locked.headers["Retry-After"] == "1"  # seconds the lease has left
             await asyncio.sleep(0.25)
-        sock.sendall(b"a" * 900)
-        answer = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
-        assert answer.startswith(b"HTTP/1.1 204 ")
+        await finish_the_held_patch(tus, sock, url)
     finally:
         sock.close()
-    upload_id = url.rsplit("/", 1)[1]
-    resource = json.loads((await tus.fetch(f"/api/files/{upload_id}")).body)
-    assert resource["sha256"] == hashlib.sha256(b"a" * 1000).hexdigest()
     residue.assert_clean(committed=1)
 
 
