@@ -156,6 +156,28 @@ async def test_a_read_error_after_the_headers_closes_the_connection(http_client,
     assert "Cannot send error response" not in caplog.text
 
 
+def unlink_failing_for_committed_blobs() -> Any:
+    """``Path.unlink`` as on a disk that cannot remove committed blobs (``blobs/ab/cd/<key>``)
+    — temp files still go."""
+    real_unlink = pathlib.Path.unlink
+
+    def unlink(path: pathlib.Path, *args: Any, **kwargs: Any) -> None:
+        if path.parent.parent.parent.name == "blobs":
+            raise OSError(errno.EIO, "Input/output error: /secret/path")
+        real_unlink(path, *args, **kwargs)
+    return unlink
+
+
+async def removed_by_the_sweeper(services: Any) -> tuple[int, int]:
+    """What the sweeper removes now (within the grace: nothing may go) and once the grace
+    has passed."""
+    now = (await build_sweeper(services).sweep_once()).removed
+    grace = timedelta(seconds=services.config.sweep_grace)
+    later = await build_sweeper(services, clock=lambda: utcnow() + grace + grace / 10
+                                ).sweep_once()
+    return now, later.removed
+
+
 @pytest.mark.gen_test
 @pytest.mark.allow_error_logs
 async def test_failed_blob_delete_is_204_and_the_sweeper_finishes_it(
@@ -164,15 +186,8 @@ async def test_failed_blob_delete_is_204_and_the_sweeper_finishes_it(
     created = json.loads((await http_client.fetch(
         base_url + "/api/files", method="POST", body=body,
         headers={"Content-Type": ctype})).body)
-    real_unlink = pathlib.Path.unlink
-
-    def failing_unlink(path: pathlib.Path, *args: Any, **kwargs: Any) -> None:
-        if path.name == created["id"]:  # the committed blob: blobs/ab/cd/<key>
-            raise OSError(errno.EIO, "Input/output error: /secret/path")
-        real_unlink(path, *args, **kwargs)
-
     with monkeypatch.context() as patch, caplog.at_level(logging.ERROR):
-        patch.setattr(pathlib.Path, "unlink", failing_unlink)
+        patch.setattr(pathlib.Path, "unlink", unlink_failing_for_committed_blobs())
         response = await http_client.fetch(base_url + created["url"], method="DELETE",
                                            raise_error=False)
     assert response.code == 204
@@ -180,12 +195,7 @@ async def test_failed_blob_delete_is_204_and_the_sweeper_finishes_it(
     assert residue.rows() == 0
     assert len(residue.blobs()) == 1
     assert residue.intents() == [created["id"]]
-    assert (await build_sweeper(services).sweep_once()).removed == 0  # within the grace
-    assert len(residue.blobs()) == 1
-    grace = timedelta(seconds=services.config.sweep_grace)
-    later = await build_sweeper(services, clock=lambda: utcnow() + grace + grace / 10
-                                ).sweep_once()
-    assert later.removed == 1
+    assert await removed_by_the_sweeper(services) == (0, 1)
     residue.assert_clean()
 
 
@@ -197,26 +207,15 @@ async def test_an_upload_whose_cleanup_failed_is_finished_by_the_sweeper(
     # written before the first byte is what lets the sweeper find the blob, without listing.
     async def broken(self: Any, records: Any) -> None:
         raise RuntimeError("driver exploded")
-    real_unlink = pathlib.Path.unlink
-
-    def failing_unlink(path: pathlib.Path, *args: Any, **kwargs: Any) -> None:
-        if path.parent.parent.parent.name == "blobs":  # a committed blob, not a temp file
-            raise OSError(errno.EIO, "Input/output error")
-        real_unlink(path, *args, **kwargs)
-
     with monkeypatch.context() as patch:
         patch.setattr(SqliteMetadataStore, "insert_many", broken)
-        patch.setattr(pathlib.Path, "unlink", failing_unlink)
+        patch.setattr(pathlib.Path, "unlink", unlink_failing_for_committed_blobs())
         response = await upload(http_client, base_url, 10)
     error_of(response, 500, "internal_error")
     assert residue.rows() == 0
     assert len(residue.blobs()) == 2
     assert len(residue.intents()) == 2
-    assert (await build_sweeper(services).sweep_once()).removed == 0  # within the grace
-    grace = timedelta(seconds=services.config.sweep_grace)
-    later = await build_sweeper(services, clock=lambda: utcnow() + grace + grace / 10
-                                ).sweep_once()
-    assert later.removed == 2
+    assert await removed_by_the_sweeper(services) == (0, 2)
     residue.assert_clean()
 
 
