@@ -72,6 +72,9 @@ def page(browser, server) -> Iterator[Page]:
     opened.goto(server.url + "/")
     opened.wait_for_selector("#route option", state="attached")
     yield opened
+    # Let every route handler a test installed finish before the page goes: one still pending
+    # when the context closes is destroyed later and logged, failing whichever test then runs.
+    opened.unroute_all(behavior="wait")
     context.close()
 
 
