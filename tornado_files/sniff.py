@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 
 import magic
@@ -42,6 +43,40 @@ class Sniffer:
 
     async def sniff(self, head: bytes) -> Sniffed:
         return await self._offload(self.sniff_now, head)
+
+
+# The encoding libmagic names in a text description (its encoding.c), and the charset a
+# browser needs for it. ASCII is sent as UTF-8: only the first bytes were sniffed, and a file
+# that starts in ASCII and goes on in UTF-8 still renders right (ASCII is a subset).
+_CHARSETS = (
+    (re.compile(r"\bUTF-8\b"), "utf-8"),
+    (re.compile(r"\bUTF-16, little-endian\b"), "utf-16le"),
+    (re.compile(r"\bUTF-16, big-endian\b"), "utf-16be"),
+    (re.compile(r"(?:^|[\s,])ASCII text\b"), "utf-8"),
+    (re.compile(r"\bISO-8859 text\b"), "iso-8859-1"),
+)
+
+
+def media_type_with_charset(mime_type: str, type_os: str) -> str:
+    """The ``Content-Type`` to send for a stored file: ``text/*`` gets the ``charset`` that
+    libmagic's description (``type_os``) names, so a browser does not guess (RFC 9110
+    §8.3.2; without it, WHATWG encoding sniffing falls back to windows-1252 for UTF-8).
+
+    >>> media_type_with_charset("text/plain", "Unicode text, UTF-8 text")
+    'text/plain; charset=utf-8'
+    >>> media_type_with_charset("text/plain", "ISO-8859 text, with CRLF line terminators")
+    'text/plain; charset=iso-8859-1'
+    >>> media_type_with_charset("text/plain", "Non-ISO extended-ASCII text")
+    'text/plain'
+    >>> media_type_with_charset("image/png", "PNG image data, 1 x 1")
+    'image/png'
+    """
+    if not mime_type.startswith("text/"):
+        return mime_type
+    for pattern, charset in _CHARSETS:
+        if pattern.search(type_os):
+            return f"{mime_type}; charset={charset}"
+    return mime_type
 
 
 def mime_allowed(mime_type: str, allowed: tuple[str, ...]) -> bool:

@@ -139,6 +139,25 @@ async def test_inline_only_for_safe_types(http_client, base_url):
     error_of(bad, 400, "invalid_parameter")
 
 
+@pytest.mark.gen_test
+async def test_text_is_served_with_its_charset(http_client, base_url):
+    """A browser shown UTF-8 text without a charset guesses (often windows-1252): mojibake."""
+    utf8 = await upload(http_client, base_url, "café ☕ 東京\n".encode(), "u.txt", "text/plain")
+    ascii_ = await upload(http_client, base_url, b"plain ascii\n", "a.txt", "text/plain")
+    latin = await upload(http_client, base_url, "café\n".encode("latin-1"), "l.txt")
+    png = await upload(http_client, base_url, PNG_1PX, "p.png")
+    for created, expected in ((utf8, "text/plain; charset=utf-8"),
+                              (ascii_, "text/plain; charset=utf-8"),
+                              (latin, "text/plain; charset=iso-8859-1"), (png, "image/png")):
+        for disposition in ("inline", "attachment"):
+            got = await fetch(http_client, base_url + created["download_url"]
+                              + "?disposition=" + disposition)
+            assert got.headers["Content-Type"] == expected, (created["filename"], disposition)
+        head = await fetch(http_client, base_url + created["download_url"], method="HEAD")
+        assert head.headers["Content-Type"] == expected
+    assert utf8["mime_type"] == "text/plain"  # the record keeps the bare type (filters match it)
+
+
 @pytest.mark.stores
 @pytest.mark.gen_test
 async def test_patch_put_and_delete(http_client, base_url, residue):

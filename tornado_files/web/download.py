@@ -7,6 +7,7 @@ from tornado.iostream import StreamClosedError
 from tornado_files import errors as e
 from tornado_files.names import content_disposition, inline_allowed
 from tornado_files.ranges import decide, http_date, strong_etag
+from tornado_files.sniff import media_type_with_charset
 from tornado_files.web.base import ApiHandler
 
 
@@ -34,7 +35,8 @@ async def send_file(handler: ApiHandler, file_id: str) -> None:
             handler.finish()
             return
         inline = disposition == "inline" and inline_allowed(record.mime_type)
-        handler.set_header("Content-Type", record.mime_type)
+        media_type = media_type_with_charset(record.mime_type, record.type_os)
+        handler.set_header("Content-Type", media_type)
         handler.set_header("X-Content-Type-Options", "nosniff")
         handler.set_header("Content-Disposition", content_disposition(record.filename, inline))
         for name, value in decision.headers.items():
