@@ -17,6 +17,18 @@ PNG_1PX = bytes.fromhex(
     "0000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
 )
 PDF_HEAD = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+# One MPEG-1 Layer III frame: 128 kbit/s at 44.1 kHz is 417 bytes, header included.
+MP3_FRAME = b"\xff\xfb\x90\x00" + bytes(413)
+
+
+def id3v2_tag(cover_size: int, content: bytes = MP3_FRAME * 200) -> bytes:
+    """``content`` behind an ID3v2.3 tag holding one APIC (cover art) frame of
+    ``cover_size`` bytes (no 0xFF in them: a frame sync is where the MP3 starts)."""
+    picture = b"\x00image/jpeg\x00\x03\x00" + (b"cover art " * cover_size)[:cover_size]
+    frame = b"APIC" + len(picture).to_bytes(4, "big") + b"\x00\x00" + picture
+    size = len(frame)
+    synchsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    return b"ID3\x03\x00\x00" + synchsafe + frame + content
 
 
 @dataclass

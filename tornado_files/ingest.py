@@ -2,7 +2,8 @@
 
 For every chunk, in this order: count it against the file's limit → hold it back until the
 first ``sniff_bytes`` are in and libmagic has named the type (a disallowed type is refused
-before one byte is written) → hash it (sha256 of the file, and the digest of a tus
+before one byte is written; a leading ID3v2 tag is written on and the window follows it,
+``sniff_window``) → hash it (sha256 of the file, and the digest of a tus
 ``Upload-Checksum``) on a lane of the thread pool, while the event loop reads on → write it
 (awaited: a slow store slows the client). ``build_record`` turns what an ingest established
 into the file record, for every protocol.
@@ -11,6 +12,7 @@ into the file record, for every protocol.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +21,7 @@ from tornado_files.blocking import Lane
 from tornado_files.models import FileRecord, StoredBlob, utcnow
 from tornado_files.names import safe_filename
 from tornado_files.sniff import Sniffed, Sniffer
+from tornado_files.sniff_window import SniffWindow
 
 # Below this, hashing inline (when nothing is queued) is cheaper than a hop to the pool.
 INLINE_HASH_BYTES = 16 * 1024
@@ -66,54 +69,55 @@ def build_record(origin: FileOrigin, facts: FileFacts, blob: StoredBlob) -> File
 class FileIngest:
     """Call ``feed`` for each chunk, then ``finish`` once — or ``abort`` at any point.
 
-    ``start`` bytes of the file were stored before (a tus upload's offset); ``head`` is the
-    first of them, up to ``sniff_bytes``, when the type is not known yet; ``sniffed`` when it
-    is. ``hasher`` is the running sha256 of the file's first ``start`` bytes, or None when
-    this process does not have it (the caller re-reads the file instead). ``limit`` is the
-    file's size cap: passing it raises ``over_limit(bytes fed)``. ``check_type`` raises for a
-    disallowed type (``UnsupportedMediaType``)."""
+    ``start`` bytes of the file were stored before (a tus upload's offset); ``window`` holds
+    what of them libmagic needs (``SniffWindow``), when the type is not known yet;
+    ``sniffed`` when it is. ``hasher`` is the running sha256 of the file's first ``start``
+    bytes, or None when this process does not have it (the caller re-reads the file
+    instead). ``limit`` is the file's size cap: passing it raises ``over_limit(bytes fed)``.
+    ``check_type`` raises for a disallowed type (``UnsupportedMediaType``)."""
 
     def __init__(self, *, sink: ByteSink, sniffer: Sniffer, lane: Lane, sniff_bytes: int,
                  check_type: Callable[[str], None], limit: int,
-                 over_limit: Callable[[int], Exception], start: int = 0, head: bytes = b"",
+                 over_limit: Callable[[int], Exception], start: int = 0,
+                 window: SniffWindow | None = None,
                  sniffed: Sniffed | None = None, hasher: Any | None = None,
                  digest: Any | None = None) -> None:
         self._sink = sink
         self._sniffer = sniffer
         self._lane = lane
-        self._sniff_bytes = sniff_bytes
         self._check_type = check_type
         self._limit = limit
         self._over_limit = over_limit
         self._start = start
-        self._head = head
         self.sniffed = sniffed
+        self._window = None if sniffed else (window or SniffWindow(sniff_bytes))
         self._hasher = hasher
         self._digest = digest
-        self._held: list[bytes] = []  # chunks waiting for the type, in order
-        self._held_size = 0
+        self._held: deque[tuple[int, bytes]] = deque()  # (end offset, chunk) awaiting the type
         self.size = 0  # bytes fed
 
     async def feed(self, chunk: bytes) -> None:
+        offset = self._start + self.size
         self.size += len(chunk)
-        if self._start + self.size > self._limit:
+        if offset + len(chunk) > self._limit:
             raise self._over_limit(self.size)
         await self._hash(chunk)
-        if self.sniffed is None:
-            self._held.append(chunk)
-            self._held_size += len(chunk)
-            if len(self._head) + self._held_size < self._sniff_bytes:
-                return
+        if self._window is None:
+            await self._sink.write(chunk)
+            return
+        self._window.take(offset, chunk)
+        self._held.append((offset + len(chunk), chunk))
+        if self._window.complete():
             await self._sniff()
             await self._release()
-            return
-        await self._sink.write(chunk)
+        else:
+            await self._release(before=self._window.hold_from())
 
     async def finish(self, *, whole: bool) -> Sniffed | None:
         """No more chunks. With ``whole`` (the file is complete) a file shorter than the sniff
         window is sniffed now; otherwise (a tus PATCH that ended inside the window) its bytes
         are written unsniffed and a later request sniffs them. Returns the type, if known."""
-        if self.sniffed is None and whole:
+        if self._window is not None and whole:
             await self._sniff()
         await self._release()
         await self._lane.drain()
@@ -133,7 +137,7 @@ class FileIngest:
 
     async def abort(self) -> None:
         """Drop held chunks and queued hashing; never raises."""
-        self._held, self._held_size = [], 0
+        self._held, self._window = deque(), None
         await self._lane.stop()
 
     async def _hash(self, chunk: bytes) -> None:
@@ -153,20 +157,15 @@ class FileIngest:
             self._digest.update(chunk)
 
     async def _sniff(self) -> None:
-        want = self._sniff_bytes - len(self._head)
-        pieces = [self._head]
-        for chunk in self._held:
-            if want <= 0:
-                break
-            pieces.append(bytes(memoryview(chunk)[:want]))
-            want -= len(pieces[-1])
-        self.sniffed = await self._sniffer.sniff(b"".join(pieces))
-        self._head = b""
+        assert self._window is not None
+        sample, self._window = self._window.sample(), None
+        self.sniffed = await self._sniffer.sniff(sample)
         self._check_type(self.sniffed.mime_type)
 
-    async def _release(self) -> None:
-        held, self._held, self._held_size = self._held, [], 0
-        for chunk in held:
+    async def _release(self, before: int | None = None) -> None:
+        """Write the held chunks in order: all of them, or those ending by ``before``."""
+        while self._held and (before is None or self._held[0][0] <= before):
+            _, chunk = self._held.popleft()
             await self._sink.write(chunk)
 
 

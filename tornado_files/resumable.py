@@ -36,7 +36,8 @@ from tornado_files.names import keep_original_filename
 from tornado_files.policy import UploadPolicy
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
-from tornado_files.storage.base import PartialBlobStore
+from tornado_files.sniff_window import SniffWindow
+from tornado_files.storage.base import BlobReader, PartialBlobStore
 
 log = logging.getLogger("tornado_files.resumable")
 DEFAULT_TYPE = "application/octet-stream"
@@ -163,7 +164,7 @@ class Resumable:
         partials = self.partials(state.storage)
         try:
             writer = await partials.resume(upload_id, offset)
-            head = await self._head(claimed, partials)
+            window = await self._stored_window(claimed, partials)
         except BlobNotFound:
             await self.release(claimed, token)
             raise NotFound() from None
@@ -174,22 +175,29 @@ class Resumable:
             sniff_bytes=self.services.config.sniff_bytes, check_type=policy.check_mime,
             limit=state.length,
             over_limit=lambda fed: policy.file_too_large(state.length, offset + fed),
-            start=offset, head=head, sniffed=known, hasher=self.hashes.take(upload_id, offset),
+            start=offset, window=window, sniffed=known, hasher=self.hashes.take(upload_id, offset),
             digest=hashlib.new(checksum[0]) if checksum else None)
         append = Append(self, claimed, token, writer, ingest, checksum)
         append.keep_lease()
         return append
 
-    async def _head(self, state: UploadState, partials: PartialBlobStore) -> bytes:
-        """The stored first bytes, when an earlier PATCH ended before the type was known."""
+    async def _stored_window(self, state: UploadState,
+                             partials: PartialBlobStore) -> SniffWindow | None:
+        """What of the stored bytes libmagic needs, when earlier PATCHes ended before the type
+        was known: the head, and the bytes after a leading ID3v2 tag (``SniffWindow``)."""
         if state.mime_type is not None or state.offset == 0:
-            return b""
-        length = min(state.offset, self.services.config.sniff_bytes)
-        reader = await partials.open_partial_reader(state.id, length)
+            return None
+        window = SniffWindow(self.services.config.sniff_bytes)
+        reader = await partials.open_partial_reader(state.id, state.offset)
         try:
-            return b"".join([chunk async for chunk in reader.iter_range(0, length)])
+            window.take(0, await _read(reader, 0, min(state.offset, window.size)))
+            tag_end = window.tag_end
+            if tag_end and tag_end < state.offset:
+                end = min(state.offset, tag_end + window.size)
+                window.take(tag_end, await _read(reader, tag_end, end))
         finally:
             await reader.close()
+        return window
 
     async def release(self, state: UploadState, token: str) -> None:
         await self.services.uploads.advance_upload(
@@ -269,3 +277,7 @@ class Resumable:
             removed += len(expired)
             if len(expired) < EXPIRE_PAGE:
                 return removed
+
+
+async def _read(reader: BlobReader, start: int, end: int) -> bytes:
+    return b"".join([chunk async for chunk in reader.iter_range(start, end)])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from tests.support import PDF_HEAD, PNG_1PX, error_of
+from tests.support import PDF_HEAD, PNG_1PX, error_of, id3v2_tag
 from tornado_files.app import build_sweeper
 
 V = {"Tus-Resumable": "1.0.0"}
@@ -27,7 +27,9 @@ CHUNK = {"Content-Type": "application/offset+octet-stream", **V}
 def config_overrides() -> dict[str, Any]:
     return {"routes": [{"path": "/api/small", "max_body_size": "1MiB"},
                        {"path": "/api/images", "max_body_size": "64MiB",
-                        "allowed_mime_types": ["image/png"]}],
+                        "allowed_mime_types": ["image/png"]},
+                       {"path": "/api/audio", "max_body_size": "4MiB",
+                        "allowed_mime_types": ["audio/*"]}],
             "tus_expiry": 3600}
 
 
@@ -201,6 +203,34 @@ async def test_disallowed_type_terminates_the_upload(tus, residue):
     response = await tus.patch(url, 0, content[:100_000])
     error = error_of(response, 415, "unsupported_media_type")
     assert error["meta"]["instance_mime_type"] == "application/pdf"
+    assert (await tus.fetch(url, "HEAD", **V)).code == 404
+    residue.assert_clean()
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test
+@pytest.mark.parametrize("step", [50_000, 204_830])  # cuts inside the tag; just past its end
+async def test_audio_behind_large_cover_art_in_patches(tus, residue, step):
+    """PATCHes that end inside the ID3 tag, or inside the window after it: each next PATCH
+    rebuilds the window from the stored bytes, and the file is audio/mpeg."""
+    song = id3v2_tag(204_800)  # the tag ends at byte 204,820
+    url = await tus.create(len(song), **{"Upload-Metadata": meta(route="/api/audio")})
+    for start in range(0, len(song), step):
+        response = await tus.patch(url, start, song[start:start + step])
+        assert response.code == 204, response.body
+    resource = json.loads((await tus.fetch("/api/files/" + url.rsplit("/", 1)[1])).body)
+    assert resource["mime_type"] == "audio/mpeg"
+    assert resource["sha256"] == hashlib.sha256(song).hexdigest()
+    residue.assert_clean(committed=1)
+
+
+@pytest.mark.gen_test
+async def test_a_pdf_behind_an_id3_tag_terminates_the_upload_across_patches(tus, residue):
+    disguised = id3v2_tag(204_800, PDF_HEAD + bytes(100_000))
+    url = await tus.create(len(disguised), **{"Upload-Metadata": meta(route="/api/audio")})
+    assert (await tus.patch(url, 0, disguised[:210_000])).code == 204  # window not full yet
+    refused = await tus.patch(url, 210_000, disguised[210_000:])
+    error_of(refused, 415, "unsupported_media_type")
     assert (await tus.fetch(url, "HEAD", **V)).code == 404
     residue.assert_clean()
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from tests.support import PDF_HEAD, PNG_1PX, Part, error_of, multipart, raw_request
+from tests.support import PDF_HEAD, PNG_1PX, Part, error_of, id3v2_tag, multipart, raw_request
 
 AVATARS = {
     "path": "/api/avatars",
@@ -21,11 +21,12 @@ AVATARS = {
 }
 DOCS = {"path": "/api/docs", "max_body_size": "1MiB", "max_files": 2,
         "allowed_mime_types": ["application/*"]}
+AUDIO = {"path": "/api/audio", "max_body_size": "4MiB", "allowed_mime_types": ["audio/*"]}
 
 
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
-    return {"routes": [AVATARS, DOCS], "cors_origins": ["https://app.example"]}
+    return {"routes": [AVATARS, DOCS, AUDIO], "cors_origins": ["https://app.example"]}
 
 
 async def post(client: AsyncHTTPClient, url: str, body: bytes, content_type: str,
@@ -209,6 +210,29 @@ async def test_wildcard_allowlist(http_client, base_url):
     error_of(bad, 415, "unsupported_media_type")
 
 
+@pytest.mark.stores
+@pytest.mark.gen_test
+async def test_audio_behind_large_cover_art_is_audio(http_client, base_url, residue):
+    """An MP3 whose ID3 tag (cover art) is larger than the sniff window is still audio/mpeg,
+    multipart and raw; behind the same tag, a PDF is still refused with nothing left."""
+    song = id3v2_tag(300 * 1024)
+    multi = await post(http_client, base_url + "/api/audio",
+                       *multipart([Part("file", song, "song.mp3", "audio/mpeg")]))
+    raw = await post(http_client, base_url + "/api/audio", song, "audio/mpeg",
+                     **{"X-Filename": "song.mp3"})
+    for response in (multi, raw):
+        assert response.code == 201, response.body
+        created = json.loads(response.body)
+        assert created["mime_type"] == "audio/mpeg"
+        assert created["sha256"] == hashlib.sha256(song).hexdigest()
+    disguised = id3v2_tag(300 * 1024, PDF_HEAD + bytes(100 * 1024))
+    refused = await post(http_client, base_url + "/api/audio",
+                         *multipart([Part("file", disguised, "song.mp3", "audio/mpeg")]))
+    assert error_of(refused, 415, "unsupported_media_type")["meta"]["instance_mime_type"] == (
+        "application/pdf")
+    residue.assert_clean(committed=2)
+
+
 @pytest.mark.gen_test
 async def test_declared_length_over_route_cap_is_413_with_meta(http_client, base_url, residue):
     body, ctype = multipart([Part("file", PNG_1PX + b"\0" * 50_000, "big.png")])
@@ -259,7 +283,7 @@ async def test_max_files_of_a_route(http_client, base_url, residue):
 @pytest.mark.gen_test
 async def test_routes_are_listed_default_first(http_client, base_url, config):
     routes = json.loads((await http_client.fetch(base_url + "/api/routes")).body)["routes"]
-    assert [r["path"] for r in routes] == ["/api/files", "/api/avatars", "/api/docs"]
+    assert [r["path"] for r in routes] == ["/api/files", "/api/avatars", "/api/docs", "/api/audio"]
     assert routes[0]["max_body_size"] == 10 * 1024**3
     assert routes[1] == {"path": "/api/avatars", "max_body_size": 40960, "max_file_size": 20480,
                          "max_files": 1, "allowed_mime_types": ["image/jpeg", "image/png"],

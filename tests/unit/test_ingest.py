@@ -11,12 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import PDF_HEAD, PNG_1PX
+from tests.support import PDF_HEAD, PNG_1PX, id3v2_tag
 from tornado_files.blocking import Offload
 from tornado_files.errors import FileTooLarge, UnsupportedMediaType
 from tornado_files.ingest import FileIngest
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
+from tornado_files.sniff_window import SniffWindow
 
 KIB = 1024
 WINDOW = 64 * KIB
@@ -52,6 +53,13 @@ def ingest(pool: Offload, sniffer: Sniffer, sink: ListSink, *, allowed: tuple[st
                       check_type=policy.check_mime, limit=limit,
                       over_limit=lambda fed: FileTooLarge(meta={"fed": fed}),
                       **kwargs)  # type: ignore[arg-type]
+
+
+def stored(before: bytes) -> SniffWindow:
+    """The window a resumed upload rebuilds from its stored bytes (they hold no ID3 tag)."""
+    window = SniffWindow(WINDOW)
+    window.take(0, before[:WINDOW])
+    return window
 
 
 def test_nothing_is_written_before_the_type_is_known(pool, sniffer):
@@ -117,7 +125,7 @@ def test_a_part_of_a_file_ending_inside_the_window_is_written_unsniffed(pool, sn
         # and the refusal comes before any of them is written.
         later = ListSink()
         resumed = ingest(pool, sniffer, later, allowed=("image/png",), start=10,
-                         head=PDF_HEAD[:10])
+                         window=stored(PDF_HEAD[:10]))
         with pytest.raises(UnsupportedMediaType):
             await resumed.feed(PDF_HEAD[10:] + b"\0" * WINDOW)
         assert later.chunks == []
@@ -142,7 +150,7 @@ def test_the_hashes_cover_exactly_what_was_fed(pool, sniffer, size):
         before = os.urandom(1000)
         running = hashlib.sha256(before)
         digest = hashlib.md5()  # noqa: S324 — tus offers md5 checksums
-        file = ingest(pool, sniffer, ListSink(), start=len(before), head=before,
+        file = ingest(pool, sniffer, ListSink(), start=len(before), window=stored(before),
                       hasher=running, digest=digest)
         content = os.urandom(4 * WINDOW)
         for at in range(0, len(content), size):
@@ -150,4 +158,49 @@ def test_the_hashes_cover_exactly_what_was_fed(pool, sniffer, size):
         await file.finish(whole=True)
         assert file.sha256() == hashlib.sha256(before + content).hexdigest()
         assert file.digest() == hashlib.md5(content).digest()  # noqa: S324
+    asyncio.run(scenario())
+
+
+def test_an_mp3_behind_large_cover_art_is_audio_and_the_tag_is_not_held(pool, sniffer):
+    """The cover art (200 KiB) is larger than the window: the window follows the tag, whose
+    bytes go on to the store as they come, and only the window after it waits."""
+    content = id3v2_tag(200 * KIB)
+    tag_end = content.index(b"\xff\xfb")
+    async def scenario() -> None:
+        sink = ListSink()
+        file = ingest(pool, sniffer, sink, allowed=("audio/*",), hasher=hashlib.sha256())
+        step = 7 * KIB
+        cut = (tag_end // step + 1) * step
+        for at in range(0, cut, step):
+            await file.feed(content[at:at + step])
+        assert file.sniffed is None
+        assert len(sink.data()) >= tag_end - step  # the tag was not held back
+        for at in range(cut, len(content), step):
+            await file.feed(content[at:at + step])
+        sniffed = await file.finish(whole=True)
+        assert sniffed is not None
+        assert sniffed.mime_type == "audio/mpeg"
+        assert sniffed.type_os.startswith("Audio file with ID3")
+        assert "MPEG" in sniffed.type_os
+        assert sink.data() == content
+        assert file.sha256() == hashlib.sha256(content).hexdigest()
+    asyncio.run(scenario())
+
+
+def test_a_disallowed_type_behind_a_tag_is_refused_before_its_bytes_are_written(pool, sniffer):
+    content = id3v2_tag(100 * KIB, PDF_HEAD + bytes(WINDOW))
+    tag_end = content.index(PDF_HEAD)
+    async def scenario() -> None:
+        sink = ListSink()
+        file = ingest(pool, sniffer, sink, allowed=("audio/*",))
+        refused = None
+        for at in range(0, len(content), 10 * KIB):
+            try:
+                await file.feed(content[at:at + 10 * KIB])
+            except UnsupportedMediaType as error:
+                refused = error
+                break
+        assert refused is not None
+        await file.abort()
+        assert len(sink.data()) <= tag_end  # the tag went on (the caller aborts the blob)
     asyncio.run(scenario())
