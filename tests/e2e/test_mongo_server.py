@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,11 +15,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
 
+from tests.e2e.test_process_death import create, offset_of, start_patch
 from tests.mongo_support import Standin, fresh_database, start_standin
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server
 
@@ -174,3 +179,38 @@ def test_gridfs_memory_is_bounded_for_8_concurrent_64_mib(gridfs_server, tmp_pat
     assert digests == [r["sha256"] for r in resources]
     assert after_uploads - baseline < BOUND
     assert after_downloads - baseline < BOUND
+
+
+def test_sigterm_on_mongodb_keeps_tus_bytes_and_leaves_no_half_post(tmp_path, bounds_standin):
+    """SIGTERM on a MongoDB/GridFS server (the embedded stack has its own test): the
+    interrupted PATCH's bytes count after a restart, the interrupted POST leaves no chunk, no
+    files document, no intent; exit 0 and no ERROR in the log."""
+    uri = bounds_standin.uri(fresh_database())
+    args = ["--mongodb-uri", uri, "--storage", "gridfs"]
+    sent = MIB + 7
+    with MongoClient(uri) as client:
+        db = client.get_default_database()
+        with running_server(tmp_path, args) as first:
+            url = create(first, 10 * MIB)
+            upload_id = url.rsplit("/", 1)[1]
+            post = socket.create_connection(("127.0.0.1", first.port), timeout=10)
+            with closing(start_patch(first, url, 10 * MIB, os.urandom(sent))), closing(post):
+                post.sendall(b"POST /api/files HTTP/1.1\r\nHost: x\r\nX-Filename: big.bin\r\n"
+                             b"Content-Type: application/octet-stream\r\n"
+                             b"Content-Length: 10485760\r\n\r\n" + os.urandom(MIB))
+                deadline = time.monotonic() + 30
+                while not (db.uploads.find_one({"_id": upload_id}) or {}).get("lease_token"):
+                    assert time.monotonic() < deadline, "the PATCH never took the lease"
+                    time.sleep(0.05)
+                time.sleep(0.5)  # the bytes sent reach GridFS
+                first.process.send_signal(signal.SIGTERM)
+                assert first.process.wait(timeout=30) == 0
+            log = first.log()
+            assert "ERROR" not in log
+            assert "Traceback" not in log
+            assert db["fs.files"].count_documents({}) == 0
+            assert db.intents.count_documents({}) == 0
+            assert set(db["fs.chunks"].distinct("files_id")) <= {upload_id}  # the tus partial
+        with running_server(tmp_path, args) as second:
+            assert offset_of(second, url) == sent
+        client.drop_database(db)
