@@ -13,6 +13,10 @@ from pathlib import Path
 
 from tornado.web import Application
 
+from tornado_files.auth.authenticator import Authenticator
+from tornado_files.auth.jwt_verifier import JwtVerifier
+from tornado_files.auth.links import LinkSigner
+from tornado_files.auth.tokens import TokenTable
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
@@ -82,8 +86,17 @@ def build_services(config: Config) -> Services:
         offload=offload,
         uploads=uploads,
         intents=intents,
+        auth=build_authenticator(config),
         closers=closers,
     )
+
+
+def build_authenticator(config: Config) -> Authenticator:
+    settings = config.auth
+    return Authenticator(
+        tokens=TokenTable(settings.tokens),
+        jwt=JwtVerifier(settings.jwt) if settings.jwt is not None else None,
+        links=LinkSigner(settings.signing_key) if settings.signing_key is not None else None)
 
 
 def _add_mongodb(

@@ -51,6 +51,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--mongodb-uri", dest="mongodb_uri",
         help="keep metadata in MongoDB (mongodb://host:27017/tornado_files)")
     add("--max-upload-size", dest="max_upload_size", help="cap of /api/files (default 10GiB)")
+    add("--allow-anonymous", dest="allow_anonymous", action="store_const", const=True,
+        help="with no tokens or jwt configured, listen on a non-loopback address anyway")
     return parser
 
 
@@ -123,7 +125,9 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
              config.host, config.port, config.data_dir.resolve(),
              _records_at(config))
-    log.warning("no tokens are configured: the server is open to anyone who can reach it")
+    if not config.auth.configured:
+        log.warning("no tokens or jwt are configured: the server is open to anyone who can "
+                    "reach it")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tornado_files.auth.settings import KEYS as AUTH_KEYS
+from tornado_files.auth.settings import AuthSettings, check_bind, parse_auth
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -131,6 +134,8 @@ class Config:
     # Free space the data directory's file system keeps: below it the disk store refuses
     # uploads (507), so SQLite can always write (a DELETE on a full disk) and health warns.
     min_free_space: int = 256 * MIB
+    # Tokens, JWT, signed links, private_reads (auth/settings.py): empty means open.
+    auth: AuthSettings = field(default_factory=AuthSettings)
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -169,8 +174,9 @@ _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_m
                "storage"}
 _FUTURE_KEYS = {
     "processes": "--processes is not available yet",
-    "tokens": "tokens are not available yet",
 }
+# Access control (auth/settings.py) that the environment may set too.
+_AUTH_SCALARS = ("signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
 _MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$")
 
 
@@ -221,7 +227,7 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
             continue  # handled by the CLI layer
         if name == "cors_origins":
             found[name] = [o.strip() for o in value.split(",") if o.strip()]
-        elif name in _SCALARS or name in _FUTURE_KEYS:
+        elif name in _SCALARS or name in _FUTURE_KEYS or name in _AUTH_SCALARS:
             found[name] = value
         else:
             raise ConfigError(f"unknown environment variable {key}")
@@ -276,18 +282,26 @@ def build_config(
     for key, message in _FUTURE_KEYS.items():
         if key in merged:
             raise ConfigError(message)
-    known = set(_SCALARS) | {"routes", "cors_origins"}
+    known = set(_SCALARS) | {"routes", "cors_origins"} | set(AUTH_KEYS)
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
     values = {name: _convert(name, _SCALARS[name], merged[name])
               for name in _SCALARS if name in merged}
-    config = replace(Config(), **values, config_file=config_file)
+    try:
+        auth = parse_auth(merged)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    config = replace(Config(), **values, config_file=config_file, auth=auth)
     if config.storage not in STORAGE_KINDS:
         raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
     _check_mongo(config)
     if not 0 < config.port < 65536:
         raise ConfigError(f"port: {config.port} is not between 1 and 65535")
+    try:
+        check_bind(auth, config.host)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if config.max_unfinished_uploads < 1:
         raise ConfigError("max_unfinished_uploads: expected a whole number ≥ 1, got "
                           f"{config.max_unfinished_uploads}")

@@ -71,10 +71,37 @@ class InvalidParameter(TornadoFilesError):
     default_detail = "A parameter has a value the server does not accept"
 
 
+class Unauthorized(TornadoFilesError):
+    """No credential, or one that is not valid (RFC 6750 §3: ``invalid_token`` for a bad or
+    expired one). The answer never says which part of a credential was wrong."""
+
+    code = "unauthorized"
+    title = "Authentication required"
+    default_detail = ("Send a token: Authorization: Bearer <token> (or JWT <token>, or "
+                      "X-Auth-Token)")
+
+    def __init__(self, *, invalid_token: bool = False) -> None:
+        super().__init__("The credential sent is not valid or has expired" if invalid_token
+                         else None)
+        self.invalid_token = invalid_token
+
+
 class Forbidden(TornadoFilesError):
     code = "forbidden"
     title = "Forbidden"
     default_detail = "This is not yours to ask for"
+
+
+class InvalidSignature(Forbidden):
+    """A signed link that is altered, expired or not for this request; ``meta.expired``."""
+
+    code = "invalid_signature"
+    title = "The link's signature is not valid"
+    default_detail = "The link was altered, has expired or is not for this request"
+
+    def __init__(self, *, expired: bool) -> None:
+        super().__init__("The link has expired" if expired else None,
+                         meta={"expired": expired})
 
 
 class NotFound(TornadoFilesError):

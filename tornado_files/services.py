@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tornado_files.auth.authenticator import Authenticator
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
@@ -41,6 +42,8 @@ class Services:
     # Which blobs may exist without a record (metadata/base.py ``IntentJournal``): add an
     # intent before a blob's first byte or before a delete, clear it when settled.
     intents: IntentJournal
+    # Who is asking (tokens, JWT, signed links; open when none is configured).
+    auth: Authenticator
     # The running sha256 of resumable uploads, shared by every handler and the sweeper.
     hashes: HashCache = field(default_factory=HashCache)
     # Called last at close (e.g. the MongoDB client shared by the stores).

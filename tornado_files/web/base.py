@@ -19,17 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from tornado import web
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from tornado_files import errors as e
+from tornado_files.auth.principal import Principal
 from tornado_files.numbers import saturated
 from tornado_files.services import Services
 from tornado_files.web import cors, edge
+from tornado_files.web.access import ANONYMOUS, Rule, authorize
 from tornado_files.web.errors import FROM_STATUS, error_document, error_headers, status_of
 
 log = logging.getLogger("tornado_files.web")
@@ -41,7 +44,13 @@ READ_SLACK = 4 * 1024 * 1024
 
 @web.stream_request_body
 class ApiHandler(RequestHandler):
-    """No handler writes an error any other way than through ``log_exception``/``send_error``."""
+    """No handler writes an error any other way than through ``log_exception``/``send_error``.
+
+    ``access`` says what each method needs (``web.access``; undeclared methods are refused);
+    ``principal`` is who the request acts for, known before ``prepare_request`` runs."""
+
+    access: ClassVar[Mapping[str, Rule]] = {}
+    principal: Principal = ANONYMOUS
 
     _failed = False
     _cleaned = False
@@ -150,7 +159,19 @@ class ApiHandler(RequestHandler):
                 meta={"parameter": "Transfer-Encoding"})
 
     async def prepare(self) -> None:
+        """Every request: its framing, then who is asking and whether they may
+        (``web.access``), then the handler's own ``prepare_request``. Handlers override that,
+        never this, so none can skip the access check."""
+        self.ready_for_body()
         self.check_framing()
+        self.principal = authorize(self.access, self.services.auth, self.request)
+        await self.prepare_request()
+
+    def ready_for_body(self) -> None:
+        """Before any check may answer (BodyHandler lets the body be read)."""
+
+    async def prepare_request(self) -> None:
+        """What a handler checks or starts before the body: here, that there is none."""
         self.open_body_limit()
         chunked = "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
         declared = self.declared_length()

@@ -58,9 +58,10 @@ class BodyHandler(ApiHandler):
         """One chunk of the body (awaited: back-pressure)."""
 
     # -- Tornado hooks ------------------------------------------------------------------
-    async def prepare(self) -> None:
+    def ready_for_body(self) -> None:
         edge.hand_over_reads(self.request, True)  # the connection's last request may have said no
-        self.check_framing()
+
+    async def prepare_request(self) -> None:
         self.open_body_limit()
         declared = self.declared_length()
         if declared is not None and declared > self.body_cap():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tornado.iostream import StreamClosedError
 
 from tornado_files import errors as e
+from tornado_files.auth.principal import Scope
 from tornado_files.names import content_disposition, inline_allowed
 from tornado_files.ranges import decide, http_date, strong_etag
 from tornado_files.sniff import media_type_with_charset
@@ -57,6 +58,8 @@ async def send_file(handler: ApiHandler, file_id: str) -> None:
 
 class ContentHandler(ApiHandler):
     """``/api/files/{id}/content``: GET and HEAD."""
+
+    access = {"GET": Scope.READ}
 
     async def get(self, file_id: str) -> None:
         await send_file(self, file_id)

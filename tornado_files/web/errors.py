@@ -18,6 +18,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.MalformedRequest: 400,
     e.InvalidJson: 400,
     e.InvalidParameter: 400,
+    e.Unauthorized: 401,
     e.Forbidden: 403,
     e.NotFound: 404,
     e.MethodNotAllowed: 405,
@@ -47,6 +48,7 @@ TOO_MANY_UPLOADS_RETRY = 60
 # Tornado's own HTTPErrors (405 for unknown methods, 400 for bad requests) by status.
 FROM_STATUS: dict[int, type[e.TornadoFilesError]] = {
     400: e.InvalidParameter,
+    401: e.Unauthorized,
     403: e.Forbidden,
     404: e.NotFound,
     405: e.MethodNotAllowed,
@@ -95,4 +97,10 @@ def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
         return {"Retry-After": str(TOO_MANY_UPLOADS_RETRY)}
     if isinstance(error, e.UploadLocked):
         return {"Retry-After": str(error.retry_after)}
+    if isinstance(error, e.Unauthorized):
+        # RFC 6750 §3: the challenge; error="invalid_token" when a credential was sent.
+        challenge = 'Bearer realm="tornado-files"'
+        if error.invalid_token:
+            challenge += ', error="invalid_token"'
+        return {"WWW-Authenticate": challenge}
     return {}

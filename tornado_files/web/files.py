@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from tornado_files import errors as e
+from tornado_files.auth.principal import Scope
 from tornado_files.deletion import delete_file
 from tornado_files.jsondata import check_data_size
 from tornado_files.listing import next_url, parse_list_query
@@ -24,6 +25,8 @@ log = logging.getLogger("tornado_files.web")
 class FilesListHandler(ApiHandler):
     """``GET /api/files``: the listing (uploads to the same path go to ``UploadHandler``)."""
 
+    access = {"GET": Scope.READ}
+
     async def get(self) -> None:
         args = {k: [v.decode("utf-8", "replace") for v in vs]
                 for k, vs in self.request.query_arguments.items()}
@@ -38,6 +41,8 @@ class FilesListHandler(ApiHandler):
 
 class FileHandler(ApiHandler):
     """``/api/files/{id}``: GET (and ``?alt=media`` → the content), HEAD, DELETE."""
+
+    access = {"GET": Scope.READ, "DELETE": Scope.DELETE}
 
     async def get(self, file_id: str) -> None:
         if self.get_query_argument("alt", None) == "media":
@@ -55,6 +60,8 @@ class FileHandler(ApiHandler):
 class FileUpdateHandler(JsonBodyHandler):
     """``/api/files/{id}``: PATCH merges ``data`` (a null value removes a key), PUT replaces it;
     both may rename."""
+
+    access = {"PATCH": Scope.WRITE, "PUT": Scope.WRITE}
 
     async def patch(self, file_id: str) -> None:
         if self.failed:

@@ -8,6 +8,7 @@ from typing import Any
 from tornado.web import StaticFileHandler
 
 from tornado_files.errors import InsufficientStorage
+from tornado_files.web.access import AUTHENTICATED, PUBLIC
 from tornado_files.web.base import ApiHandler
 
 log = logging.getLogger("tornado_files.web")
@@ -16,6 +17,8 @@ log = logging.getLogger("tornado_files.web")
 class HealthHandler(ApiHandler):
     """``GET /healthz``: 200 when the metadata store and every blob store answer (and the disk
     has its free-space floor), else 503."""
+
+    access = {"GET": PUBLIC}
 
     async def get(self) -> None:
         services = self.services
@@ -41,7 +44,10 @@ class HealthHandler(ApiHandler):
 
 
 class RoutesHandler(ApiHandler):
-    """``GET /api/routes``: every upload route's limits, the default route first."""
+    """``GET /api/routes``: every upload route's limits, the default route first (to any
+    valid credential: an uploader needs the caps, whatever its scopes)."""
+
+    access = {"GET": AUTHENTICATED}
 
     def get(self) -> None:
         self.write_json({"routes": [p.describe() for p in self.services.policies]})
@@ -49,7 +55,9 @@ class RoutesHandler(ApiHandler):
 
 class PageHandler(StaticFileHandler, ApiHandler):  # type: ignore[misc]  # head(path) vs head(*a)
     """The upload page and its assets from ``static/`` (Tornado's file serving), with the
-    API's error exit and its refusal of request bodies."""
+    API's error exit and its refusal of request bodies. Public: the page asks for a token."""
+
+    access = {"GET": PUBLIC}
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")

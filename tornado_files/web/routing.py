@@ -19,6 +19,7 @@ from tornado.routing import PathMatches, Rule
 from tornado.web import RequestHandler
 
 from tornado_files import errors as e
+from tornado_files.web.access import PUBLIC
 from tornado_files.web.base import ApiHandler
 
 Target = tuple[type[ApiHandler], dict[str, Any]]
@@ -90,20 +91,23 @@ class RouteTable:
 
 
 class PathHandler(ApiHandler):
-    """A known path asked with a method it does not serve (405 + ``Allow``), or a preflight."""
+    """A known path asked with a method it does not serve (405 + ``Allow``), or a preflight.
+    Public: a 405 says nothing a client could not learn from ``OPTIONS``."""
 
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
+    access = dict.fromkeys(SUPPORTED_METHODS, PUBLIC)
 
-    async def prepare(self) -> None:
+    async def prepare_request(self) -> None:
         if self.request.method != "OPTIONS":
             raise e.MethodNotAllowed()  # before any size check: 405 says more than 413
-        await super().prepare()
+        await super().prepare_request()
 
 
 class NotFoundHandler(ApiHandler):
     """Unknown paths: a JSON:API 404 for every method, lingering over any body."""
 
     SUPPORTED_METHODS = PathHandler.SUPPORTED_METHODS
+    access = dict.fromkeys(SUPPORTED_METHODS, PUBLIC)
 
-    async def prepare(self) -> None:
+    async def prepare_request(self) -> None:
         raise e.NotFound()

@@ -11,6 +11,7 @@ import asyncio
 from tornado_files import errors as e
 from tornado_files import tus_protocol as tus
 from tornado_files.appends import Append
+from tornado_files.auth.principal import Scope
 from tornado_files.models import UploadState
 from tornado_files.ranges import http_date
 from tornado_files.resumable import Resumable
@@ -125,9 +126,11 @@ class TusDiscoveryHandler(TusHandler):
 class TusCreationHandler(TusBodyHandler):
     """``POST /api/tus/``: creation, and creation-with-upload when a chunk comes along."""
 
+    access = {"POST": Scope.WRITE}
+
     created: UploadState
 
-    async def prepare(self) -> None:
+    async def prepare_request(self) -> None:
         tus.check_version(self.request.headers.get("Tus-Resumable"))
         if "Upload-Defer-Length" in self.request.headers:
             raise e.InvalidParameter(detail="Upload-Defer-Length is not supported",
@@ -143,7 +146,7 @@ class TusCreationHandler(TusBodyHandler):
         self.created = await self.resumable.create(length, metadata, owner=None)
         if self._carries_chunk():
             await self.start_append(self.created.id, 0)
-        await super().prepare()
+        await super().prepare_request()
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
@@ -173,11 +176,14 @@ class TusCreationHandler(TusBodyHandler):
 
 
 class TusUploadHandler(TusHandler):
-    """``HEAD /api/tus/{id}`` (the offset) and ``DELETE`` (termination)."""
+    """``HEAD /api/tus/{id}`` (the offset) and ``DELETE`` (termination): the creator's (or
+    an admin's), checked once the upload's state is read."""
 
-    async def prepare(self) -> None:
+    access = {"HEAD": Scope.WRITE, "DELETE": Scope.WRITE}
+
+    async def prepare_request(self) -> None:
         tus.check_version(self.request.headers.get("Tus-Resumable"))
-        await super().prepare()
+        await super().prepare_request()
 
     async def head(self, upload_id: str) -> None:  # type: ignore[override]
         # A finished upload is reported complete (a client whose last PATCH's answer was lost
@@ -197,7 +203,9 @@ class TusUploadHandler(TusHandler):
 class TusPatchHandler(TusBodyHandler):
     """``PATCH /api/tus/{id}``: one chunk at the upload's offset, under its lease."""
 
-    async def prepare(self) -> None:
+    access = {"PATCH": Scope.WRITE}
+
+    async def prepare_request(self) -> None:
         tus.check_version(self.request.headers.get("Tus-Resumable"))
         content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type != tus.CHUNK_TYPE:
@@ -206,7 +214,7 @@ class TusPatchHandler(TusBodyHandler):
                 meta={"allowed_mime_types": [tus.CHUNK_TYPE], "instance_mime_type": content_type})
         offset = tus.parse_length(self.request.headers.get("Upload-Offset"), "Upload-Offset")
         await self.start_append(self.path_args[0], offset)
-        await super().prepare()
+        await super().prepare_request()
 
     async def patch(self, upload_id: str) -> None:
         if self.failed:

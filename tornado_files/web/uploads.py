@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, Protocol
 
 from tornado_files import errors as e
+from tornado_files.auth.principal import Scope
 from tornado_files.ingest import build_record
 from tornado_files.models import FileRecord
 from tornado_files.multipart import MultipartBridge
@@ -51,6 +52,8 @@ class MultipartSink:
 
 class UploadHandler(BodyHandler):
     """POST on an upload route. ``policy`` comes from the route table (``initialize``)."""
+
+    access = {"POST": Scope.WRITE}
 
     policy: UploadPolicy
     session: UploadSession | None = None

@@ -1,0 +1,1 @@
+"""Access control: who is asking (``authenticator``), and what they may do (``rules``)."""

@@ -1,0 +1,213 @@
+"""The access-control part of the configuration: ``[[tokens]]``, ``[jwt]``, ``signing_key``,
+``private_reads``, ``allow_anonymous``, ``max_link_lifetime`` (docs/security.md).
+
+Every problem raises ``ValueError`` with one line a person can act on (``config`` turns it into
+a ``ConfigError``); key files are read here, at start-up, so a missing one stops the server
+before it listens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from tornado_files.auth.jwt_verifier import JwtSettings
+from tornado_files.auth.principal import Principal, parse_scopes
+from tornado_files.auth.tokens import MIN_TOKEN_LENGTH, TokenEntry
+
+KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
+MIN_SIGNING_KEY_LENGTH = 32
+# An HMAC key shorter than its hash output weakens it (RFC 7518 §3.2).
+MIN_JWT_SECRET_LENGTH = 32
+DEFAULT_LINK_LIFETIME = 7 * 86400.0
+_TOKEN_KEYS = {"token", "token_sha256", "principal", "scopes"}
+_JWT_KEYS = {"algorithms", "public_key_file", "jwks_file", "secret", "issuer", "audience",
+             "principal_claim", "scope_claim"}
+_HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    tokens: tuple[TokenEntry, ...] = ()
+    jwt: JwtSettings | None = None
+    signing_key: bytes | None = None
+    private_reads: bool = False
+    allow_anonymous: bool = False
+    max_link_lifetime: float = DEFAULT_LINK_LIFETIME
+
+    @property
+    def configured(self) -> bool:
+        """Whether any authentication is configured (else the server is open)."""
+        return bool(self.tokens) or self.jwt is not None
+
+
+def parse_bool(value: object, name: str) -> bool:
+    """TOML booleans, and ``true``/``false``/``1``/``0`` from the environment."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ValueError(f"{name}: expected true or false, got {value!r}")
+
+
+def parse_auth(merged: dict[str, Any]) -> AuthSettings:
+    tokens = _tokens(merged.get("tokens", []))
+    jwt_settings = _jwt(merged["jwt"]) if "jwt" in merged else None
+    key = merged.get("signing_key")
+    if key is not None and (not isinstance(key, str) or len(key) < MIN_SIGNING_KEY_LENGTH):
+        raise ValueError(f"signing_key: must be at least {MIN_SIGNING_KEY_LENGTH} characters "
+                         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    settings = AuthSettings(
+        tokens=tokens, jwt=jwt_settings,
+        signing_key=key.encode("utf-8") if isinstance(key, str) else None,
+        private_reads=parse_bool(merged.get("private_reads", False), "private_reads"),
+        allow_anonymous=parse_bool(merged.get("allow_anonymous", False), "allow_anonymous"),
+        max_link_lifetime=_seconds(merged.get("max_link_lifetime", DEFAULT_LINK_LIFETIME)))
+    if settings.configured and settings.signing_key is None:
+        raise ValueError("signing_key is required when tokens or jwt are configured "
+                         "(every process signs and checks links with it)")
+    return settings
+
+
+def check_bind(settings: AuthSettings, host: str) -> None:
+    """Open mode on anything but loopback needs ``allow_anonymous``."""
+    if settings.configured or settings.allow_anonymous or _loopback(host):
+        return
+    raise ValueError(f"refusing to listen on {host} with no tokens or jwt configured: anyone "
+                     "could read and delete every file (configure auth, or set "
+                     "allow_anonymous = true / --allow-anonymous)")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"max_link_lifetime: expected seconds, got {value!r}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"max_link_lifetime: expected seconds, got {value!r}") from None
+    if not 1 <= seconds <= 400 * 86400:
+        raise ValueError("max_link_lifetime: must be between 1 second and 400 days")
+    return seconds
+
+
+def _tokens(raw: object) -> tuple[TokenEntry, ...]:
+    if not isinstance(raw, list):
+        raise ValueError("tokens: expected [[tokens]] tables")
+    entries = []
+    for index, entry in enumerate(raw):
+        where = f"tokens[{index}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a table")
+        unknown = set(entry) - _TOKEN_KEYS
+        if unknown:
+            raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        principal = entry.get("principal")
+        if not isinstance(principal, str) or not re.fullmatch(r"[^\x00-\x1f\x7f]{1,256}",
+                                                                principal):
+            raise ValueError(f"{where}.principal: expected a name like \"alice\"")
+        scopes = parse_scopes(entry.get("scopes", []), where)
+        if ("token" in entry) == ("token_sha256" in entry):
+            raise ValueError(f"{where}: give exactly one of token and token_sha256")
+        if "token" in entry:
+            token = entry["token"]
+            if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
+                raise ValueError(f"{where}.token: must be at least {MIN_TOKEN_LENGTH} characters")
+            digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        else:
+            digest = entry["token_sha256"]
+            if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ValueError(f"{where}.token_sha256: expected 64 hex digits")
+            digest = digest.lower()
+        entries.append(TokenEntry(digest, Principal(principal, scopes, "token")))
+    if len({e.sha256 for e in entries}) != len(entries):
+        raise ValueError("tokens: the same token appears twice")
+    return tuple(entries)
+
+
+def _jwt(raw: object) -> JwtSettings:
+    if not isinstance(raw, dict):
+        raise ValueError("jwt: expected a [jwt] table")
+    unknown = set(raw) - _JWT_KEYS
+    if unknown:
+        raise ValueError(f"jwt: unknown key {sorted(unknown)[0]!r}")
+    algorithms = raw.get("algorithms")
+    known = set(jwt.algorithms.get_default_algorithms()) - {"none"}
+    if (not isinstance(algorithms, list) or not algorithms
+            or not all(isinstance(a, str) and a in known for a in algorithms)):
+        raise ValueError(f"jwt.algorithms: expected a list from {sorted(known)}")
+    sources = [k for k in ("public_key_file", "jwks_file", "secret") if k in raw]
+    if len(sources) != 1:
+        raise ValueError("jwt: give exactly one of public_key_file, jwks_file and secret")
+    hmac_algorithms = set(algorithms) & _HMAC_ALGORITHMS
+    if sources[0] == "secret":
+        secret = raw["secret"]
+        if hmac_algorithms != set(algorithms):
+            raise ValueError("jwt.secret: only works with HS256, HS384 or HS512")
+        if not isinstance(secret, str) or len(secret) < MIN_JWT_SECRET_LENGTH:
+            raise ValueError(f"jwt.secret: must be at least {MIN_JWT_SECRET_LENGTH} characters")
+        key: Any = secret.encode("utf-8")
+        jwks = None
+    else:
+        if hmac_algorithms:
+            # RFC 8725 §2.1: a public key used as an HMAC secret forges any token.
+            raise ValueError("jwt.algorithms: HS* needs secret, not a public key")
+        text = _read(raw[sources[0]], f"jwt.{sources[0]}")
+        key, jwks = (_public_key(text, sources[0]), None) if sources[0] == "public_key_file" \
+            else (None, _jwks(text))
+    audience = raw.get("audience", [])
+    audience = [audience] if isinstance(audience, str) else audience
+    issuer = raw.get("issuer")
+    claims = [raw.get("principal_claim", "sub"), raw.get("scope_claim", "scope")]
+    if (not isinstance(audience, list) or not all(isinstance(a, str) for a in audience)
+            or (issuer is not None and not isinstance(issuer, str))
+            or not all(isinstance(c, str) and c for c in claims)):
+        raise ValueError("jwt: issuer, audience, principal_claim and scope_claim are strings")
+    return JwtSettings(tuple(algorithms), key=key, jwks=jwks, issuer=issuer,
+                       audience=tuple(audience), principal_claim=claims[0],
+                       scope_claim=claims[1])
+
+
+def _read(path: object, name: str) -> str:
+    if not isinstance(path, str):
+        raise ValueError(f"{name}: expected a file path")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{name}: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{name}: {path} cannot be read ({exc})") from None
+
+
+def _public_key(text: str, name: str) -> Any:
+    try:
+        return load_pem_public_key(text.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise ValueError(f"jwt.{name}: not a PEM public key") from None
+
+
+def _jwks(text: str) -> dict[str, Any]:
+    try:
+        keys = jwt.PyJWKSet.from_json(text).keys
+    except (jwt.PyJWTError, ValueError, json.JSONDecodeError, KeyError, TypeError):
+        raise ValueError("jwt.jwks_file: not a JWKS document with usable keys") from None
+    found = {key.key_id or str(index): key.key for index, key in enumerate(keys)}
+    if any(key.key_id is None for key in keys) and len(keys) > 1:
+        raise ValueError("jwt.jwks_file: with several keys, each needs a kid")
+    return found
