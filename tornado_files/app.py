@@ -34,6 +34,7 @@ from tornado_files.sweeper import Sweeper
 from tornado_files.web.base import log_request
 from tornado_files.web.download import ContentHandler
 from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
+from tornado_files.web.links import FileLinksHandler, UploadLinksHandler
 from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
 from tornado_files.web.routing import Endpoint, NotFoundHandler, RouteTable
 from tornado_files.web.tus import (
@@ -134,6 +135,8 @@ def make_app(services: Services, static_dir: Path | None = None) -> Application:
         Endpoint(r"/api/files", [(FilesListHandler, {}), (UploadHandler, {"policy": default})]),
         Endpoint(rf"/api/files/{FILE_ID}", [(FileHandler, {}), (FileUpdateHandler, {})]),
         Endpoint(rf"/api/files/{FILE_ID}/content", [(ContentHandler, {})]),
+        Endpoint(rf"/api/files/{FILE_ID}/links", [(FileLinksHandler, {})]),
+        Endpoint(r"/api/upload-links", [(UploadLinksHandler, {})]),
         Endpoint(r"/api/routes", [(RoutesHandler, {})]),
         Endpoint(r"/api/tus/?", [(TusDiscoveryHandler, tus), (TusCreationHandler, tus)]),
         Endpoint(rf"/api/tus/{FILE_ID}", [(TusUploadHandler, tus), (TusPatchHandler, tus)]),

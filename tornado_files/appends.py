@@ -102,6 +102,11 @@ class Append:
     def _whole(self) -> bool:
         return self.state.offset + self.received == self.state.length
 
+    @property
+    def completes(self) -> bool:
+        """Whether the bytes received so far make the upload whole."""
+        return self._whole()
+
     async def finish(self) -> UploadState:
         """The body ended: check the checksum, make it durable, advance, maybe complete."""
         if self.ingest is None:

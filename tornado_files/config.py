@@ -24,7 +24,8 @@ GIB = 1024 * MIB
 DEFAULT_ROUTE = "/api/files"
 STORAGE_KINDS = ("disk", "gridfs")
 # Paths the server itself serves; an upload route may not take them over.
-BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/healthz", "/static")
+BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/api/upload-links", "/healthz",
+                    "/static")
 
 MIN_SWEEP_GRACE = 60.0
 # File parts per request on a route that sets no max_files: the cap Werkzeug, Django and

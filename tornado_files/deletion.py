@@ -4,18 +4,23 @@ a finished tus upload (the termination extension covers completed uploads)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from tornado_files.models import utcnow
+from tornado_files.models import FileRecord, utcnow
 from tornado_files.services import Services
 
 log = logging.getLogger("tornado_files.deletion")
 
 
-async def delete_file(services: Services, file_id: str) -> None:
+async def delete_file(services: Services, file_id: str,
+                      allow: Callable[[FileRecord], None] | None = None) -> None:
     """Intent, record, blob, then clear the intent (record first, DESIGN.md): a crash or a
     failed blob delete anywhere leaves an intent the sweeper finishes, never a record pointing
-    at nothing. Raises ``NotFound`` when there is no such file."""
+    at nothing. Raises ``NotFound`` when there is no such file; ``allow`` sees the record
+    first and raises (``Forbidden``) to stop the deletion."""
     found = await services.metadata.get(file_id)
+    if allow is not None:
+        allow(found)
     await services.intents.add_intent(found.blob_key, found.storage, utcnow())
     record = await services.metadata.delete(file_id)
     try:

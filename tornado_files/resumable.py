@@ -134,7 +134,15 @@ class Resumable:
             id=record.id, route=record.route, storage=record.storage, length=record.size,
             offset=record.size, created=record.added, expires=utcnow(),
             original_filename=record.original_filename, declared_type=record.declared_type,
-            sha256=record.sha256)
+            sha256=record.sha256, owner=record.owner)
+
+    async def owner_of(self, upload_id: str) -> tuple[str | None, bool]:
+        """Who created the upload (its file's owner once finished), and whether it is
+        finished; ``NotFound`` (or ``UploadGone``) when there is neither."""
+        try:
+            return (await self.get(upload_id)).owner, False
+        except NotFound:
+            return (await self.services.metadata.get(upload_id)).owner, True
 
     async def begin(self, upload_id: str, offset: int,
                     checksum: tuple[str, bytes] | None) -> Append:

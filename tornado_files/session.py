@@ -40,10 +40,11 @@ class FilePart:
     facts: FileFacts | None = None
     blob: StoredBlob | None = None
 
-    def origin(self, route: str, storage: str, data: dict[str, object]) -> FileOrigin:
+    def origin(self, route: str, storage: str, data: dict[str, object],
+               owner: str | None) -> FileOrigin:
         return FileOrigin(id=self.id, original_filename=self.original_filename,
                           declared_type=self.declared_type, route=route, storage=storage,
-                          data=dict(data))
+                          owner=owner, data=dict(data))
 
 
 class UploadSession:

@@ -6,6 +6,7 @@ from tornado.iostream import StreamClosedError
 
 from tornado_files import errors as e
 from tornado_files.auth.principal import Scope
+from tornado_files.auth.rules import check_read
 from tornado_files.names import content_disposition, inline_allowed
 from tornado_files.ranges import decide, http_date, strong_etag
 from tornado_files.sniff import media_type_with_charset
@@ -17,6 +18,7 @@ async def send_file(handler: ApiHandler, file_id: str) -> None:
     flushed before the next is read so memory stays bounded whatever the size."""
     services = handler.services
     record = await services.metadata.get(file_id)
+    check_read(handler.principal, record.owner, services.config.auth.private_reads)
     disposition = handler.get_query_argument("disposition", "attachment")
     if disposition not in ("attachment", "inline"):
         raise e.InvalidParameter(detail="disposition must be 'attachment' or 'inline'",

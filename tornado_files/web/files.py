@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from tornado_files import errors as e
 from tornado_files.auth.principal import Scope
+from tornado_files.auth.rules import check_owner, check_read, listing_owner
 from tornado_files.deletion import delete_file
 from tornado_files.jsondata import check_data_size
 from tornado_files.listing import next_url, parse_list_query
@@ -31,6 +33,8 @@ class FilesListHandler(ApiHandler):
         args = {k: [v.decode("utf-8", "replace") for v in vs]
                 for k, vs in self.request.query_arguments.items()}
         query = parse_list_query(args)
+        private = self.services.config.auth.private_reads
+        query = replace(query, owner=listing_owner(self.principal, query.owner, private))
         page = await self.services.metadata.list(query)
         self.write_json({
             "files": [r.to_resource() for r in page.records],
@@ -49,10 +53,12 @@ class FileHandler(ApiHandler):
             await send_file(self, file_id)
             return
         record = await self.services.metadata.get(file_id)
+        check_read(self.principal, record.owner, self.services.config.auth.private_reads)
         self.write_json(record.to_resource())
 
     async def delete(self, file_id: str) -> None:
-        await delete_file(self.services, file_id)
+        await delete_file(self.services, file_id,
+                          lambda found: check_owner(self.principal, found.owner, Scope.DELETE))
         self.set_status(204)
         self.finish()
 
@@ -79,6 +85,7 @@ class FileUpdateHandler(JsonBodyHandler):
         # What the merge would store is capped too (issue 13), checked against the record as
         # it is now: PATCHes racing this one may pass the cap by their own sizes, once.
         current = await self.services.metadata.get(file_id)
+        check_owner(self.principal, current.owner, Scope.WRITE)
         merged = {**current.data, **data}
         check_data_size({k: v for k, v in merged.items() if v is not None},
                         self.services.config.max_json_body)
@@ -96,6 +103,8 @@ class FileUpdateHandler(JsonBodyHandler):
         filename = _filename(changes)
         # What would be stored is capped, not only each body (issue 13).
         check_data_size(data, self.services.config.max_json_body)
+        current = await self.services.metadata.get(file_id)
+        check_owner(self.principal, current.owner, Scope.WRITE)
         updated = await self.services.metadata.update(
             file_id, filename=filename, data=data, modified=utcnow(),
             precondition=self._if_match())

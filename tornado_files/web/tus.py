@@ -12,9 +12,11 @@ from tornado_files import errors as e
 from tornado_files import tus_protocol as tus
 from tornado_files.appends import Append
 from tornado_files.auth.principal import Scope
+from tornado_files.auth.rules import check_owner
 from tornado_files.models import UploadState
 from tornado_files.ranges import http_date
 from tornado_files.resumable import Resumable
+from tornado_files.web.access import authorize
 from tornado_files.web.base import ApiHandler
 from tornado_files.web.body import BodyHandler
 
@@ -34,6 +36,13 @@ class TusHandler(ApiHandler):
 
     def compute_etag(self) -> None:
         return None  # tus answers have no body; an ETag of nothing would make HEAD 304
+
+    async def check_creator(self, upload_id: str, scope: Scope = Scope.WRITE) -> None:
+        """Only the upload's creator (or an admin) may HEAD, PATCH or DELETE it; deleting a
+        finished one deletes a file, which needs ``delete`` too."""
+        owner, finished = await self.resumable.owner_of(upload_id)
+        check_owner(self.principal, owner, Scope.DELETE if finished and scope is Scope.DELETE
+                    else Scope.WRITE)
 
     def respond(self, status: int, headers: dict[str, str]) -> None:
         """An answer with no body: the protocol's headers only (no Content-Type)."""
@@ -71,6 +80,7 @@ class TusBodyHandler(TusHandler, BodyHandler):
         return e.StalledAppend()
 
     async def start_append(self, upload_id: str, offset: int) -> None:
+        await self.check_creator(upload_id)
         checksum = tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
         self.append = await self.resumable.begin(upload_id, offset, checksum)
 
@@ -143,7 +153,7 @@ class TusCreationHandler(TusBodyHandler):
                 detail="The chunk goes past Upload-Length",
                 meta={"maximum_content_length_allowed": length,
                       "request_content_length": declared, "received": 0})
-        self.created = await self.resumable.create(length, metadata, owner=None)
+        self.created = await self.resumable.create(length, metadata, owner=self.principal.name)
         if self._carries_chunk():
             await self.start_append(self.created.id, 0)
         await super().prepare_request()
@@ -189,6 +199,7 @@ class TusUploadHandler(TusHandler):
         # A finished upload is reported complete (a client whose last PATCH's answer was lost
         # learns it is done), but only once its file exists: a completing one is finished
         # first, and a failure there is the answer (503), never a premature "complete".
+        await self.check_creator(upload_id)
         state = await self.resumable.progress(upload_id)
         headers = {"Upload-Offset": str(state.offset), "Upload-Length": str(state.length)}
         if state.offset < state.length:
@@ -196,6 +207,7 @@ class TusUploadHandler(TusHandler):
         self.respond(200, headers)
 
     async def delete(self, upload_id: str) -> None:
+        await self.check_creator(upload_id, Scope.DELETE)
         await self.resumable.terminate(upload_id)
         self.respond(204, {})
 
@@ -220,6 +232,11 @@ class TusPatchHandler(TusBodyHandler):
         if self.failed:
             return
         try:
+            if self.append is not None and self.append.completes:
+                # The grant is checked again at completion: a credential that expired, or a
+                # principal that lost the upload, while a long PATCH ran cannot finish it.
+                self.principal = authorize(self.access, self.services.auth, self.request)
+                await self.check_creator(upload_id)
             headers = await self.finish_append()
         except Exception as exc:
             await self.fail(exc)

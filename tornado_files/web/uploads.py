@@ -15,8 +15,12 @@ from tornado_files.policy import UploadPolicy
 from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
 from tornado_files.web import edge
 from tornado_files.web.body import BodyHandler
+from tornado_files.web.links import link_grant
 
 RAW_FIELD = "body"
+# Room an upload link's body has beyond its max_size and the fields (max_json_body): the
+# multipart framing and part headers.
+LINK_FRAMING_SLACK = 64 * 1024
 
 
 class Sink(Protocol):
@@ -61,8 +65,18 @@ class UploadHandler(BodyHandler):
 
     def initialize(self, policy: UploadPolicy) -> None:
         self.policy = policy
+        self.link_data: dict[str, Any] = {}  # what an upload link adds to the upload's data
         # Serialises the parser against cleanup: a disconnect never aborts mid-write.
         self._lock = asyncio.Lock()
+
+    async def prepare_request(self) -> None:
+        if self.principal.source == "link":
+            # An upload link: its max_size narrows the route's caps, its data joins the
+            # upload's (docs/security.md).
+            config = self.services.config
+            self.policy, self.link_data = link_grant(
+                self.principal, self.policy, config.max_json_body + LINK_FRAMING_SLACK)
+        await super().prepare_request()
 
     def body_cap(self) -> int:
         return self.policy.max_body_size
@@ -144,5 +158,6 @@ class UploadHandler(BodyHandler):
     def _record(self, part: FilePart, data: dict[str, Any]) -> FileRecord:
         assert part.facts is not None
         assert part.blob is not None
-        return build_record(part.origin(self.policy.path, self.policy.storage, data),
-                            part.facts, part.blob)
+        data = {**data, **self.link_data}
+        origin = part.origin(self.policy.path, self.policy.storage, data, self.principal.name)
+        return build_record(origin, part.facts, part.blob)
