@@ -28,6 +28,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from tornado_files import errors as e
+from tornado_files.auth.links import redacted
 from tornado_files.auth.principal import Principal
 from tornado_files.numbers import saturated
 from tornado_files.services import Services
@@ -332,5 +333,6 @@ def log_request(handler: RequestHandler) -> None:
     fault = handler.server_fault if isinstance(handler, ApiHandler) else status >= 500
     level = logging.ERROR if fault else logging.WARNING if status >= 400 else logging.INFO
     request = handler.request
-    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.uri,
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method,
+                   redacted(request.uri or ""),
                    request.remote_ip, 1000.0 * request.request_time())
