@@ -30,6 +30,8 @@ class JwtSettings:
     audience: tuple[str, ...] = ()
     principal_claim: str = "sub"
     scope_claim: str = "scope"
+    # Clock skew allowed on exp and nbf, in seconds (not configurable; tests shorten it).
+    leeway: float = LEEWAY_SECONDS
 
 
 class JwtVerifier:
@@ -47,7 +49,7 @@ class JwtVerifier:
             claims = jwt.decode(
                 token, key, algorithms=list(settings.algorithms),
                 audience=list(settings.audience) or None, issuer=settings.issuer,
-                leeway=LEEWAY_SECONDS,
+                leeway=settings.leeway,
                 options={"require": ["exp"], "verify_aud": bool(settings.audience)})
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             return None
