@@ -14,6 +14,6 @@ ALLOWED_REQUEST_HEADERS = (
 )
 EXPOSED_HEADERS = (
     "Location", "ETag", "Content-Range", "Content-Length", "Content-Disposition",
-    "Accept-Ranges", "Last-Modified", "Retry-After", *TUS_HEADERS,
+    "Accept-Ranges", "Last-Modified", "Retry-After", "WWW-Authenticate", *TUS_HEADERS,
 )
 PREFLIGHT_MAX_AGE = 600
