@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,23 +49,31 @@ class ServerProcess:
 
 @contextmanager
 def running_server(tmp_path: Path, args: Sequence[str] = (),
-                   config: str | None = None, nofile: int | None = None
-                   ) -> Iterator[ServerProcess]:
+                   config: str | None = None, nofile: int | None = None,
+                   root: Path = ROOT, env: Mapping[str, str] | None = None,
+                   port: int | None = None) -> Iterator[ServerProcess]:
     """Start the server, wait for /healthz, yield; then SIGTERM (SIGKILL after 10 s).
-    ``nofile`` lowers the server's open-file limit (``RLIMIT_NOFILE``, soft and hard)."""
-    port = free_port()
+    ``nofile`` lowers the server's open-file limit (``RLIMIT_NOFILE``, soft and hard).
+
+    ``root`` is the checkout whose ``server.py`` runs (another commit's ``git worktree``, to
+    compare): the script's directory comes first on ``sys.path``, so that checkout's own
+    ``tornado_files`` is imported, not the one installed in the virtualenv. ``env`` adds
+    variables to the server's environment (which otherwise has no ``TORNADO_FILES_*``);
+    ``port`` reuses a port (a restart), else a free one is picked."""
+    port = free_port() if port is None else port
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
-    argv = [sys.executable, str(ROOT / "server.py"), "--port", str(port),
+    argv = [sys.executable, str(root / "server.py"), "--port", str(port),
             "--data-dir", str(data_dir), *args]
     if config is not None:
         config_path = tmp_path / "config.toml"
         config_path.write_text(config)
         argv += ["--config", str(config_path)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    environ.update(env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-                                   env=env, preexec_fn=_limit_files(nofile))
+                                   env=environ, preexec_fn=_limit_files(nofile))
     server = ServerProcess(process, port, data_dir, log_path)
     try:
         _wait_healthy(server)
