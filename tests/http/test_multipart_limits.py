@@ -87,6 +87,28 @@ async def test_a_huge_part_header_is_refused_early(http_client, base_url, http_p
     residue.assert_clean()
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_field_names_count_toward_the_fields_cap(http_client, base_url, http_port,
+                                                       residue):
+    """990 fields with 15 KiB names and empty values (each part header under 16 KiB) once
+    made a 14.5 MiB ``data`` under the 1 MiB cap: names are keys of ``data`` and count."""
+    parts = [b"--" + B + b'\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n'
+             b"\r\nhello\r\n"]
+    for i in range(990):
+        name = str(i).encode() + b"n" * 15 * 1024
+        parts.append(b"--" + B + b'\r\nContent-Disposition: form-data; name="' + name +
+                     b'"\r\n\r\n\r\n')
+    body = b"".join(parts) + b"--" + B + b"--\r\n"
+    response, slowest = await _while_parsing(http_client, base_url, http_port,
+                                             _request(body), [body])
+    assert response.status == 413, response.body[:300]
+    error = response.json()["errors"][0]
+    assert error["meta"]["maximum_fields_size_allowed"] == 1024 * 1024
+    assert len(error["meta"]["field"]) <= 100  # the answer does not echo a 15 KiB name
+    assert slowest < 1.0
+    residue.assert_clean()
+
+
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("config_overrides", [{"max_parts": 2, "max_part_header_size": "1KiB"}])
 async def test_the_limits_are_configurable(http_client, base_url, http_port, residue,
