@@ -176,8 +176,9 @@ class Append:
         return advanced
 
     async def discard(self) -> None:
-        """Throw this request's bytes away: the offset stays where it was (the next resume
-        drops whatever was stored past it)."""
+        """Throw this request's bytes away and release the lease: the offset stays where it
+        was. The disk store cuts its file back at once (the space is free again); a store
+        whose writer cannot, drops the bytes past the offset at the next resume."""
         if self.done:
             return
         self.done = True

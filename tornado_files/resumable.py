@@ -170,12 +170,19 @@ class Resumable:
             left = (current.lease_until - utcnow()).total_seconds() if current.lease_until else 0
             raise UploadLocked(retry_after=max(1, math.ceil(left)))
         partials = self.partials(state.storage)
+        writer = None
         try:
             writer = await partials.resume(upload_id, offset)
             window = await self._stored_window(claimed, partials)
-        except BlobNotFound:
+        except BaseException as exc:
+            # Refused before a byte was taken (507 below the floor, a store error): the lease
+            # goes at once, or the next PATCH would wait for it (423) for nothing.
+            if writer is not None:
+                await writer.close()
             await self.release(claimed, token)
-            raise NotFound() from None
+            if isinstance(exc, BlobNotFound):
+                raise NotFound() from None
+            raise
         known = Sniffed(claimed.mime_type, claimed.type_os or "") if claimed.mime_type else None
         policy = self.policy_for(state.route)
         ingest = FileIngest(

@@ -122,8 +122,10 @@ async def test_a_post_that_crosses_the_floor_is_507_and_leaves_nothing(
 @pytest.mark.allow_error_logs
 async def test_a_tus_patch_that_crosses_the_floor_stops_short_of_a_full_disk(
         http_client, base_url, data_dir, residue):
-    """As on a full disk, the failed chunk is not counted (the offset stays; the next resume
-    cuts the partial back to it), and DELETE frees what it wrote."""
+    """As on a full disk, the failed chunk is not counted (the offset stays) and its bytes
+    are dropped at once: the space is back, and the upload can go on at once. Before, they
+    stayed in the partial (the disk below the floor, every upload 507) until DELETE or
+    expiry."""
     length = 12 * MIB
     url = (await fetch(http_client, base_url, "/api/tus/", "POST", b"", **TUS,
                        **{"Upload-Length": str(length)})).headers["Location"]
@@ -132,12 +134,31 @@ async def test_a_tus_patch_that_crosses_the_floor_stops_short_of_a_full_disk(
                          **{"Upload-Offset": "0"}), 507, "insufficient_storage")
     head = await fetch(http_client, base_url, url, "HEAD", **TUS)
     assert head.headers["Upload-Offset"] == "0"
-    # Stopped within one check interval past the floor, far from a full disk.
-    left = free(data_dir)
-    assert FLOOR - 4 * MIB <= left < FLOOR
+    assert free(data_dir) > FLOOR + 3 * MIB  # the refused chunk's bytes are gone
+    assert (await fetch(http_client, base_url, "/healthz")).code == 200
+    more = await fetch(http_client, base_url, url, "PATCH", b"z" * MIB, **CHUNK,
+                       **{"Upload-Offset": "0"})
+    assert more.code == 204, more.body
     assert (await fetch(http_client, base_url, url, "DELETE", **TUS)).code == 204
-    assert free(data_dir) > left + 3 * MIB
     residue.assert_clean()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.allow_error_logs
+async def test_a_patch_refused_below_the_floor_leaves_no_lease(
+        http_client, base_url, data_dir, residue):
+    """A PATCH refused before writing (507) releases the upload's lease: once space is back
+    the next PATCH goes on at once. Before, it got 423 for the lease's 10 s."""
+    url = (await fetch(http_client, base_url, "/api/tus/", "POST", b"", **TUS,
+                       **{"Upload-Length": str(MIB)})).headers["Location"]
+    filler = fill_until(data_dir, FLOOR - MIB)
+    error_of(await fetch(http_client, base_url, url, "PATCH", b"y" * 1000, **CHUNK,
+                         **{"Upload-Offset": "0"}), 507, "insufficient_storage")
+    filler.unlink()
+    again = await fetch(http_client, base_url, url, "PATCH", b"y" * MIB, **CHUNK,
+                        **{"Upload-Offset": "0"})
+    assert again.code == 204, again.body
+    residue.assert_clean(committed=1)
 
 
 @pytest.mark.gen_test(timeout=30)

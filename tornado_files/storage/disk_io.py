@@ -256,13 +256,16 @@ async def open_reader(path: Path, size: int | None, offload: Offload, read_chunk
 class DiskPartialWriter:
     """Appends run on a :class:`Lane`, as POST uploads do: the loop reads the next chunk of the
     PATCH while this one reaches the page cache. ``settle`` waits for every queued append
-    (their errors surface there at the latest), then fsyncs."""
+    (their errors surface there at the latest), then fsyncs. ``close`` cuts the file back to
+    what was settled: bytes of a refused chunk (disk full, below the floor) are not kept
+    holding space until the next resume."""
 
     def __init__(self, handle: BinaryIO, lane: Lane, offload: Offload, floor: Floor) -> None:
         self._handle: BinaryIO | None = handle
         self._lane = lane
         self._offload = offload
         self._watch = _FloorWatch(floor)
+        self._settled = handle.tell()
 
     async def write(self, chunk: bytes) -> None:
         handle = self._require()
@@ -282,20 +285,31 @@ class DiskPartialWriter:
         except OSError as exc:
             raise translate(exc, "append") from None
         try:
-            return await self._offload(_sync, handle)
+            self._settled = await self._offload(_sync, handle)
         except OSError as exc:
             raise translate(exc, "sync") from None
+        return self._settled
 
     async def close(self) -> None:
         handle, self._handle = self._handle, None
         await self._lane.stop()  # no append may run on a closed file
         if handle is not None:
-            await self._offload(handle.close)
+            await self._offload(_cut_and_close, handle, self._settled)
 
     def _require(self) -> BinaryIO:
         if self._handle is None:
             raise RuntimeError("partial writer is closed")
         return self._handle
+
+
+def _cut_and_close(handle: BinaryIO, length: int) -> None:
+    """Blocking: drop what is past ``length`` (never synced, so never counted), then close."""
+    try:
+        handle.truncate(length)
+    except OSError as exc:
+        log.warning("disk store: could not cut a partial back to %d bytes: %s", length, exc)
+    finally:
+        handle.close()
 
 
 def _sync(handle: BinaryIO) -> int:
