@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tornado_files.config import ConfigError, build_config, env_settings
 
@@ -304,3 +304,85 @@ def test_a_bad_config_file_is_one_line_on_stderr_and_exit_2(tmp_path, toml, expe
     assert result.stderr.endswith("\n")
     assert result.stdout == ""
     assert not (tmp_path / "data").exists()  # stopped before anything was prepared
+
+
+# --- keys that cannot be right ---------------------------------------------------------------
+
+def jwks_refused(tmp_path: Path, document: object, algorithms: list[str]) -> str:
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(document))
+    return jwt_refused({"algorithms": algorithms, "jwks_file": str(path)})
+
+
+@pytest.mark.parametrize("document", [[], None, 5, "keys", [{"kty": "RSA"}], {"keys": None},
+                                      {"keys": {"kid": "a"}}])
+def test_a_jwks_that_is_not_an_object_with_keys_is_one_line(tmp_path, document):
+    assert jwks_refused(tmp_path, document, ["RS256"]).startswith("jwt.jwks_file: ")
+
+
+def test_a_jwks_kid_must_be_a_string(tmp_path):
+    key = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
+    assert jwks_refused(tmp_path, {"keys": [{**key, "kid": 5}]}, ["ES256"]) == (
+        "jwt.jwks_file: a kid must be a string, got 5")
+
+
+def test_a_jwks_with_private_key_material_is_refused(tmp_path):
+    """A JWKS is public; a private key in it (``d``) would also fail every verification."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**RSAAlgorithm.to_jwk(private, as_dict=True), "kid": "k1"}
+    assert jwks_refused(tmp_path, {"keys": [jwk]}, ["RS256"]) == (
+        "jwt.jwks_file: key 'k1' holds private or secret key material; give only public keys")
+    secret = {"kty": "oct", "kid": "s1", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}
+    assert jwks_refused(tmp_path, {"keys": [secret]}, ["RS256"]).startswith(
+        "jwt.jwks_file: key 's1' holds private or secret key material")
+
+
+def test_a_jwks_where_no_key_fits_the_algorithms_is_refused(tmp_path):
+    key = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
+    assert jwks_refused(tmp_path, {"keys": [{**key, "kid": "e"}]}, ["RS256"]) == (
+        "jwt.jwks_file: no key in it can verify RS256")
+    assert jwks_refused(tmp_path, {"keys": [{**key, "kid": "e", "alg": "ES256"}]},
+                        ["ES384"]) == "jwt.jwks_file: no key in it can verify ES384"
+    assert jwks_refused(tmp_path, {"keys": [{**key, "kid": "e", "use": "enc"}]},
+                        ["ES256"]) == "jwt.jwks_file: no key in it can verify ES256"
+
+
+def test_a_public_key_that_fits_no_listed_algorithm_is_refused(tmp_path):
+    pem = tmp_path / "ec.pem"
+    pem.write_bytes(ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    for algorithms in (["RS256"], ["ES256"], ["RS256", "PS512"]):
+        assert jwt_refused({"algorithms": algorithms, "public_key_file": str(pem)}) == (
+            f"jwt.public_key_file: the key cannot verify {', '.join(algorithms)}")
+
+
+def test_rsa_keys_below_2048_bits_are_refused(tmp_path):
+    """RFC 7518 §3.3: RS* and PS* keys MUST be 2048 bits or larger."""
+    # A key too small is what is refused here.
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()  # noqa: S505
+    pem = tmp_path / "small.pem"
+    pem.write_bytes(small.public_bytes(serialization.Encoding.PEM,
+                                       serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert jwt_refused({"algorithms": ["RS256"], "public_key_file": str(pem)}) == (
+        "jwt.public_key_file: the RSA key has 1024 bits; at least 2048 are needed "
+        "(RFC 7518 §3.3)")
+    jwk = {**RSAAlgorithm.to_jwk(small, as_dict=True), "kid": "old"}
+    assert jwks_refused(tmp_path, {"keys": [jwk]}, ["RS256"]) == (
+        "jwt.jwks_file: key 'old': the RSA key has 1024 bits; at least 2048 are needed "
+        "(RFC 7518 §3.3)")
+
+
+@pytest.mark.parametrize(("algorithms", "least"), [
+    (["HS256"], 32), (["HS384"], 48), (["HS512"], 64), (["HS256", "HS512"], 64),
+])
+def test_a_jwt_secret_is_at_least_its_hash_output(algorithms, least):
+    """RFC 7518 §3.2: an HMAC key at least as long as the hash output, counted in bytes."""
+    assert build_config(with_auth(jwt={"algorithms": algorithms, "secret": "s" * least}),
+                        {}, {}).auth.jwt is not None
+    message = jwt_refused({"algorithms": algorithms, "secret": "s" * (least - 1)})
+    assert message == (f"jwt.secret: must be at least {least} bytes for "
+                       f"{algorithms[-1]} (RFC 7518 §3.2)")
+    # 31 characters of which some take two bytes in UTF-8: 32 bytes, enough for HS256
+    if least == 32:
+        assert build_config(with_auth(jwt={"algorithms": algorithms, "secret": "é" + "s" * 30}),
+                            {}, {}).auth.jwt is not None

@@ -316,3 +316,56 @@ def test_scopes_as_a_string_or_a_list_unknown_ones_ignored(scope, expected, hs25
 @pytest.mark.parametrize("scope", [7, {"read": True}, ["read", 3]])
 def test_a_scope_claim_of_another_shape_is_refused(scope, hs256):
     assert hs256.verify(jwt.encode(claims(scope=scope), SECRET, algorithm="HS256")) is None
+
+
+# --- each key verifies only its own algorithms (RFC 8725 §3.1, RFC 7517 §4.4) ---------------
+
+def test_a_jwks_keys_own_alg_is_respected(keys, tmp_path):
+    """A JWK that names its ``alg`` verifies that algorithm only, even when ``algorithms``
+    lists others its key type could do (PS256 next to RS256: same RSA key, another scheme)."""
+    document = {"keys": [public_jwk(keys.rsa, kid="rs", alg="RS256"),
+                         public_jwk(keys.rsa2, kid="ps", alg="PS256")]}
+    checker = verifier({"algorithms": ["RS256", "PS256"],
+                        "jwks_file": write(tmp_path, "jwks.json", json.dumps(document))})
+    def sign(private: rsa.RSAPrivateKey, alg: str, kid: str) -> str:
+        return jwt.encode(claims(), private, algorithm=alg, headers={"kid": kid})
+    assert checker.verify(sign(keys.rsa, "RS256", "rs")) is not None
+    assert checker.verify(sign(keys.rsa2, "PS256", "ps")) is not None
+    assert checker.verify(sign(keys.rsa, "PS256", "rs")) is None
+    assert checker.verify(sign(keys.rsa2, "RS256", "ps")) is None
+
+
+def test_a_jwk_without_alg_verifies_the_listed_algorithms_of_its_type(keys, tmp_path):
+    document = {"keys": [public_jwk(keys.rsa, kid="rsa"), public_jwk(keys.ec, kid="ec")]}
+    checker = verifier({"algorithms": ["RS256", "PS256", "ES256"],
+                        "jwks_file": write(tmp_path, "jwks.json", json.dumps(document))})
+    for alg in ("RS256", "PS256"):
+        token = jwt.encode(claims(), keys.rsa, algorithm=alg, headers={"kid": "rsa"})
+        assert checker.verify(token) is not None, alg
+    ec_token = jwt.encode(claims(), keys.ec, algorithm="ES256", headers={"kid": "ec"})
+    assert checker.verify(ec_token) is not None
+
+
+def test_jwks_keys_for_encryption_are_not_used(keys, tmp_path):
+    """RFC 7517 §4.2, §4.3: ``use: enc`` or ``key_ops`` without ``verify`` is not a key to
+    check signatures with."""
+    document = {"keys": [public_jwk(keys.rsa, kid="sig", use="sig"),
+                         public_jwk(keys.rsa2, kid="enc", use="enc"),
+                         public_jwk(keys.ec, kid="wrap", key_ops=["wrapKey"])]}
+    checker = verifier({"algorithms": ["RS256", "ES256"],
+                        "jwks_file": write(tmp_path, "jwks.json", json.dumps(document))})
+    assert checker.verify(jwt.encode(claims(), keys.rsa, algorithm="RS256",
+                                     headers={"kid": "sig"})) is not None
+    assert checker.verify(jwt.encode(claims(), keys.rsa2, algorithm="RS256",
+                                     headers={"kid": "enc"})) is None
+    assert checker.verify(jwt.encode(claims(), keys.ec, algorithm="ES256",
+                                     headers={"kid": "wrap"})) is None
+
+
+def test_a_pem_key_with_two_algorithms_listed(keys, tmp_path):
+    """``["RS256", "ES256"]`` with an EC key: the EC key verifies ES256; an RS256 token (even
+    signed by a real RSA key) has no key to be checked with."""
+    checker = verifier({"algorithms": ["RS256", "ES256"],
+                        "public_key_file": write(tmp_path, "ec.pem", public_pem(keys.ec))})
+    assert checker.verify(jwt.encode(claims(), keys.ec, algorithm="ES256")) is not None
+    assert checker.verify(jwt.encode(claims(), keys.rsa, algorithm="RS256")) is None

@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from tornado_files.auth.jwt_keys import HMAC_ALGORITHMS, from_jwks, from_pem, from_secret
 from tornado_files.auth.jwt_verifier import JwtSettings
 from tornado_files.auth.principal import Principal, parse_scopes
 from tornado_files.auth.tokens import MIN_TOKEN_LENGTH, TokenEntry
 
 KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
 MIN_SIGNING_KEY_LENGTH = 32
-# An HMAC key shorter than its hash output weakens it (RFC 7518 §3.2).
-MIN_JWT_SECRET_LENGTH = 32
 DEFAULT_LINK_LIFETIME = 7 * 86400.0
 _TOKEN_KEYS = {"token", "token_sha256", "principal", "scopes"}
 _JWT_KEYS = {"algorithms", "public_key_file", "jwks_file", "secret", "issuer", "audience",
              "principal_claim", "scope_claim"}
-_HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 
 
 @dataclass(frozen=True)
@@ -155,22 +151,18 @@ def _jwt(raw: object) -> JwtSettings:
     sources = [k for k in ("public_key_file", "jwks_file", "secret") if k in raw]
     if len(sources) != 1:
         raise ValueError("jwt: give exactly one of public_key_file, jwks_file and secret")
-    hmac_algorithms = set(algorithms) & _HMAC_ALGORITHMS
+    hmac_algorithms = set(algorithms) & set(HMAC_ALGORITHMS)
     if sources[0] == "secret":
-        secret = raw["secret"]
         if hmac_algorithms != set(algorithms):
             raise ValueError("jwt.secret: only works with HS256, HS384 or HS512")
-        if not isinstance(secret, str) or len(secret) < MIN_JWT_SECRET_LENGTH:
-            raise ValueError(f"jwt.secret: must be at least {MIN_JWT_SECRET_LENGTH} characters")
-        key: Any = secret.encode("utf-8")
-        jwks = None
+        keys = from_secret(raw["secret"], algorithms)
     else:
         if hmac_algorithms:
             # RFC 8725 §2.1: a public key used as an HMAC secret forges any token.
             raise ValueError("jwt.algorithms: HS* needs secret, not a public key")
         text = _read(raw[sources[0]], f"jwt.{sources[0]}")
-        key, jwks = (_public_key(text, sources[0]), None) if sources[0] == "public_key_file" \
-            else (None, _jwks(text))
+        keys = from_pem(text, algorithms) if sources[0] == "public_key_file" \
+            else from_jwks(text, algorithms)
     audience = raw.get("audience", [])
     audience = [audience] if isinstance(audience, str) else audience
     issuer = raw.get("issuer")
@@ -179,7 +171,7 @@ def _jwt(raw: object) -> JwtSettings:
             or (issuer is not None and not isinstance(issuer, str))
             or not all(isinstance(c, str) and c for c in claims)):
         raise ValueError("jwt: issuer, audience, principal_claim and scope_claim are strings")
-    return JwtSettings(tuple(algorithms), key=key, jwks=jwks, issuer=issuer,
+    return JwtSettings(keys, by_kid=sources[0] == "jwks_file", issuer=issuer,
                        audience=tuple(audience), principal_claim=claims[0],
                        scope_claim=claims[1])
 
@@ -193,21 +185,3 @@ def _read(path: object, name: str) -> str:
         raise ValueError(f"{name}: {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{name}: {path} cannot be read ({exc})") from None
-
-
-def _public_key(text: str, name: str) -> Any:
-    try:
-        return load_pem_public_key(text.encode("ascii"))
-    except (ValueError, TypeError, UnicodeEncodeError):
-        raise ValueError(f"jwt.{name}: not a PEM public key") from None
-
-
-def _jwks(text: str) -> dict[str, Any]:
-    try:
-        keys = jwt.PyJWKSet.from_json(text).keys
-    except (jwt.PyJWTError, ValueError, json.JSONDecodeError, KeyError, TypeError):
-        raise ValueError("jwt.jwks_file: not a JWKS document with usable keys") from None
-    found = {key.key_id or str(index): key.key for index, key in enumerate(keys)}
-    if any(key.key_id is None for key in keys) and len(keys) > 1:
-        raise ValueError("jwt.jwks_file: with several keys, each needs a kid")
-    return found
