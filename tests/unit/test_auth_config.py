@@ -386,3 +386,22 @@ def test_a_jwt_secret_is_at_least_its_hash_output(algorithms, least):
     if least == 32:
         assert build_config(with_auth(jwt={"algorithms": algorithms, "secret": "é" + "s" * 30}),
                             {}, {}).auth.jwt is not None
+
+
+@pytest.mark.parametrize("token", [
+    " alice-token-0123456789", "alice-token-0123456789 ", "alice-token-0123456789\n",
+    "alice token 0123456789", "alice\ttoken-0123456789", "alice-tökén-0123456789",
+    "alice-token-0123456789\x00",
+])
+def test_a_token_a_header_cannot_carry_is_refused(token):
+    """A header value loses its surrounding whitespace (RFC 9110 §5.5) and carries only
+    ASCII intact: such a token could never be presented, so it stops start-up instead."""
+    message = refused({"tokens": [token_entry(token=token)], "signing_key": SIGNING_KEY})
+    assert message == ("tokens[0].token: use only visible ASCII characters (letters, digits, "
+                       "punctuation), no spaces")
+
+
+def test_none_in_algorithms_is_named():
+    for algorithms in (["none"], ["RS256", "None"]):
+        assert jwt_refused({"algorithms": algorithms, "secret": SECRET}) == (
+            "jwt.algorithms: 'none' (unsigned tokens) is never accepted (RFC 8725 §3.1)")

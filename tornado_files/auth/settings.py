@@ -26,6 +26,8 @@ KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max
 MIN_SIGNING_KEY_LENGTH = 32
 DEFAULT_LINK_LIFETIME = 7 * 86400.0
 _TOKEN_KEYS = {"token", "token_sha256", "principal", "scopes"}
+# What a header carries intact (RFC 9110 §5.5: VCHAR; surrounding whitespace is stripped).
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 _JWT_KEYS = {"algorithms", "public_key_file", "jwks_file", "secret", "issuer", "audience",
              "principal_claim", "scope_claim"}
 
@@ -125,6 +127,9 @@ def _tokens(raw: object) -> tuple[TokenEntry, ...]:
             token = entry["token"]
             if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
                 raise ValueError(f"{where}.token: must be at least {MIN_TOKEN_LENGTH} characters")
+            if not _VISIBLE_ASCII.fullmatch(token):
+                raise ValueError(f"{where}.token: use only visible ASCII characters (letters, "
+                                 "digits, punctuation), no spaces")
             digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
         else:
             digest = entry["token_sha256"]
@@ -144,6 +149,9 @@ def _jwt(raw: object) -> JwtSettings:
     if unknown:
         raise ValueError(f"jwt: unknown key {sorted(unknown)[0]!r}")
     algorithms = raw.get("algorithms")
+    if isinstance(algorithms, list) and any(str(a).lower() == "none" for a in algorithms):
+        raise ValueError("jwt.algorithms: 'none' (unsigned tokens) is never accepted "
+                         "(RFC 8725 §3.1)")
     known = set(jwt.algorithms.get_default_algorithms()) - {"none"}
     if (not isinstance(algorithms, list) or not algorithms
             or not all(isinstance(a, str) and a in known for a in algorithms)):
