@@ -369,3 +369,18 @@ def test_a_pem_key_with_two_algorithms_listed(keys, tmp_path):
                         "public_key_file": write(tmp_path, "ec.pem", public_pem(keys.ec))})
     assert checker.verify(jwt.encode(claims(), keys.ec, algorithm="ES256")) is not None
     assert checker.verify(jwt.encode(claims(), keys.rsa, algorithm="RS256")) is None
+
+
+@pytest.mark.parametrize("sub", ["alice\nadmin", "alice\r\n", "\x00", "tab\there", "x" * 257,
+                                 "del\x7f"])
+def test_a_principal_that_is_not_a_name_is_refused(sub, hs256):
+    """The same rule as a ``[[tokens]]`` principal: it becomes every record's ``owner``."""
+    assert hs256.verify(jwt.encode(claims(sub=sub), SECRET, algorithm="HS256")) is None
+
+
+@pytest.mark.parametrize("sub", ["carol@example.org", "Jürgen Müller", "x" * 256,
+                                 "auth0|5f7c8ec7c33c6c004bbafe82"])
+def test_principals_that_are_names(sub, hs256):
+    principal = hs256.verify(jwt.encode(claims(sub=sub), SECRET, algorithm="HS256"))
+    assert principal is not None
+    assert principal.name == sub

@@ -3,7 +3,8 @@
 A token is accepted only when its signature verifies with a configured key under an algorithm
 that key is bound to (``jwt_keys``: never ``none``, never one not listed, never one of another
 key type — RFC 8725 §3.1), it carries ``exp`` and is inside ``nbf``..``exp`` with ``leeway``
-seconds of clock skew, and ``iss``/``aud`` match when they are configured.
+seconds of clock skew, ``iss``/``aud`` match when they are configured, and its principal claim
+is a name as a ``[[tokens]]`` principal is (``principal.valid_name``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from tornado_files.auth.principal import Principal, parse_scopes
+from tornado_files.auth.principal import Principal, parse_scopes, valid_name
 
 LEEWAY_SECONDS = 30
 
@@ -63,7 +64,7 @@ class JwtVerifier:
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             return None
         name = claims.get(settings.principal_claim)
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not valid_name(name):
             return None
         try:
             scopes = parse_scopes(claims.get(settings.scope_claim, []), "jwt", strict=False)

@@ -19,7 +19,7 @@ import jwt
 
 from tornado_files.auth.jwt_keys import HMAC_ALGORITHMS, from_jwks, from_pem, from_secret
 from tornado_files.auth.jwt_verifier import JwtSettings
-from tornado_files.auth.principal import Principal, parse_scopes
+from tornado_files.auth.principal import Principal, parse_scopes, valid_name
 from tornado_files.auth.tokens import MIN_TOKEN_LENGTH, TokenEntry
 
 KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
@@ -117,8 +117,7 @@ def _tokens(raw: object) -> tuple[TokenEntry, ...]:
         if unknown:
             raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         principal = entry.get("principal")
-        if not isinstance(principal, str) or not re.fullmatch(r"[^\x00-\x1f\x7f]{1,256}",
-                                                                principal):
+        if not isinstance(principal, str) or not valid_name(principal):
             raise ValueError(f"{where}.principal: expected a name like \"alice\"")
         scopes = parse_scopes(entry.get("scopes", []), where)
         if ("token" in entry) == ("token_sha256" in entry):
