@@ -24,10 +24,12 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from tornado import web
+from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from tornado_files import errors as e
+from tornado_files.auth.links import SIGNATURE
 from tornado_files.auth.principal import Principal
 from tornado_files.numbers import saturated
 from tornado_files.services import Services
@@ -332,5 +334,14 @@ def log_request(handler: RequestHandler) -> None:
     fault = handler.server_fault if isinstance(handler, ApiHandler) else status >= 500
     level = logging.ERROR if fault else logging.WARNING if status >= 400 else logging.INFO
     request = handler.request
-    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.uri,
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, loggable_uri(request),
                    request.remote_ip, 1000.0 * request.request_time())
+
+
+def loggable_uri(request: HTTPServerRequest) -> str:
+    """The URI for the access log: ``/path?query``, but for a signed link (``sig`` in the
+    query) ``/path?[signed link query redacted]``: its query is a grant, as secret as a token,
+    and no secret goes to a log."""
+    if SIGNATURE in request.query_arguments:
+        return f"{request.path}?[signed link query redacted]"
+    return request.uri or ""
