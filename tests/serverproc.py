@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +49,11 @@ class ServerProcess:
 
 @contextmanager
 def running_server(tmp_path: Path, args: Sequence[str] = (),
-                   config: str | None = None, nofile: int | None = None
-                   ) -> Iterator[ServerProcess]:
+                   config: str | None = None, nofile: int | None = None,
+                   env: Mapping[str, str] | None = None) -> Iterator[ServerProcess]:
     """Start the server, wait for /healthz, yield; then SIGTERM (SIGKILL after 10 s).
-    ``nofile`` lowers the server's open-file limit (``RLIMIT_NOFILE``, soft and hard)."""
+    ``nofile`` lowers the server's open-file limit (``RLIMIT_NOFILE``, soft and hard); ``env``
+    adds variables to the environment, from which every ``TORNADO_FILES_`` one is removed."""
     port = free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
@@ -62,10 +63,11 @@ def running_server(tmp_path: Path, args: Sequence[str] = (),
         config_path = tmp_path / "config.toml"
         config_path.write_text(config)
         argv += ["--config", str(config_path)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-                                   env=env, preexec_fn=_limit_files(nofile))
+                                   env={**environ, **(env or {})},
+                                   preexec_fn=_limit_files(nofile))
     server = ServerProcess(process, port, data_dir, log_path)
     try:
         _wait_healthy(server)
