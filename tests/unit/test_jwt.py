@@ -384,3 +384,13 @@ def test_principals_that_are_names(sub, hs256):
     principal = hs256.verify(jwt.encode(claims(sub=sub), SECRET, algorithm="HS256"))
     assert principal is not None
     assert principal.name == sub
+
+
+def test_a_critical_header_not_understood_is_refused(hs256):
+    """RFC 7515 §4.1.11: a ``crit`` extension the recipient does not understand makes the
+    token invalid."""
+    token = jwt.encode(claims(), SECRET, algorithm="HS256",
+                       headers={"crit": ["exp-policy"], "exp-policy": "strict"})
+    assert hs256.verify(token) is None
+    assert hs256.verify(jwt.encode(claims(), SECRET, algorithm="HS256",
+                                   headers={"crit": "exp-policy"})) is None
