@@ -10,12 +10,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tornado_files.config import ConfigError, build_config, env_settings
@@ -405,3 +408,18 @@ def test_none_in_algorithms_is_named():
     for algorithms in (["none"], ["RS256", "None"]):
         assert jwt_refused({"algorithms": algorithms, "secret": SECRET}) == (
             "jwt.algorithms: 'none' (unsigned tokens) is never accepted (RFC 8725 §3.1)")
+
+
+def test_a_certificate_as_public_key_file_says_how_to_get_the_key(tmp_path):
+    """Providers often hand out a certificate; its key is one openssl command away."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.example")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    path = tmp_path / "idp.crt"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert jwt_refused({"algorithms": ["ES256"], "public_key_file": str(path)}) == (
+        "jwt.public_key_file: a certificate, not a public key (extract it: openssl x509 "
+        "-pubkey -noout -in CERT > key.pem)")

@@ -41,6 +41,9 @@ def from_secret(secret: object, algorithms: Sequence[str]) -> tuple[JwtKey, ...]
 def from_pem(text: str, algorithms: Sequence[str]) -> tuple[JwtKey, ...]:
     """``jwt.public_key_file``: one PEM public key (SubjectPublicKeyInfo)."""
     name = "jwt.public_key_file"
+    if "-----BEGIN CERTIFICATE-----" in text:
+        raise ValueError(f"{name}: a certificate, not a public key (extract it: openssl x509 "
+                         "-pubkey -noout -in CERT > key.pem)")
     try:
         key = load_pem_public_key(text.encode("ascii"))
     except (ValueError, TypeError, UnicodeEncodeError):
