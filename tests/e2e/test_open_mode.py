@@ -112,3 +112,17 @@ def test_with_tokens_the_server_listens_everywhere_and_is_not_open(tmp_path):
         assert OPEN_WARNING not in log
         assert "open to anyone" not in log
         assert TOKEN not in log
+
+
+def test_a_jwt_without_audience_is_said_at_start_up(tmp_path):
+    jwt_toml = ('signing_key = "a-signing-key-of-at-least-32-characters"\n[jwt]\n'
+                'algorithms = ["HS256"]\nsecret = "an-hs256-secret-of-at-least-32-bytes!!"\n')
+    (tmp_path / "without").mkdir()
+    (tmp_path / "with").mkdir()
+    with running_server(tmp_path / "without", config=jwt_toml) as server:
+        log = server.log()
+        assert "WARNING tornado_files jwt.audience is not set" in log
+        assert OPEN_WARNING not in log
+        assert "an-hs256-secret" not in log
+    with running_server(tmp_path / "with", config=jwt_toml + 'audience = "files"\n') as server:
+        assert "jwt.audience" not in server.log()

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from tornado_files.auth.settings import startup_warnings
 from tornado_files.config import ConfigError, build_config, env_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -423,3 +424,20 @@ def test_a_certificate_as_public_key_file_says_how_to_get_the_key(tmp_path):
     assert jwt_refused({"algorithms": ["ES256"], "public_key_file": str(path)}) == (
         "jwt.public_key_file: a certificate, not a public key (extract it: openssl x509 "
         "-pubkey -noout -in CERT > key.pem)")
+
+
+def test_start_up_warns_when_open_or_when_jwt_has_no_audience():
+    """RFC 7519 §4.1.3, RFC 8725 §3.9: without ``audience`` a token the identity provider
+    issued for any other service is accepted too. Allowed (the setting is optional), but said."""
+    open_mode = build_config({}, {}, {}).auth
+    assert startup_warnings(open_mode) == (
+        "no tokens or jwt are configured: the server is open to anyone who can reach it",)
+    tokens_only = build_config(with_auth(), {}, {}).auth
+    assert startup_warnings(tokens_only) == ()
+    table = {"algorithms": ["HS256"], "secret": SECRET}
+    no_audience = build_config(with_auth(jwt=table), {}, {}).auth
+    assert startup_warnings(no_audience) == (
+        "jwt.audience is not set: a JWT from the identity provider is accepted whichever "
+        "service it was issued for (set audience to this server's name)",)
+    audience = build_config(with_auth(jwt={**table, "audience": "files"}), {}, {}).auth
+    assert startup_warnings(audience) == ()

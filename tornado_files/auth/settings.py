@@ -75,6 +75,22 @@ def parse_auth(merged: dict[str, Any]) -> AuthSettings:
     return settings
 
 
+OPEN_WARNING = "no tokens or jwt are configured: the server is open to anyone who can reach it"
+NO_AUDIENCE_WARNING = ("jwt.audience is not set: a JWT from the identity provider is accepted "
+                       "whichever service it was issued for (set audience to this server's name)")
+
+
+def startup_warnings(settings: AuthSettings) -> tuple[str, ...]:
+    """What start-up logs as warnings about these settings: open mode; a ``[jwt]`` without
+    ``audience``, which accepts tokens issued for other services too (RFC 7519 §4.1.3,
+    RFC 8725 §3.9) — allowed, as the setting is optional, but said."""
+    if not settings.configured:
+        return (OPEN_WARNING,)
+    if settings.jwt is not None and not settings.jwt.audience:
+        return (NO_AUDIENCE_WARNING,)
+    return ()
+
+
 def check_bind(settings: AuthSettings, host: str) -> None:
     """Open mode on anything but loopback needs ``allow_anonymous``."""
     if settings.configured or settings.allow_anonymous or _loopback(host):
