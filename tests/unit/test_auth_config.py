@@ -441,3 +441,11 @@ def test_start_up_warns_when_open_or_when_jwt_has_no_audience():
         "service it was issued for (set audience to this server's name)",)
     audience = build_config(with_auth(jwt={**table, "audience": "files"}), {}, {}).auth
     assert startup_warnings(audience) == ()
+
+
+@pytest.mark.parametrize("alg", ["none", ["RS256"], 5, "HS256", "RS384"])
+def test_a_jwk_whose_alg_is_not_listed_is_skipped_not_a_traceback(tmp_path, alg):
+    key = RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                              .public_key(), as_dict=True)
+    assert jwks_refused(tmp_path, {"keys": [{**key, "kid": "a", "alg": alg}]}, ["RS256"]) == (
+        "jwt.jwks_file: no key in it can verify RS256")

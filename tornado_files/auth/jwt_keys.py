@@ -84,16 +84,17 @@ def _jwk(member: object, algorithms: Sequence[str]) -> JwtKey | None:
     if any(secret in member for secret in _SECRET_MEMBERS):
         raise ValueError(f"jwt.jwks_file: key {kid!r} holds private or secret key material; "
                          "give only public keys")
-    key_ops = member.get("key_ops")
+    key_ops, own = member.get("key_ops"), member.get("alg")
     if member.get("use", "sig") != "sig" or (key_ops is not None and (
             not isinstance(key_ops, list) or "verify" not in key_ops)):
         return None
+    if own is not None and (not isinstance(own, str) or own not in algorithms):
+        return None  # made for an algorithm not accepted here (or "none")
     try:
         key = jwt.PyJWK(member).key
     except jwt.PyJWTError:
-        return None  # a key type or algorithm PyJWT does not verify with
+        return None  # a key type PyJWT does not verify with
     _check_size(key, f"jwt.jwks_file: key {kid!r}")
-    own = member.get("alg")
     fitting = _fitting(key, [a for a in algorithms if own is None or a == own])
     return JwtKey(key, fitting, kid) if fitting else None
 
