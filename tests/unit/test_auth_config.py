@@ -449,3 +449,17 @@ def test_a_jwk_whose_alg_is_not_listed_is_skipped_not_a_traceback(tmp_path, alg)
                               .public_key(), as_dict=True)
     assert jwks_refused(tmp_path, {"keys": [{**key, "kid": "a", "alg": alg}]}, ["RS256"]) == (
         "jwt.jwks_file: no key in it can verify RS256")
+
+
+def test_a_symmetric_jwk_without_its_k_is_skipped_not_a_traceback(tmp_path):
+    """Found by fuzzing the loader: PyJWT reads ``k`` of an ``oct`` key unguarded."""
+    key = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
+    document = {"keys": [{"kty": "oct", "kid": "s"}, {**key, "kid": "e"}]}
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(document))
+    config = build_config(with_auth(jwt={"algorithms": ["ES256"], "jwks_file": str(path)}),
+                          {}, {})
+    assert config.auth.jwt is not None
+    assert [key.kid for key in config.auth.jwt.keys] == ["e"]
+    assert jwks_refused(tmp_path, {"keys": [{"kty": "oct", "kid": "s"}]}, ["ES256"]) == (
+        "jwt.jwks_file: no key in it can verify ES256")

@@ -90,10 +90,12 @@ def _jwk(member: object, algorithms: Sequence[str]) -> JwtKey | None:
         return None
     if own is not None and (not isinstance(own, str) or own not in algorithms):
         return None  # made for an algorithm not accepted here (or "none")
+    if member.get("kty") == "oct":
+        return None  # a shared secret: HS* is never verified with a JWKS
     try:
         key = jwt.PyJWK(member).key
-    except jwt.PyJWTError:
-        return None  # a key type PyJWT does not verify with
+    except (jwt.PyJWTError, KeyError):
+        return None  # a key type PyJWT does not verify with, or one missing a member
     _check_size(key, f"jwt.jwks_file: key {kid!r}")
     fitting = _fitting(key, [a for a in algorithms if own is None or a == own])
     return JwtKey(key, fitting, kid) if fitting else None
