@@ -297,8 +297,11 @@ def run_server(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
      "tokens[0].token: must be at least 16 characters"),
     (f'signing_key = "{SIGNING_KEY}"\n[jwt]\nalgorithms = ["RS256"]\n'
      'public_key_file = "missing.pem"\n', "jwt.public_key_file: missing.pem does not exist"),
+    (f'signing_key = "{SIGNING_KEY}"\n[jwt]\nalgorithms = ["RS256"]\njwks_file = "jwks.json"\n',
+     "jwt.jwks_file: expected a JWK Set"),
 ])
 def test_a_bad_config_file_is_one_line_on_stderr_and_exit_2(tmp_path, toml, expected):
+    (tmp_path / "jwks.json").write_text("[]")  # JSON, but not a JWK Set
     config = tmp_path / "bad.toml"
     config.write_text(toml)
     result = run_server(tmp_path, "--config", str(config))
