@@ -6,6 +6,7 @@ signature reaches a log line."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from tests.support import PNG_1PX, Part, multipart
+from tests.support import PNG_1PX, Part, multipart, read_until_closed
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-secret-token-0123456789"  # configured only as its SHA-256
@@ -176,3 +177,24 @@ async def test_no_secret_reaches_the_log(http_client, base_url, idp_key, caplog)
     assert f"/api/files/{file_id}/content" in logged  # the access lines are there
     for secret in (ALICE, BOB, expired, expired.split(".")[2], signature):
         assert secret not in logged
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("header", [b"X-Auth-Token", b"Authorization"])
+@pytest.mark.parametrize("stray", [b"\r", b"\x00", b"\x7f", b"\x01"])
+async def test_a_malformed_header_does_not_log_its_credential(http_server, http_port, caplog,
+                                                              header, stray):
+    """A token read from a file with Windows line endings arrives as ``token\\r``: Tornado
+    refuses the header (RFC 9110 §5.5) and logs why, quoting the value — which must not carry
+    the token into the log."""
+    caplog.set_level(logging.INFO)
+    value = (b"Bearer " if header == b"Authorization" else b"") + ALICE.encode() + stray
+    head = (b"GET /api/files HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b": " + value
+            + b"\r\n\r\n")
+    data = await asyncio.get_running_loop().run_in_executor(None, read_until_closed, http_port,
+                                                            head)
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Invalid header value" in logged  # Tornado's line is there, says why
+    assert ALICE not in logged
+    assert ALICE[:-4] not in logged
