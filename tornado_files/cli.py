@@ -22,6 +22,7 @@ from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
 from tornado_files.app import build_services, build_sweeper, make_app
+from tornado_files.auth.settings import startup_warnings
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
 from tornado_files.fsck import PAGE_SIZE, Fsck, FsckReport
@@ -125,9 +126,8 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
              config.host, config.port, config.data_dir.resolve(),
              _records_at(config))
-    if not config.auth.configured:
-        log.warning("no tokens or jwt are configured: the server is open to anyone who can "
-                    "reach it")
+    for warning in startup_warnings(config.auth):
+        log.warning("%s", warning)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,9 +1,10 @@
 """JWTs from an identity provider, verified with PyJWT (``[jwt]``; docs/security.md).
 
-A token is accepted only when its signature verifies with the configured key under one of
-the configured algorithms (never ``none``: PyJWT refuses any algorithm not listed, RFC 8725
-§3.1), it carries ``exp`` and is inside ``nbf``..``exp`` with ``leeway`` seconds of clock
-skew, and ``iss``/``aud`` match when they are configured.
+A token is accepted only when its signature verifies with a configured key under an algorithm
+that key is bound to (``jwt_keys``: never ``none``, never one not listed, never one of another
+key type — RFC 8725 §3.1), it carries ``exp`` and is inside ``nbf``..``exp`` with ``leeway``
+seconds of clock skew, ``iss``/``aud`` match when they are configured, and its principal claim
+is a name as a ``[[tokens]]`` principal is (``principal.valid_name``).
 """
 
 from __future__ import annotations
@@ -13,19 +14,29 @@ from typing import Any
 
 import jwt
 
-from tornado_files.auth.principal import Principal, parse_scopes
+from tornado_files.auth.principal import Principal, parse_scopes, valid_name
 
 LEEWAY_SECONDS = 30
 
 
 @dataclass(frozen=True)
-class JwtSettings:
-    """``key`` is a loaded public key or an HMAC secret (bytes); ``jwks`` maps ``kid`` to
-    the keys of a JWKS document. Exactly one of the two is set."""
+class JwtKey:
+    """One verification key (a ``cryptography`` public key, or an HMAC secret as bytes) and
+    the algorithms it may verify. ``kid`` is the JWK's key id (``None`` for a PEM key, a
+    secret, or a JWK without one)."""
 
+    key: Any
     algorithms: tuple[str, ...]
-    key: Any = None
-    jwks: dict[str, Any] | None = None
+    kid: str | None = None
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """``keys`` are chosen by the token's ``alg`` and, when ``by_kid`` (a JWKS), its ``kid``:
+    a token without ``kid`` is checked only against a JWKS of one usable key."""
+
+    keys: tuple[JwtKey, ...]
+    by_kid: bool = False
     issuer: str | None = None
     audience: tuple[str, ...] = ()
     principal_claim: str = "sub"
@@ -43,18 +54,19 @@ class JwtVerifier:
         signature, expired, wrong audience, garbage: the caller answers them all alike)."""
         settings = self._settings
         try:
-            key = self._key_for(token)
-            if key is None:
+            chosen = self._key_for(jwt.get_unverified_header(token))
+            if chosen is None:
                 return None
             claims = jwt.decode(
-                token, key, algorithms=list(settings.algorithms),
+                token, chosen.key, algorithms=list(chosen.algorithms),
                 audience=list(settings.audience) or None, issuer=settings.issuer,
                 leeway=settings.leeway,
-                options={"require": ["exp"], "verify_aud": bool(settings.audience)})
+                options={"require": ["exp"], "verify_aud": bool(settings.audience),
+                         "enforce_minimum_key_length": True})
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             return None
         name = claims.get(settings.principal_claim)
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not valid_name(name):
             return None
         try:
             scopes = parse_scopes(claims.get(settings.scope_claim, []), "jwt", strict=False)
@@ -62,11 +74,14 @@ class JwtVerifier:
             return None
         return Principal(name, scopes, "jwt")
 
-    def _key_for(self, token: str) -> Any:
-        settings = self._settings
-        if settings.jwks is None:
-            return settings.key
-        kid = jwt.get_unverified_header(token).get("kid")
-        if kid is None and len(settings.jwks) == 1:
-            return next(iter(settings.jwks.values()))
-        return settings.jwks.get(kid) if isinstance(kid, str) else None
+    def _key_for(self, header: dict[str, Any]) -> JwtKey | None:
+        """The key bound to the header's ``alg`` (and ``kid``, for a JWKS), if any."""
+        alg, kid = header.get("alg"), header.get("kid")
+        keys = self._settings.keys
+        for candidate in keys:
+            if alg not in candidate.algorithms:
+                continue
+            if not self._settings.by_kid or candidate.kid == kid or (
+                    kid is None and len(keys) == 1):
+                return candidate
+        return None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+# A principal's name: what records keep as ``owner`` and listings filter by.
+_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 
 
 class Scope(StrEnum):
@@ -40,6 +44,16 @@ class Principal:
     @property
     def admin(self) -> bool:
         return Scope.ADMIN in self.scopes
+
+
+def valid_name(name: str) -> bool:
+    """1 to 256 characters, none of them a control character (C0 or DEL): a ``[[tokens]]``
+    principal or a JWT's principal claim.
+
+    >>> valid_name("carol@example.org"), valid_name("alice\\nadmin"), valid_name("")
+    (True, False, False)
+    """
+    return _NAME.fullmatch(name) is not None
 
 
 # Open mode: no authentication configured, every request may do everything, owning nothing.

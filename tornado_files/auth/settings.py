@@ -10,28 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from tornado_files.auth.jwt_keys import HMAC_ALGORITHMS, from_jwks, from_pem, from_secret
 from tornado_files.auth.jwt_verifier import JwtSettings
-from tornado_files.auth.principal import Principal, parse_scopes
+from tornado_files.auth.principal import Principal, parse_scopes, valid_name
 from tornado_files.auth.tokens import MIN_TOKEN_LENGTH, TokenEntry
 
 KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
 MIN_SIGNING_KEY_LENGTH = 32
-# An HMAC key shorter than its hash output weakens it (RFC 7518 §3.2).
-MIN_JWT_SECRET_LENGTH = 32
 DEFAULT_LINK_LIFETIME = 7 * 86400.0
 _TOKEN_KEYS = {"token", "token_sha256", "principal", "scopes"}
+# What a header carries intact (RFC 9110 §5.5: VCHAR; surrounding whitespace is stripped).
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 _JWT_KEYS = {"algorithms", "public_key_file", "jwks_file", "secret", "issuer", "audience",
              "principal_claim", "scope_claim"}
-_HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +75,22 @@ def parse_auth(merged: dict[str, Any]) -> AuthSettings:
     return settings
 
 
+OPEN_WARNING = "no tokens or jwt are configured: the server is open to anyone who can reach it"
+NO_AUDIENCE_WARNING = ("jwt.audience is not set: a JWT from the identity provider is accepted "
+                       "whichever service it was issued for (set audience to this server's name)")
+
+
+def startup_warnings(settings: AuthSettings) -> tuple[str, ...]:
+    """What start-up logs as warnings about these settings: open mode; a ``[jwt]`` without
+    ``audience``, which accepts tokens issued for other services too (RFC 7519 §4.1.3,
+    RFC 8725 §3.9) — allowed, as the setting is optional, but said."""
+    if not settings.configured:
+        return (OPEN_WARNING,)
+    if settings.jwt is not None and not settings.jwt.audience:
+        return (NO_AUDIENCE_WARNING,)
+    return ()
+
+
 def check_bind(settings: AuthSettings, host: str) -> None:
     """Open mode on anything but loopback needs ``allow_anonymous``."""
     if settings.configured or settings.allow_anonymous or _loopback(host):
@@ -119,8 +133,7 @@ def _tokens(raw: object) -> tuple[TokenEntry, ...]:
         if unknown:
             raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         principal = entry.get("principal")
-        if not isinstance(principal, str) or not re.fullmatch(r"[^\x00-\x1f\x7f]{1,256}",
-                                                                principal):
+        if not isinstance(principal, str) or not valid_name(principal):
             raise ValueError(f"{where}.principal: expected a name like \"alice\"")
         scopes = parse_scopes(entry.get("scopes", []), where)
         if ("token" in entry) == ("token_sha256" in entry):
@@ -129,6 +142,9 @@ def _tokens(raw: object) -> tuple[TokenEntry, ...]:
             token = entry["token"]
             if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
                 raise ValueError(f"{where}.token: must be at least {MIN_TOKEN_LENGTH} characters")
+            if not _VISIBLE_ASCII.fullmatch(token):
+                raise ValueError(f"{where}.token: use only visible ASCII characters (letters, "
+                                 "digits, punctuation), no spaces")
             digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
         else:
             digest = entry["token_sha256"]
@@ -148,6 +164,9 @@ def _jwt(raw: object) -> JwtSettings:
     if unknown:
         raise ValueError(f"jwt: unknown key {sorted(unknown)[0]!r}")
     algorithms = raw.get("algorithms")
+    if isinstance(algorithms, list) and any(str(a).lower() == "none" for a in algorithms):
+        raise ValueError("jwt.algorithms: 'none' (unsigned tokens) is never accepted "
+                         "(RFC 8725 §3.1)")
     known = set(jwt.algorithms.get_default_algorithms()) - {"none"}
     if (not isinstance(algorithms, list) or not algorithms
             or not all(isinstance(a, str) and a in known for a in algorithms)):
@@ -155,22 +174,18 @@ def _jwt(raw: object) -> JwtSettings:
     sources = [k for k in ("public_key_file", "jwks_file", "secret") if k in raw]
     if len(sources) != 1:
         raise ValueError("jwt: give exactly one of public_key_file, jwks_file and secret")
-    hmac_algorithms = set(algorithms) & _HMAC_ALGORITHMS
+    hmac_algorithms = set(algorithms) & set(HMAC_ALGORITHMS)
     if sources[0] == "secret":
-        secret = raw["secret"]
         if hmac_algorithms != set(algorithms):
             raise ValueError("jwt.secret: only works with HS256, HS384 or HS512")
-        if not isinstance(secret, str) or len(secret) < MIN_JWT_SECRET_LENGTH:
-            raise ValueError(f"jwt.secret: must be at least {MIN_JWT_SECRET_LENGTH} characters")
-        key: Any = secret.encode("utf-8")
-        jwks = None
+        keys = from_secret(raw["secret"], algorithms)
     else:
         if hmac_algorithms:
             # RFC 8725 §2.1: a public key used as an HMAC secret forges any token.
             raise ValueError("jwt.algorithms: HS* needs secret, not a public key")
         text = _read(raw[sources[0]], f"jwt.{sources[0]}")
-        key, jwks = (_public_key(text, sources[0]), None) if sources[0] == "public_key_file" \
-            else (None, _jwks(text))
+        keys = from_pem(text, algorithms) if sources[0] == "public_key_file" \
+            else from_jwks(text, algorithms)
     audience = raw.get("audience", [])
     audience = [audience] if isinstance(audience, str) else audience
     issuer = raw.get("issuer")
@@ -179,7 +194,7 @@ def _jwt(raw: object) -> JwtSettings:
             or (issuer is not None and not isinstance(issuer, str))
             or not all(isinstance(c, str) and c for c in claims)):
         raise ValueError("jwt: issuer, audience, principal_claim and scope_claim are strings")
-    return JwtSettings(tuple(algorithms), key=key, jwks=jwks, issuer=issuer,
+    return JwtSettings(keys, by_kid=sources[0] == "jwks_file", issuer=issuer,
                        audience=tuple(audience), principal_claim=claims[0],
                        scope_claim=claims[1])
 
@@ -193,21 +208,3 @@ def _read(path: object, name: str) -> str:
         raise ValueError(f"{name}: {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{name}: {path} cannot be read ({exc})") from None
-
-
-def _public_key(text: str, name: str) -> Any:
-    try:
-        return load_pem_public_key(text.encode("ascii"))
-    except (ValueError, TypeError, UnicodeEncodeError):
-        raise ValueError(f"jwt.{name}: not a PEM public key") from None
-
-
-def _jwks(text: str) -> dict[str, Any]:
-    try:
-        keys = jwt.PyJWKSet.from_json(text).keys
-    except (jwt.PyJWTError, ValueError, json.JSONDecodeError, KeyError, TypeError):
-        raise ValueError("jwt.jwks_file: not a JWKS document with usable keys") from None
-    found = {key.key_id or str(index): key.key for index, key in enumerate(keys)}
-    if any(key.key_id is None for key in keys) and len(keys) > 1:
-        raise ValueError("jwt.jwks_file: with several keys, each needs a kid")
-    return found

@@ -336,3 +336,4 @@ def log_request(handler: RequestHandler) -> None:
     access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method,
                    redacted(request.uri or ""),
                    request.remote_ip, 1000.0 * request.request_time())
+

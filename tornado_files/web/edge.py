@@ -64,6 +64,7 @@ from tornado.iostream import IOStream, StreamBufferFullError, UnsatisfiableReadE
 from tornado.web import Application, RequestHandler
 
 from tornado_files.errors import MalformedRequest
+from tornado_files.web import log_redaction
 from tornado_files.web.errors import error_document
 
 log = logging.getLogger("tornado_files.web")
@@ -218,6 +219,7 @@ class FilesHTTPServer(HTTPServer):
 
 
 def build_http_server(app: Application, max_body_size: int, **settings: Any) -> FilesHTTPServer:
+    log_redaction.install()
     return FilesHTTPServer(app, max_body_size=max_body_size, chunk_size=READ_CHUNK, **settings)
 
 
