@@ -21,6 +21,7 @@ import pytest
 
 from tests.serverproc import ServerProcess, free_port, running_server, terminate
 from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
+from tornado_files.client.transfers import ResumeState
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -645,3 +646,30 @@ def test_link_refusals_are_one_clear_line(auth_server, server, tmp_path):
         result = cli(where.url, "link", *args)
         assert (result.returncode, result.stderr.strip(), result.stdout) == \
             (status, f"tornado-files link: error: {message}", ""), args
+
+
+def test_an_upload_remembered_under_another_token_is_begun_anew(auth_server, tmp_path):
+    """The state file names an unfinished tus upload for this very file, but it is bob's
+    (begun with his token): alice's run leaves it alone and uploads the file as a new one; a
+    run with a wrong token is told so (by the HEAD that asks for the offset)."""
+    path = tmp_path / "shared-machine.bin"
+    path.write_bytes(os.urandom(200_000))
+    request = urllib.request.Request(  # noqa: S310 (our own 127.0.0.1 server)
+        auth_server.url + "/api/tus/", data=b"", method="POST",
+        headers={**bearer("bob"), "Tus-Resumable": "1.0.0", "Upload-Length": "200000"})
+    with urllib.request.urlopen(request) as response:  # noqa: S310
+        bobs = response.headers["Location"]
+    state = tmp_path / "state.json"
+    key = ResumeState.fingerprint(path, auth_server.url, "/api/files")
+    state.write_text(json.dumps({key: bobs}))
+    wrong = cli(auth_server.url, "upload", str(path), "--tus-threshold", "100KiB",
+                "--token", WRONG_TOKEN, state=state)  # its HEAD has no body to explain it
+    assert (wrong.returncode, wrong.stderr.strip().splitlines()[-1]) == \
+        (1, f"tornado-files upload: error: {NOT_ACCEPTED}")
+    result = cli(auth_server.url, "upload", str(path), "--tus-threshold", "100KiB",
+                 "--token", TOKENS["alice"][0], state=state)
+    assert result.returncode == 0, result.stderr
+    file_id = result.stdout.split("\t")[0]
+    assert not bobs.endswith(file_id)
+    assert record(auth_server, file_id)[1]["owner"] == "alice"
+    assert json.loads(state.read_text()) == {}

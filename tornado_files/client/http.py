@@ -68,8 +68,16 @@ def describe_error(status: int, body: bytes, challenge: str | None = None) -> st
     >>> describe_error(403, b'{"errors": [{"code": "forbidden", "meta": {"required_scope": '
     ...                b'"write"}}]}')
     "not allowed: the token lacks the 'write' scope"
+
+    A HEAD answer has no body: 401 and 403 are still said in words.
+
+    >>> describe_error(401, b"", 'Bearer error="invalid_token"')
+    'the token was not accepted (it is wrong or has expired)'
     """
     error = _first_error(body)
+    if error is None and status in (401, 403):
+        return _access_refusal("unauthorized" if status == 401 else "forbidden", {}, None,
+                               challenge)
     if error is None:
         return f"the server answered {status}"
     meta = error.get("meta") or {}
