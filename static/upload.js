@@ -1,5 +1,7 @@
 // The upload page: multipart POST for small files, tus (written here) for large ones,
-// with progress, cancel, retry with back-off and resume after a reload. Public API only.
+// with progress, cancel, retry with back-off and resume after a reload; the list with
+// download (through a signed link when the server makes them) and delete. Every request
+// carries the access token, if one is entered. Public API only.
 "use strict";
 (function () {
   const TUS_THRESHOLD = 16 * 1024 * 1024;
@@ -36,17 +38,49 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
-  function headers(extra) {
+  // The access token as entered (the field starts with the one kept in localStorage).
+  function token() {
+    return $("token").value.trim();
+  }
+  // Request headers: extra ones, and the token unless the request is anonymous (one that
+  // checks a link the browser will fetch on its own, without any header).
+  function headers(extra, anonymous) {
     const h = Object.assign({}, extra || {});
-    const token = localStorage.getItem("tf-token");
-    if (token) h.Authorization = "Bearer " + token;
+    if (token() && !anonymous) h.Authorization = "Bearer " + token();
     return h;
   }
-  function describe(status, body) {
+  // What each scope lets a token do, for the 403 that names the missing one.
+  const SCOPES = { read: "reading files", write: "uploading or changing files",
+    delete: "deleting files", admin: "this" };
+  // 401, 403 and a refused signed link in words: what went wrong and what to do. The
+  // server never says which part of a token was wrong; challenge is WWW-Authenticate
+  // (error="invalid_token" when the token sent was not accepted).
+  function refused(error, meta, challenge) {
+    if (error.code === "unauthorized") {
+      if (/error="invalid_token"/.test(challenge || "")) {
+        return "The access token was not accepted (it is wrong or has expired)";
+      }
+      return "This server needs an access token: enter yours under \u201cAccess token\u201d";
+    }
+    if (error.code === "invalid_signature") {
+      return meta.expired ? "The download link has expired; choose Download again"
+        : "The download link is not valid; choose Download again";
+    }
+    if (meta.required_scope) {
+      return "Your access token does not allow " + (SCOPES[meta.required_scope] || "this") +
+        " (it lacks the \u201c" + meta.required_scope + "\u201d scope)";
+    }
+    const detail = error.detail || "this is not yours";
+    return "Not allowed: " + detail.charAt(0).toLowerCase() + detail.slice(1);
+  }
+  function describe(status, body, challenge) {
     let error = null;
     try { error = JSON.parse(body).errors[0]; } catch (e) { error = null; }
     if (!error) return status ? "The server answered " + status : "The connection was lost";
     const meta = error.meta || {};
+    if (["unauthorized", "forbidden", "invalid_signature"].indexOf(error.code) >= 0) {
+      return refused(error, meta, challenge);
+    }
     if (error.code === "request_too_large" || error.code === "file_too_large") {
       return "Too large — the limit here is " + size(meta.maximum_content_length_allowed);
     }
@@ -54,7 +88,6 @@
       return "Only " + (meta.allowed_mime_types || []).join(", ") +
         " accepted here (this file is " + meta.instance_mime_type + ")";
     }
-    if (error.code === "unauthorized") return "A valid access token is needed";
     return error.title + ": " + error.detail;
   }
   // Milliseconds from <body data-stall-seconds data-request-timeout-seconds> (tests make
@@ -67,14 +100,14 @@
   // while the body goes out or its answer is awaited (Uppy's ProgressTimeout does the same):
   // the request then ends with status 0 and tfStalled set, and tfSent says whether the
   // whole body had gone out. Every other request is bounded by requestTimeoutSeconds
-  // (tfTimedOut).
-  function xhr(method, url, body, extra, onProgress) {
+  // (tfTimedOut). An anonymous request goes without the token.
+  function xhr(method, url, body, extra, onProgress, anonymous) {
     const request = new XMLHttpRequest();
     const done = new Promise(function (resolve) {
       let timer = null;
       const finish = function () { clearTimeout(timer); resolve(request); };
       request.open(method, url);
-      const h = headers(extra);
+      const h = headers(extra, anonymous);
       Object.keys(h).forEach(function (k) { request.setRequestHeader(k, h[k]); });
       if (onProgress) {
         const stall = setting("stallSeconds", 30);
@@ -103,7 +136,7 @@
         " s)";
     }
     if (r.tfTimedOut) return "The server did not answer in time";
-    return describe(r.status, r.responseText);
+    return describe(r.status, r.responseText, r.getResponseHeader("WWW-Authenticate"));
   }
   // Worth another try: network errors and stalls (0), 5xx (a tus PATCH whose body stalled
   // is answered 503), 408 (the same for a POST), 409 (offset mismatch) and 423 (locked).
@@ -286,11 +319,20 @@
   }
 
   // -- routes, list ------------------------------------------------------------------------
+  // A 401 opens the token field, so the message that points there is easy to act on.
+  function askForToken(r) {
+    if (r.status === 401) $("token-box").open = true;
+  }
   async function loadRoutes() {
     const r = await xhr("GET", "/api/routes").done;
-    if (r.status !== 200) return;
+    if (r.status !== 200) {
+      $("limits").textContent = explain(r);
+      askForToken(r);
+      return;
+    }
     state.routes = JSON.parse(r.responseText).routes;
     const select = $("route");
+    const chosen = select.value;  // kept when the routes are loaded again (a new token)
     select.innerHTML = "";
     state.routes.forEach(function (route) {
       const option = document.createElement("option");
@@ -298,6 +340,7 @@
       option.textContent = route.path;
       select.appendChild(option);
     });
+    if (state.routes.some((route) => route.path === chosen)) select.value = chosen;
     showLimits();
   }
   function showLimits() {
@@ -315,7 +358,11 @@
     if ($("type-filter").value) params.set("mime_type", $("type-filter").value);
     if (state.cursor) params.set("cursor", state.cursor);
     const r = await xhr("GET", "/api/files?" + params.toString()).done;
-    if (r.status !== 200) { $("list-status").textContent = explain(r); return; }
+    if (r.status !== 200) {
+      $("list-status").textContent = explain(r);
+      askForToken(r);
+      return;
+    }
     const page = JSON.parse(r.responseText);
     page.files.forEach(addRow);
     state.cursor = page.next ? new URL(page.next, location.href).searchParams.get("cursor") : null;
@@ -343,6 +390,10 @@
     const link = li.querySelector("a");
     link.href = file.download_url;
     link.setAttribute("aria-label", "Download " + file.filename);
+    link.addEventListener("click", function (e) {
+      e.preventDefault();
+      download(file);
+    });
     const del = li.querySelector("button");
     del.setAttribute("aria-label", "Delete " + file.filename);
     del.addEventListener("click", async function () {
@@ -352,6 +403,35 @@
       else $("list-status").textContent = explain(r);
     });
     $("file-list").appendChild(li);
+  }
+
+  // -- downloads ---------------------------------------------------------------------------
+  // A link (<a href>) cannot carry the token, so the page asks the server for a signed link
+  // (POST /api/files/{id}/links), which works without one until it expires, checks it as
+  // the browser will fetch it (anonymous, its last byte only: a refusal is then said in
+  // words, not shown as a JSON page) and hands it to the browser. A server that makes no
+  // signed links (404: no signing_key) serves the content directly, as it always did.
+  async function download(file) {
+    $("list-status").textContent = "Preparing the download of " + file.filename + "\u2026";
+    const made = await xhr("POST", file.url + "/links",
+      JSON.stringify({ disposition: "attachment" }), { "Content-Type": "application/json" }).done;
+    let url = file.download_url;
+    if (made.status === 201) url = JSON.parse(made.responseText).url;
+    else if (made.status !== 404) { $("list-status").textContent = explain(made); return; }
+    const check = await xhr("GET", url, null, { Range: "bytes=-1" }, null, true).done;
+    if (check.status !== 200 && check.status !== 206) {
+      $("list-status").textContent = explain(check);
+      askForToken(check);
+      return;
+    }
+    const a = document.createElement("a");
+    a.href = url;
+    a.setAttribute("download", "");  // the name comes from Content-Disposition
+    a.hidden = true;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    $("list-status").textContent = "Downloading " + file.filename;
   }
 
   // -- wiring ------------------------------------------------------------------------------
@@ -370,8 +450,10 @@
   $("upload").addEventListener("submit", (e) => e.preventDefault());
   $("route").addEventListener("change", showLimits);
   $("token").value = localStorage.getItem("tf-token") || "";
-  $("token").addEventListener("change", (e) => {
-    localStorage.setItem("tf-token", e.target.value);
+  $("token").addEventListener("change", () => {
+    if (token()) localStorage.setItem("tf-token", token());
+    else localStorage.removeItem("tf-token");
+    loadRoutes();
     loadList(true);
   });
   $("filter").addEventListener("input", () => loadList(true));

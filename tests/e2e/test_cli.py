@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing, suppress
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.serverproc import ServerProcess, free_port, running_server, terminate
+from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
+from tornado_files.client.transfers import ResumeState
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -40,12 +43,16 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
         yield running
 
 
-def cli(server_url: str, *args: str, state: Path | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(server_url: str, *args: str, state: Path | None = None, timeout: float = 120,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``tornado-files ARGS`` with ``TORNADO_FILES_URL`` set, ``TORNADO_FILES_TOKEN`` only if
+    ``env`` sets it (whatever the calling shell has), and ``--state`` after an upload's."""
     extra = ["--state", str(state)] if state is not None and args[0] == "upload" else []
-    env = {**os.environ, "TORNADO_FILES_URL": server_url}
+    inherited = {k: v for k, v in os.environ.items() if k != "TORNADO_FILES_TOKEN"}
+    full_env = {**inherited, "TORNADO_FILES_URL": server_url, **(env or {})}
     return subprocess.run([sys.executable, "-m", "tornado_files", *args, *extra],
-                          capture_output=True, text=True, timeout=timeout, env=env, check=False)
+                          capture_output=True, text=True, timeout=timeout, env=full_env,
+                          check=False)
 
 
 def sha256(path: Path) -> str:
@@ -472,3 +479,197 @@ def test_upload_rides_out_a_server_restart(tmp_path):
             client.kill()
             client.wait()
         terminate(server.process)
+
+
+# -- access control: --token / TORNADO_FILES_TOKEN on every command, and shareable links ------
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """A server that requires tokens (tests/tokens.py): alice and bob read, write and delete,
+    reader only reads."""
+    with running_server(tmp_path_factory.mktemp("cli-auth"), config=tokens_toml()) as running:
+        yield running
+
+
+def record(server: ServerProcess, file_id: str, who: str = "alice") -> tuple[int, dict]:
+    """(status, record) of ``GET /api/files/{id}`` as ``who``."""
+    request = urllib.request.Request(f"{server.url}/api/files/{file_id}",  # noqa: S310
+                                     headers=bearer(who))
+    try:
+        with urllib.request.urlopen(request) as response:  # noqa: S310 (our loopback server)
+            return response.status, dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Real curl, no credentials; ``-w`` output (the status) ends stdout after a newline."""
+    return subprocess.run(["curl", "-sS", *args, "-w", "\n%{http_code}"],
+                          capture_output=True, timeout=30, check=False)
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_every_command_sends_the_token(auth_server, tmp_path, how):
+    """upload (multipart and tus), ls, download and rm, with --token or $TORNADO_FILES_TOKEN:
+    each request carries it, and the files belong to its principal."""
+    token = TOKENS["alice"][0]
+    option = ["--token", token] if how == "option" else []
+    env = {"TORNADO_FILES_TOKEN": token} if how == "environment" else {}
+    small = tmp_path / f"{how}-note.txt"
+    small.write_text("hello\n")
+    big = tmp_path / f"{how}-big.bin"
+    big.write_bytes(os.urandom(300_001))
+    uploaded = cli(auth_server.url, "upload", str(small), str(big), *option,
+                   "--tus-threshold", "100KiB", "--chunk-size", "64KiB",
+                   state=tmp_path / "s.json", env=env)
+    assert uploaded.returncode == 0, uploaded.stderr
+    ids = [line.split("\t")[0] for line in uploaded.stdout.splitlines()]
+    assert len(ids) == 2
+    assert auth_server.log().count("PATCH /api/tus/") >= 5  # the big one went over tus
+    for file_id in ids:
+        assert record(auth_server, file_id)[1]["owner"] == "alice"
+    listed = cli(auth_server.url, "ls", "--filename", f"{how}-", "--sort", "filename",
+                 *option, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ids[::-1]
+    out = tmp_path / "back.bin"
+    fetched = cli(auth_server.url, "download", ids[1], "-o", str(out), *option, env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    assert out.read_bytes() == big.read_bytes()
+    removed = cli(auth_server.url, "rm", *ids, *option, env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.splitlines() == [f"deleted {file_id}" for file_id in ids]
+    assert [record(auth_server, file_id)[0] for file_id in ids] == [404, 404]
+
+
+NEEDS_TOKEN = "this server needs a token: give --token or set TORNADO_FILES_TOKEN"
+NOT_ACCEPTED = "the token was not accepted (it is wrong or has expired)"
+
+
+def test_a_missing_or_wrong_token_is_one_clear_line(auth_server, tmp_path):
+    path = tmp_path / "file.bin"
+    path.write_bytes(os.urandom(5000))
+    file_id = cli(auth_server.url, "upload", str(path), "--token",
+                  TOKENS["alice"][0]).stdout.split("\t")[0]
+    before = files_of(auth_server)
+    wrong = {"TORNADO_FILES_TOKEN": WRONG_TOKEN}
+    cases = [
+        (["ls"], {}, NEEDS_TOKEN),
+        (["ls", "--token", WRONG_TOKEN], {}, NOT_ACCEPTED),
+        (["upload", str(path)], wrong, NOT_ACCEPTED),
+        (["upload", str(path), "--tus-threshold", "1KiB"], wrong, NOT_ACCEPTED),
+        (["download", file_id, "-o", str(tmp_path / "x")], wrong, NOT_ACCEPTED),
+        (["rm", file_id], {}, NEEDS_TOKEN),
+        (["link", file_id], wrong, NOT_ACCEPTED),
+        (["upload", str(path), "--token", TOKENS["reader"][0]], {},
+         "not allowed: the token lacks the 'write' scope"),
+        (["rm", file_id, "--token", TOKENS["bob"][0]], {},
+         "not allowed: only the file's owner (or an admin) may do this"),
+    ]
+    for args, env, message in cases:
+        result = cli(auth_server.url, *args, env=env, state=tmp_path / "s.json")
+        assert (result.returncode, result.stderr.strip().splitlines()[-1]) == \
+            (1, f"tornado-files {args[0]}: error: {message}"), args
+    assert not (tmp_path / "x").exists()
+    assert record(auth_server, file_id)[0] == 200, "still there after the refused rm"
+    assert files_of(auth_server) == before, "nothing was uploaded by the refused ones"
+
+
+def files_of(server: ServerProcess) -> list[str]:
+    request = urllib.request.Request(server.url + "/api/files?limit=1000",  # noqa: S310
+                                     headers=bearer("alice"))
+    with urllib.request.urlopen(request) as response:  # noqa: S310 (our loopback server)
+        return [item["id"] for item in json.load(response)["files"]]
+
+
+def test_link_prints_a_url_curl_downloads_without_credentials(auth_server, tmp_path):
+    content = os.urandom(100_000)
+    path = tmp_path / "shared.bin"
+    path.write_bytes(content)
+    token = ["--token", TOKENS["alice"][0]]
+    file_id = cli(auth_server.url, "upload", str(path), *token).stdout.split("\t")[0]
+    made = cli(auth_server.url, "link", file_id, "--expires", "15m", *token)
+    assert made.returncode == 0, made.stderr
+    (url,) = made.stdout.splitlines()
+    assert url.startswith(f"{auth_server.url}/api/files/{file_id}/content?")
+    assert "shared.bin: the link works until " in made.stderr
+    whole = curl("-o", str(tmp_path / "whole.bin"), url)
+    assert whole.stdout.splitlines()[-1] == b"200", whole.stderr
+    assert (tmp_path / "whole.bin").read_bytes() == content
+    ranged = curl("-r", "1000-1999", url)
+    body, status = ranged.stdout.rsplit(b"\n", 1)
+    assert (status, body) == (b"206", content[1000:2000])
+    headers = curl("-I", url).stdout.decode().lower()
+    assert 'content-disposition: attachment; filename="shared.bin"' in headers
+    # Without the signature the same path needs a token; an altered signature is refused.
+    plain = curl(url.split("?")[0]).stdout.decode()
+    assert plain.endswith("401")
+    assert '"unauthorized"' in plain
+    tampered = curl(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")).stdout.decode()
+    assert tampered.endswith("403")
+    assert '"invalid_signature"' in tampered
+
+
+def test_link_inline_and_expiry(auth_server, tmp_path):
+    path = tmp_path / "note.txt"
+    path.write_text("shown in the browser\n")
+    token = ["--token", TOKENS["alice"][0]]
+    file_id = cli(auth_server.url, "upload", str(path), *token).stdout.split("\t")[0]
+    inline = cli(auth_server.url, "link", file_id, "--inline", *token).stdout.strip()
+    headers = curl("-I", inline).stdout.decode().lower()
+    assert "content-disposition: inline" in headers
+    short = cli(auth_server.url, "link", file_id, "--expires", "1s", *token).stdout.strip()
+    time.sleep(2.1)  # the expiry is rounded up to the second
+    expired = curl(short).stdout.decode()
+    assert expired.endswith("403")
+    error = json.loads(expired.rsplit("\n", 1)[0])["errors"][0]
+    assert (error["code"], error["meta"]["expired"]) == ("invalid_signature", True)
+
+
+def test_link_refusals_are_one_clear_line(auth_server, server, tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("x")
+    token = ["--token", TOKENS["alice"][0]]
+    file_id = cli(auth_server.url, "upload", str(path), *token).stdout.split("\t")[0]
+    open_id = cli(server.url, "upload", str(path)).stdout.split("\t")[0]
+    cases = [
+        (auth_server, [file_id, "--expires", "30d", *token], 1,
+         "--expires 30d is longer than this server allows (at most 7d)"),
+        (auth_server, [file_id, "--expires", "1.5h", *token], 2,
+         "--expires: '1.5h' is not a duration: use a whole number and s, m, h or d, like 90s, "
+         "15m, 1h, 7d"),
+        (auth_server, ["0" * 32, *token], 1, "not found"),
+        (auth_server, [file_id], 1, NEEDS_TOKEN),
+        (server, [open_id], 1, "this server does not make signed links (it has no signing_key)"),
+    ]
+    for where, args, status, message in cases:
+        result = cli(where.url, "link", *args)
+        assert (result.returncode, result.stderr.strip(), result.stdout) == \
+            (status, f"tornado-files link: error: {message}", ""), args
+
+
+def test_an_upload_remembered_under_another_token_is_begun_anew(auth_server, tmp_path):
+    """The state file names an unfinished tus upload for this very file, but it is bob's
+    (begun with his token): alice's run leaves it alone and uploads the file as a new one; a
+    run with a wrong token is told so (by the HEAD that asks for the offset)."""
+    path = tmp_path / "shared-machine.bin"
+    path.write_bytes(os.urandom(200_000))
+    request = urllib.request.Request(  # noqa: S310 (our own 127.0.0.1 server)
+        auth_server.url + "/api/tus/", data=b"", method="POST",
+        headers={**bearer("bob"), "Tus-Resumable": "1.0.0", "Upload-Length": "200000"})
+    with urllib.request.urlopen(request) as response:  # noqa: S310
+        bobs = response.headers["Location"]
+    state = tmp_path / "state.json"
+    key = ResumeState.fingerprint(path, auth_server.url, "/api/files")
+    state.write_text(json.dumps({key: bobs}))
+    wrong = cli(auth_server.url, "upload", str(path), "--tus-threshold", "100KiB",
+                "--token", WRONG_TOKEN, state=state)  # its HEAD has no body to explain it
+    assert (wrong.returncode, wrong.stderr.strip().splitlines()[-1]) == \
+        (1, f"tornado-files upload: error: {NOT_ACCEPTED}")
+    result = cli(auth_server.url, "upload", str(path), "--tus-threshold", "100KiB",
+                 "--token", TOKENS["alice"][0], state=state)
+    assert result.returncode == 0, result.stderr
+    file_id = result.stdout.split("\t")[0]
+    assert not bobs.endswith(file_id)
+    assert record(auth_server, file_id)[1]["owner"] == "alice"
+    assert json.loads(state.read_text()) == {}

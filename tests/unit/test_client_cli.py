@@ -10,7 +10,7 @@ import pytest
 
 from tornado_files.client.commands import build_parser, prepare_argv
 
-COMMANDS = ("serve", "fsck", "upload", "download", "ls", "rm")
+COMMANDS = ("serve", "fsck", "upload", "download", "ls", "rm", "link")
 
 
 def tornado_files(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,7 @@ def test_each_command_has_a_description(command):
     assert len(description.split()) >= 5, description
 
 
-@pytest.mark.parametrize("command", ["upload", "download", "ls", "rm"])
+@pytest.mark.parametrize("command", ["upload", "download", "ls", "rm", "link"])
 def test_every_client_argument_has_help(command):
     text = tornado_files(command, "--help").stdout
     lines = text.split("\n\n", 2)[2].split("exit status:")[0].splitlines()

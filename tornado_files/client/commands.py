@@ -1,4 +1,4 @@
-"""``tornado-files upload|download|ls|rm``: argument parsing, progress bars, exit codes.
+"""``tornado-files upload|download|ls|rm|link``: argument parsing, progress bars, exit codes.
 
 Exit codes: 0 done; 1 the server refused (the JSON:API error, in one line); 2 bad usage;
 3 the server could not be reached; 130 interrupted (Ctrl-C; a tus upload resumes on re-run).
@@ -16,7 +16,9 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
+from tornado_files.client.durations import parse_duration
 from tornado_files.client.http import Api, ClientError
+from tornado_files.client.links import make_link
 from tornado_files.client.transfers import (
     ResumeState,
     download,
@@ -51,7 +53,8 @@ LIST_HELP = {
 # argparse reads a value that starts with "-" as another option (prepare_argv).
 VALUE_OPTIONS = frozenset({
     *("--" + name.replace("_", "-") for name in LIST_FILTERS),
-    "--url", "--token", "--data", "--tus-threshold", "--chunk-size", "--state", "--output"})
+    "--url", "--token", "--data", "--tus-threshold", "--chunk-size", "--state", "--output",
+    "--expires"})
 DESCRIPTION = """Upload and download large files with a tornado-files server, over its public
 HTTP API. Commands:
 
@@ -61,8 +64,10 @@ HTTP API. Commands:
   download  download a file, resumable, checked by its sha256
   ls        list files, with filters and sorting
   rm        delete files, their records and contents
+  link      print a shareable download URL that works without a token until it expires
 
-Run "tornado-files COMMAND --help" for a command's options."""
+Run "tornado-files COMMAND --help" for a command's options. On a server that requires
+tokens, give yours with --token or $TORNADO_FILES_TOKEN (every client command)."""
 EPILOG = ("exit status: 0 done, 1 the server refused (or a local file is in the way),\n"
           "2 bad usage, 3 server unreachable, 130 interrupted")
 
@@ -77,7 +82,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=os.environ.get("TORNADO_FILES_URL", DEFAULT_URL),
                         help=f"server (default {DEFAULT_URL}, or $TORNADO_FILES_URL)")
     parser.add_argument("--token", default=os.environ.get("TORNADO_FILES_TOKEN"),
-                        help="bearer token (or $TORNADO_FILES_TOKEN)")
+                        help="access token, sent as Authorization: Bearer (default "
+                             "$TORNADO_FILES_TOKEN); needed when the server requires tokens")
 
 
 def _command(commands: Any, name: str, summary: str, description: str
@@ -122,7 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     rm = _command(commands, "rm", "delete files",
                   "Delete files by id, their records and contents; this cannot be undone.")
     rm.add_argument("ids", nargs="+", help="ids of the files to delete")
-    for sub in (up, down, ls, rm):
+    link = _command(commands, "link", "print a shareable download URL", (
+        "Print a URL to a file's content that anyone can fetch without a token (curl, a "
+        "browser, a download manager; Range requests included) until it expires. Anyone "
+        "holding the URL can download the file: share it like the file itself."))
+    link.add_argument("id", help="the file's id (as upload and ls print it)")
+    link.add_argument("--expires", help="how long the URL works: 90s, 15m, 1h, 7d (default "
+                      "1h, or the server's max_link_lifetime if that is shorter)")
+    link.add_argument("--inline", action="store_true",
+                      help="browsers show the file instead of saving it (images, PDF, video)")
+    for sub in (up, down, ls, rm, link):
         _common(sub)
     return parser
 
@@ -221,8 +236,18 @@ def _rm(api: Api, args: argparse.Namespace) -> None:
         print(f"deleted {file_id}")
 
 
+def _link(api: Api, args: argparse.Namespace) -> None:
+    try:
+        expires_in = None if args.expires is None else parse_duration(args.expires)
+    except ValueError as exc:
+        raise ClientError(f"--expires: {exc}", exit_code=2) from None
+    made = make_link(api, args.id, expires_in, args.inline)
+    print(made.url)
+    print(f"{made.resource['filename']}: the link works until {made.expires}", file=sys.stderr)
+
+
 COMMANDS: dict[str, Callable[[Api, argparse.Namespace], None]] = {
-    "upload": _upload, "download": _download, "ls": _ls, "rm": _rm}
+    "upload": _upload, "download": _download, "ls": _ls, "rm": _rm, "link": _link}
 
 
 def run(argv: Sequence[str]) -> int:

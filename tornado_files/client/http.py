@@ -17,14 +17,27 @@ from tornado_files.config import format_size
 
 
 class ClientError(Exception):
-    """One line for the user, and the exit status it maps to."""
+    """One line for the user, and the exit status it maps to; for a server's refusal also its
+    HTTP status, JSON:API ``code`` and ``meta`` (``None`` / ``{}`` when it sent none)."""
 
     def __init__(self, message: str, exit_code: int = 1, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, code: str | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.status = status
         self.retry_after = retry_after  # seconds, from the answer's Retry-After
+        self.code = code
+        self.meta = meta or {}
+
+
+def refusal(status: int, headers: http.client.HTTPMessage, body: bytes) -> ClientError:
+    """The ClientError for a server's non-success answer (exit status 1)."""
+    error = _first_error(body) or {}
+    meta = error.get("meta")
+    return ClientError(describe_error(status, body, headers.get("WWW-Authenticate")),
+                       status=status, retry_after=_seconds(headers.get("Retry-After")),
+                       code=error.get("code"), meta=meta if isinstance(meta, dict) else None)
 
 
 @dataclass
@@ -37,11 +50,35 @@ class Response:
         return json.loads(self.body)
 
 
-def describe_error(status: int, body: bytes) -> str:
-    """The JSON:API error as people read it."""
+def _first_error(body: bytes) -> dict[str, Any] | None:
     try:
         error = json.loads(body)["errors"][0]
     except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return error if isinstance(error, dict) else None
+
+
+def describe_error(status: int, body: bytes, challenge: str | None = None) -> str:
+    """The JSON:API error as people read it. ``challenge`` is the answer's
+    ``WWW-Authenticate`` (RFC 6750: ``error="invalid_token"`` when the token sent was not
+    accepted, absent when none was sent).
+
+    >>> describe_error(401, b'{"errors": [{"code": "unauthorized"}]}', 'Bearer realm="x"')
+    'this server needs a token: give --token or set TORNADO_FILES_TOKEN'
+    >>> describe_error(403, b'{"errors": [{"code": "forbidden", "meta": {"required_scope": '
+    ...                b'"write"}}]}')
+    "not allowed: the token lacks the 'write' scope"
+
+    A HEAD answer has no body: 401 and 403 are still said in words.
+
+    >>> describe_error(401, b"", 'Bearer error="invalid_token"')
+    'the token was not accepted (it is wrong or has expired)'
+    """
+    error = _first_error(body)
+    if error is None and status in (401, 403):
+        return _access_refusal("unauthorized" if status == 401 else "forbidden", {}, None,
+                               challenge)
+    if error is None:
         return f"the server answered {status}"
     meta = error.get("meta") or {}
     code = error.get("code")
@@ -53,7 +90,29 @@ def describe_error(status: int, body: bytes) -> str:
         return f"only {allowed} accepted here (this file is {meta.get('instance_mime_type')})"
     if code == "not_found":
         return "not found"
+    if code in ("unauthorized", "forbidden", "invalid_signature"):
+        return _access_refusal(code, meta, error.get("detail"), challenge)
     return f"{error.get('title', 'error')}: {error.get('detail', '')}".rstrip(": ")
+
+
+def _access_refusal(code: str, meta: dict[str, Any], detail: object,
+                    challenge: str | None) -> str:
+    """401 ``unauthorized``, 403 ``forbidden`` and 403 ``invalid_signature`` in words: what
+    went wrong and what to do about it (the server never says which part of a token was
+    wrong, so neither can we)."""
+    if code == "unauthorized":
+        if 'error="invalid_token"' in (challenge or ""):
+            return "the token was not accepted (it is wrong or has expired)"
+        return "this server needs a token: give --token or set TORNADO_FILES_TOKEN"
+    if code == "invalid_signature":
+        if meta.get("expired"):
+            return "the link has expired: make a new one (tornado-files link)"
+        return "the link's signature is not valid (it was altered, or is not for this request)"
+    if meta.get("required_scope"):
+        return f"not allowed: the token lacks the {meta['required_scope']!r} scope"
+    if isinstance(detail, str) and detail:
+        return f"not allowed: {detail[0].lower()}{detail[1:]}"
+    return "not allowed"
 
 
 class Api:
@@ -91,9 +150,7 @@ class Api:
         finally:
             connection.close()
         if response.status not in ok:
-            raise ClientError(describe_error(response.status, response.body),
-                              status=response.status,
-                              retry_after=_seconds(response.headers.get("Retry-After")))
+            raise refusal(response.status, response.headers, response.body)
         return response
 
     @contextmanager
@@ -110,7 +167,7 @@ class Api:
                 raise ClientError(f"cannot reach {self.base_url}: {_reason(exc)}",
                                   exit_code=3) from None
             if raw.status not in ok:
-                raise ClientError(describe_error(raw.status, raw.read()), status=raw.status)
+                raise refusal(raw.status, raw.headers, raw.read())
             yield Stream(raw)
         finally:
             connection.close()

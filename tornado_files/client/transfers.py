@@ -170,15 +170,21 @@ def _metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
 def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
                state: ResumeState, chunk_size: int, progress: Progress,
                retries: int = RETRIES) -> dict[str, Any]:
-    """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began. After
-    network errors, 5xx (a PATCH whose body stalled is answered 503), 408, 409 and 423 it
-    waits (:class:`Backoff`), asks the server's offset with HEAD (retried alike) and
-    resumes from there."""
+    """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began (one
+    that belongs to another principal, begun with another token, is left alone: a new one
+    starts). After network errors, 5xx (a PATCH whose body stalled is answered 503), 408,
+    409 and 423 it waits (:class:`Backoff`), asks the server's offset with HEAD (retried
+    alike) and resumes from there."""
     size = path.stat().st_size
     key = ResumeState.fingerprint(path, api.base_url, route)
     backoff = Backoff(retries)
     location = state.get(key)
-    offset = _offset(api, location, backoff) if location else None
+    try:
+        offset = _offset(api, location, backoff) if location else None
+    except ClientError as exc:
+        if exc.status != 403:
+            raise
+        offset = None  # another principal's upload: not ours to continue
     if location is None or offset is None:
         created = api.request("POST", "/api/tus/", {
             **TUS, "Upload-Length": str(size), "Upload-Metadata": _metadata(path, route, data)},

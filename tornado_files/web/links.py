@@ -40,10 +40,10 @@ class LinkHandler(JsonBodyHandler):
         return signer
 
     def expiry(self, body: dict[str, Any]) -> int:
-        """``expires_in`` (seconds, default 3600, at most ``max_link_lifetime``) as a Unix
-        time, rounded up to the second."""
-        raw = body.get("expires_in", DEFAULT_EXPIRES_IN)
+        """``expires_in`` (seconds, at most ``max_link_lifetime``; when not given, 3600 or
+        ``max_link_lifetime`` if shorter) as a Unix time, rounded up to the second."""
         longest = self.services.config.auth.max_link_lifetime
+        raw = body.get("expires_in", min(DEFAULT_EXPIRES_IN, math.floor(longest)))
         if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= longest:
             raise e.InvalidParameter(
                 detail=f"expires_in must be a whole number of seconds from 1 to {longest:g}",
