@@ -47,7 +47,7 @@ class LinkHandler(JsonBodyHandler):
         if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= longest:
             raise e.InvalidParameter(
                 detail=f"expires_in must be a whole number of seconds from 1 to {longest:g}",
-                meta={"parameter": "expires_in", "max_link_lifetime": longest})
+                meta={"parameter": "expires_in", "max_link_lifetime": math.floor(longest)})
         return math.ceil(time.time()) + raw
 
     def answer(self, path: str, query: str, expires: int) -> None:
