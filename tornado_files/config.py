@@ -16,6 +16,7 @@ from typing import Any
 
 from tornado_files.auth.settings import KEYS as AUTH_KEYS
 from tornado_files.auth.settings import AuthSettings, check_bind, parse_auth
+from tornado_files.tables import table
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -237,11 +238,10 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _route(raw: object, index: int, default_storage: str) -> RouteConfig:
     where = f"routes[{index}]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a table")
-    unknown = set(raw) - _ROUTE_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    try:
+        raw = table(raw, where, _ROUTE_KEYS)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     path = raw.get("path")
     if not isinstance(path, str) or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", path):
         raise ConfigError(f"{where}: path must look like /api/avatars, got {path!r}")

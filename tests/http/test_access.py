@@ -17,34 +17,22 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from tests.support import PNG_1PX, Part, multipart
+from tests.tokens import TOKENS, bearer, tokens_setting
 from tornado_files.auth.principal import Scope
 from tornado_files.web.routing import RouteTable, methods_of
 
 SECRET = "a-jwt-secret-of-at-least-32-characters!"
-TOKENS = {
-    "alice": ("alice-token-0123456789", ["read", "write", "delete"]),
-    "bob": ("bob-token-0123456789ab", ["read", "write", "delete"]),
-    "reader": ("reader-token-0123456789", ["read"]),
-    "writer": ("writer-token-0123456789", ["write"]),
-    "rw": ("rw-token-0123456789abcd", ["read", "write"]),
-    "admin": ("admin-token-0123456789", ["admin"]),
-}
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
     return {
-        "tokens": [{"token": token, "principal": name, "scopes": scopes}
-                   for name, (token, scopes) in TOKENS.items()],
+        "tokens": tokens_setting(),
         "jwt": {"algorithms": ["HS256"], "secret": SECRET},
         "signing_key": "a-signing-key-of-at-least-32-characters",
         "routes": [{"path": "/api/docs", "max_body_size": "1MiB"}],
     }
-
-
-def bearer(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[name][0]}"}
 
 
 def expired_jwt() -> str:

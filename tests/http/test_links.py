@@ -16,28 +16,20 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from tests.support import Part, error_of, multipart
+from tests.tokens import TOKENS, tokens_setting
+from tests.tokens import bearer as auth
 
-TOKENS = {
-    "alice": ("alice-token-0123456789", ["read", "write", "delete"]),
-    "bob": ("bob-token-0123456789ab", ["read", "write", "delete"]),
-    "admin": ("admin-token-0123456789", ["admin"]),
-}
 CONTENT = os.urandom(200_000)
 
 
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
     return {
-        "tokens": [{"token": token, "principal": name, "scopes": scopes}
-                   for name, (token, scopes) in TOKENS.items()],
+        "tokens": tokens_setting(),
         "signing_key": "a-signing-key-of-at-least-32-characters",
         "max_link_lifetime": 3600,
         "routes": [{"path": "/api/docs", "max_body_size": "1MiB"}],
     }
-
-
-def auth(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[name][0]}"}
 
 
 async def fetch(client: AsyncHTTPClient, url: str, method: str = "GET",
@@ -208,8 +200,7 @@ class TestPrivateReads:
     @pytest.fixture
     def config_overrides(self) -> dict[str, Any]:
         return {
-            "tokens": [{"token": token, "principal": name, "scopes": scopes}
-                       for name, (token, scopes) in TOKENS.items()],
+            "tokens": tokens_setting(),
             "signing_key": "a-signing-key-of-at-least-32-characters",
             "private_reads": True,
         }

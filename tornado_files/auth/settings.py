@@ -21,6 +21,7 @@ from tornado_files.auth.jwt_keys import HMAC_ALGORITHMS, from_jwks, from_pem, fr
 from tornado_files.auth.jwt_verifier import JwtSettings
 from tornado_files.auth.principal import Principal, parse_scopes, valid_name
 from tornado_files.auth.tokens import MIN_TOKEN_LENGTH, TokenEntry
+from tornado_files.tables import table
 
 KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
 MIN_SIGNING_KEY_LENGTH = 32
@@ -127,11 +128,7 @@ def _tokens(raw: object) -> tuple[TokenEntry, ...]:
     entries = []
     for index, entry in enumerate(raw):
         where = f"tokens[{index}]"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected a table")
-        unknown = set(entry) - _TOKEN_KEYS
-        if unknown:
-            raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        entry = table(entry, where, _TOKEN_KEYS)
         principal = entry.get("principal")
         if not isinstance(principal, str) or not valid_name(principal):
             raise ValueError(f"{where}.principal: expected a name like \"alice\"")
@@ -158,11 +155,7 @@ def _tokens(raw: object) -> tuple[TokenEntry, ...]:
 
 
 def _jwt(raw: object) -> JwtSettings:
-    if not isinstance(raw, dict):
-        raise ValueError("jwt: expected a [jwt] table")
-    unknown = set(raw) - _JWT_KEYS
-    if unknown:
-        raise ValueError(f"jwt: unknown key {sorted(unknown)[0]!r}")
+    raw = table(raw, "jwt", _JWT_KEYS, "a [jwt] table")
     algorithms = raw.get("algorithms")
     if isinstance(algorithms, list) and any(str(a).lower() == "none" for a in algorithms):
         raise ValueError("jwt.algorithms: 'none' (unsigned tokens) is never accepted "
