@@ -5,24 +5,30 @@ Refused with ``InvalidJson`` (400): text that is not JSON or not an object; ``Na
 ``Infinity`` (not JSON, RFC 8259 §6: Python accepts them, browsers cannot parse them back, and
 one such value in a listing broke the upload page's list for every user); strings with a lone
 surrogate (RFC 8259 §8.2: they cannot be encoded as UTF-8 on the way out — JavaScript makes
-them when an emoji is cut in half); nesting deeper than ``MAX_DEPTH`` (MongoDB stores at most
+them when an emoji is cut in half); numbers that overflow (``1e400`` is read as infinity and
+would go out as ``Infinity``; an integer beyond 64 bits fits neither SQLite nor BSON — RFC 8259
+§6 leaves the range to implementations, and this one keeps what every store and client can
+carry back); nesting deeper than ``MAX_DEPTH`` (MongoDB stores at most
 100 levels, and deep nesting makes the parser recurse).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from tornado_files.errors import InvalidJson, RequestTooLarge
 
 MAX_DEPTH = 32
+MAX_INTEGER = 2**63 - 1
 
 
 def parse_object(raw: bytes, what: str) -> dict[str, Any]:
     """``raw`` as a JSON object, or InvalidJson naming ``what`` ("The request body", …)."""
     try:
-        parsed = json.loads(raw, parse_constant=_refuse_constant)
+        parsed = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite,
+                            parse_int=_int64)
     except RecursionError:
         raise InvalidJson(detail=f"{what} is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
@@ -53,6 +59,21 @@ def check_data_size(data: dict[str, Any], limit: int) -> None:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """``1e400`` overflows to infinity, which has no JSON spelling."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _int64(text: str) -> int:
+    number = int(text)
+    if not -MAX_INTEGER - 1 <= number <= MAX_INTEGER:
+        raise ValueError(f"{text} is out of range")
+    return number
 
 
 def _check(value: Any, what: str) -> None:

@@ -25,6 +25,8 @@ async def post_parts(client: AsyncHTTPClient, url: str, parts: list[Part]) -> HT
 @pytest.mark.gen_test
 @pytest.mark.parametrize("data", [
     b'{"v": Infinity}', b'{"v": NaN}', b'{"v": -Infinity}',  # not JSON; browsers choke on them
+    b'{"n": -1e400}', b'{"n": [1E+400]}', b'{"n": {"m": 1e309}}',  # overflow to infinity
+    b'{"n": 9223372036854775808}', b'{"n": -9223372036854775809}',  # beyond 64 bits
     b'{"title": "party \\ud83d"}',  # a lone surrogate: an emoji cut in half by JavaScript
     b'{"d": ' + b"[" * 40 + b"]" * 40 + b"}",  # deeper than any store keeps
     b'{"d": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # deep enough to make a parser recurse
