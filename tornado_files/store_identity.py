@@ -58,6 +58,15 @@ async def verify_store(store: MarkedStore, metadata: MetadataStore, *, write: bo
             raise WrongStore(
                 f"{store.where()} is store {marker}, but the records of store {store.name!r} "
                 f"are on store {recorded}: wrong volume? Refusing to use it")
+    elif marker is not None and await store.has_blobs():
+        # Records that know nothing of a store holding blobs (a database file moved away, a
+        # misspelt MongoDB database): adopting it would make every blob an orphan for the
+        # sweeper and fsck --repair to delete.
+        raise WrongStore(
+            f"{store.where()} is store {marker} and holds blobs, but these records know "
+            f"{'no' if recorded is None else 'another'} store {store.name!r}: wrong data "
+            "directory or database (or lost records)? Refusing to use it; to start over, "
+            "move the blobs away")
     if not write:
         return
     store_id = marker or await store.write_marker(uuid4().hex)

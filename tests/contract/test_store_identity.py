@@ -88,3 +88,36 @@ async def test_a_store_from_before_markers_is_adopted_only_with_its_blobs(stores
     assert await metadata.store_id("disk") is None
     await start(disk, metadata)
     assert await disk.read_marker() == await metadata.store_id("disk") is not None
+
+
+@pytest.mark.gen_test
+async def test_fresh_records_do_not_adopt_a_marked_store_that_holds_blobs(stores, tmp_path,
+                                                                          offload):
+    """The mirror image of a missing blob tree: records lost (a database file moved away, a
+    misspelt MongoDB database) while the blobs are there. Adopting the store would make every
+    blob an orphan, and ``fsck --repair`` would delete them all."""
+    disk, metadata = stores
+    await start(disk, metadata)
+    await one_blob(disk, metadata)
+    fresh = SqliteMetadataStore(tmp_path / "fresh.sqlite3", offload)
+    await fresh.startup()
+    try:
+        for write in (True, False):
+            with pytest.raises(WrongStore, match="holds blobs"):
+                await verify_store(disk, fresh, write=write)
+        assert await fresh.store_id("disk") is None
+    finally:
+        await fresh.close()
+
+
+@pytest.mark.gen_test
+async def test_fresh_records_adopt_a_marked_store_without_blobs(stores, tmp_path, offload):
+    disk, metadata = stores
+    await start(disk, metadata)  # marked, nothing stored yet
+    fresh = SqliteMetadataStore(tmp_path / "fresh.sqlite3", offload)
+    await fresh.startup()
+    try:
+        await verify_store(disk, fresh, write=True)
+        assert await fresh.store_id("disk") == await metadata.store_id("disk")
+    finally:
+        await fresh.close()

@@ -186,3 +186,26 @@ def test_a_blob_tree_that_is_not_there_stops_start_up_and_fsck(tmp_path: Path):
     with running_server(tmp_path) as server:
         status, _ = request(server.url + "/api/files?limit=10", "GET")
         assert status == 200
+
+
+def test_records_that_went_missing_stop_start_up_and_fsck(tmp_path: Path):
+    # Before: a fresh metadata.sqlite3 adopted the marked store, and once the blobs were older
+    # than sweep_grace, ``fsck --repair`` deleted every one of them as orphans.
+    with running_server(tmp_path) as server:
+        status, _ = request(server.url + "/api/files", "POST", b"hello",
+                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
+        assert status == 201
+        data_dir = server.data_dir
+    records = data_dir / "metadata.sqlite3"
+    records.rename(tmp_path / "records.sqlite3")  # lost, or the wrong --data-dir's
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    env["PYTHONPATH"] = str(ROOT)
+    serve = [sys.executable, str(ROOT / "server.py"), "--port", str(free_port())]
+    repair = [sys.executable, "-m", "tornado_files", "fsck", "--repair"]
+    for command in (serve, repair):
+        ran = subprocess.run([*command, "--data-dir", str(data_dir)], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path, env=env, check=False)
+        assert ran.returncode == 2, ran.stderr
+        assert len(ran.stderr.splitlines()) == 1, ran.stderr
+        assert "holds blobs, but these records know no store 'disk'" in ran.stderr
+    assert len([p for p in (data_dir / "blobs").rglob("*") if p.is_file()]) == 2  # marker+blob
