@@ -148,6 +148,26 @@ async def test_bad_creation(tus, residue, headers, status, code):
     residue.assert_clean()
 
 
+@pytest.mark.gen_test
+async def test_a_refused_creation_with_upload_leaves_nothing(tus, residue):
+    """Refused creations with a chunk: a chunked body past Upload-Length, and a bad
+    Upload-Checksum header. Before, both answered 4xx but left an upload (with Location),
+    and enough of them filled max_unfinished_uploads for a day."""
+    async def chunked(write):
+        await write(b"hel")
+        await write(b"lo")
+    over = await tus.client.fetch(
+        tus.base + "/api/tus/", method="POST", raise_error=False, body_producer=chunked,
+        headers={**CHUNK, "Upload-Length": "3"})
+    error_of(over, 413, "request_too_large")
+    assert "Location" not in over.headers
+    bad = await tus.fetch("/api/tus/", "POST", b"abc", **CHUNK,
+                          **{"Upload-Length": "3", "Upload-Checksum": "crc32 AAAA"})
+    error_of(bad, 400, "invalid_parameter")
+    assert "Location" not in bad.headers
+    residue.assert_clean()
+
+
 @pytest.mark.stores
 @pytest.mark.gen_test
 async def test_bad_patches_leave_the_offset_alone(tus, residue):

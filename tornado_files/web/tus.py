@@ -147,6 +147,8 @@ class TusCreationHandler(TusBodyHandler):
                                      meta={"parameter": "Upload-Defer-Length"})
         length = tus.parse_length(self.request.headers.get("Upload-Length"), "Upload-Length")
         metadata = tus.parse_metadata(self.request.headers.get("Upload-Metadata"))
+        # Every header is judged before the upload exists: a refusal leaves nothing.
+        tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
         declared = self.declared_length()
         if self._carries_chunk() and declared is not None and declared > length:
             raise e.RequestTooLarge(  # refused before anything is created
@@ -157,6 +159,14 @@ class TusCreationHandler(TusBodyHandler):
         if self._carries_chunk():
             await self.start_append(self.created.id, 0)
         await super().prepare_request()
+
+    async def fail(self, exc: BaseException, *, linger: bool = True) -> None:
+        # A chunk that goes past the Upload-Length it came with (chunked, so it could not be
+        # refused up front) makes an upload no client can finish: it is ended, as the same
+        # request with a Content-Length is refused before anything exists.
+        if isinstance(exc, e.RequestTooLarge):
+            self._outcome = "terminate"
+        await super().fail(exc, linger=linger)
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
