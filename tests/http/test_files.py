@@ -232,6 +232,13 @@ async def test_if_match_makes_a_change_conditional(http_client, base_url):
     missing = base_url + "/api/files/" + "f" * 32
     error_of(await fetch(http_client, missing, method="PATCH", body=b"{}",
                          headers={"If-Match": "*"}), 404, "not_found")
+    # DELETE evaluates it too: a stale ETag keeps the file.
+    error_of(await fetch(http_client, url, method="DELETE", headers={"If-Match": etag}),
+             412, "precondition_failed")
+    assert (await fetch(http_client, url)).code == 200
+    latest = (await fetch(http_client, url)).headers["ETag"]
+    assert (await fetch(http_client, url, method="DELETE",
+                        headers={"If-Match": latest})).code == 204
 
 
 @pytest.mark.gen_test

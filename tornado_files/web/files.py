@@ -57,8 +57,16 @@ class FileHandler(ApiHandler):
         self.write_json(record.to_resource())
 
     async def delete(self, file_id: str) -> None:
-        await delete_file(self.services, file_id,
-                          lambda found: check_owner(self.principal, found.owner, Scope.DELETE))
+        precondition = if_match(self.request.headers.get("If-Match"))
+
+        def allow(found: FileRecord) -> None:
+            check_owner(self.principal, found.owner, Scope.DELETE)
+            if precondition is not None:
+                # RFC 9110 §13.1.1 on DELETE too: checked on the record just read, before the
+                # deletion starts (a change in between is not seen: PATCH/PUT check inside
+                # the store's write).
+                precondition(found)
+        await delete_file(self.services, file_id, allow)
         self.set_status(204)
         self.finish()
 
@@ -91,7 +99,7 @@ class FileUpdateHandler(JsonBodyHandler):
                         self.services.config.max_json_body)
         updated = await self.services.metadata.merge(
             file_id, filename=filename, changes=data, modified=utcnow(),
-            precondition=self._if_match())
+            precondition=if_match(self.request.headers.get("If-Match")))
         self._answer_with_etag(updated)
 
     async def put(self, file_id: str) -> None:
@@ -107,27 +115,27 @@ class FileUpdateHandler(JsonBodyHandler):
         check_owner(self.principal, current.owner, Scope.WRITE)
         updated = await self.services.metadata.update(
             file_id, filename=filename, data=data, modified=utcnow(),
-            precondition=self._if_match())
+            precondition=if_match(self.request.headers.get("If-Match")))
         self._answer_with_etag(updated)
-
-    def _if_match(self) -> Precondition | None:
-        """``If-Match`` (RFC 9110 §13.1.1) as a check the store runs atomically with the
-        change: the ETag of the current resource (as GET gives it) must be one of those
-        listed, by strong comparison; ``*`` needs only that the file exists."""
-        header = self.request.headers.get("If-Match")
-        if header is None:
-            return None
-        tags = {tag.strip() for tag in header.split(",")}
-
-        def check(current: FileRecord) -> None:
-            if "*" not in tags and resource_etag(current) not in tags:
-                raise e.PreconditionFailed()
-        return check
 
     def _answer_with_etag(self, record: FileRecord) -> None:
         # The new version's ETag, so a client can chain conditional changes.
         self.set_header("ETag", resource_etag(record))
         self.write_json(record.to_resource())
+
+
+def if_match(header: str | None) -> Precondition | None:
+    """``If-Match`` (RFC 9110 §13.1.1) as a check on the current record (PATCH and PUT: run by
+    the store atomically with the change): the ETag of the resource as GET gives it must be
+    one of those listed, by strong comparison; ``*`` needs only that the file exists."""
+    if header is None:
+        return None
+    tags = {tag.strip() for tag in header.split(",")}
+
+    def check(current: FileRecord) -> None:
+        if "*" not in tags and resource_etag(current) not in tags:
+            raise e.PreconditionFailed()
+    return check
 
 
 def resource_etag(record: FileRecord) -> str:
