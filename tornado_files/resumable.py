@@ -206,10 +206,12 @@ class Resumable:
         reader = await partials.open_partial_reader(state.id, state.offset)
         try:
             window.take(0, await _read(reader, 0, min(state.offset, window.size)))
-            tag_end = window.tag_end
-            if tag_end and tag_end < state.offset:
-                end = min(state.offset, tag_end + window.size)
-                window.take(tag_end, await _read(reader, tag_end, end))
+            read_from = 0
+            # After each tag (they may be stacked), what follows it, as far as it is stored.
+            while window.tag_end and read_from < window.tag_end < state.offset:
+                read_from = window.tag_end
+                end = min(state.offset, read_from + window.size)
+                window.take(read_from, await _read(reader, read_from, end))
         finally:
             await reader.close()
         return window

@@ -5,12 +5,16 @@ cover art is larger than that window (a 200 KiB picture is common), so the first
 only the picture and libmagic answers ``application/octet-stream``. For a file that opens
 with an ID3v2 tag the window is the tag's header (its size field zeroed) followed by the
 first ``size`` bytes after the tag: what libmagic would conclude from the whole file, without
-holding the tag. At most ``2 * size`` bytes are kept, whatever the tag's size.
+holding the tag. Tags stacked one after the other (taggers that add one instead of rewriting)
+are skipped alike, up to ``MAX_TAGS``. At most ``2 * size`` bytes are kept, whatever the
+tags' sizes. A sample cut at ``size`` bytes in the middle of a UTF-8 character loses that
+character's first bytes, so that valid UTF-8 text is not taken for ISO-8859.
 """
 
 from __future__ import annotations
 
 ID3V2_HEADER_SIZE = 10
+MAX_TAGS = 8
 _ID3V2_FOOTER_SIZE = 10
 _ID3V2_FOOTER_FLAG = 0x10
 
@@ -54,15 +58,25 @@ class SniffWindow:
         self._first = bytearray()  # the file's first `size` bytes
         self._after = bytearray()  # `size` bytes from `tag_end`, when there is a tag
         self.tag_end: int | None = None  # None until the first 10 bytes (or all) are in
+        self._tags = 0
 
     def take(self, offset: int, chunk: bytes) -> None:
         """Keep what ``chunk`` (the file's bytes from ``offset``) adds to the sample."""
         self._first += _slice(chunk, offset, len(self._first), self.size)
         if self.tag_end is None and len(self._first) >= min(ID3V2_HEADER_SIZE, self.size):
             self.tag_end = id3v2_tag_end(bytes(self._first[:ID3V2_HEADER_SIZE]))
-        if self.tag_end:
+        while self.tag_end:
             self._after += _slice(chunk, offset, self.tag_end + len(self._after),
                                   self.tag_end + self.size)
+            if len(self._after) < ID3V2_HEADER_SIZE or self._tags >= MAX_TAGS:
+                return
+            stacked = id3v2_tag_end(bytes(self._after[:ID3V2_HEADER_SIZE]))
+            if not stacked:
+                return
+            # Another tag follows: the content starts after it.
+            self.tag_end += stacked
+            self._after = bytearray()
+            self._tags += 1
 
     def hold_from(self) -> int:
         """The offset from which chunks must wait for the type: the tag's bytes (metadata,
@@ -79,8 +93,28 @@ class SniffWindow:
         """What libmagic is shown (when the file ended inside a tag: its first bytes)."""
         if self.tag_end and self._after:
             header = bytes(self._first[:5]) + bytes(ID3V2_HEADER_SIZE - 5)
-            return header + bytes(self._after)
-        return bytes(self._first)
+            return header + _whole_characters(bytes(self._after), self.size)
+        return _whole_characters(bytes(self._first), self.size)
+
+
+def _whole_characters(sample: bytes, size: int) -> bytes:
+    """``sample`` without a UTF-8 character cut at its end, when the window cut it (``size``
+    bytes were taken: the file goes on); a shorter sample is the whole file, kept as is.
+
+    >>> _whole_characters(b"ab\\xc3", 3), _whole_characters(b"a\\xe2\\x82", 3)
+    (b'ab', b'a')
+    >>> _whole_characters(b"a\\xc3\\xa9", 3), _whole_characters(b"ab\\xc3", 4)
+    (b'a\\xc3\\xa9', b'ab\\xc3')
+    """
+    if len(sample) < size:
+        return sample
+    for back in range(1, min(4, len(sample)) + 1):
+        byte = sample[-back]
+        if byte & 0xC0 != 0x80:  # a character's first byte (or ASCII)
+            needed = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else \
+                4 if byte >> 3 == 0b11110 else 1
+            return sample[:-back] if needed > back else sample
+    return sample
 
 
 def _slice(chunk: bytes, offset: int, position: int, stop: int) -> bytes:

@@ -229,11 +229,15 @@ async def test_disallowed_type_terminates_the_upload(tus, residue):
 
 @pytest.mark.stores
 @pytest.mark.gen_test
-@pytest.mark.parametrize("step", [50_000, 204_830])  # cuts inside the tag; just past its end
-async def test_audio_behind_large_cover_art_in_patches(tus, residue, step):
+@pytest.mark.parametrize(("step", "stacked"), [
+    (50_000, False), (204_830, False),  # cuts inside the tag; just past its end
+    (50_000, True)])  # two tags, one after the other
+async def test_audio_behind_large_cover_art_in_patches(tus, residue, step, stacked):
     """PATCHes that end inside the ID3 tag, or inside the window after it: each next PATCH
     rebuilds the window from the stored bytes, and the file is audio/mpeg."""
     song = id3v2_tag(204_800)  # the tag ends at byte 204,820
+    if stacked:
+        song = id3v2_tag(60_000, song)
     url = await tus.create(len(song), **{"Upload-Metadata": meta(route="/api/audio")})
     for start in range(0, len(song), step):
         response = await tus.patch(url, start, song[start:start + step])

@@ -27,8 +27,9 @@ def chunked(content: bytes, seed: int) -> list[tuple[int, bytes]]:
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("content", [
-    id3v2_tag(200 * KIB), id3v2_tag(10), PDF_HEAD + bytes(100 * KIB), b"ID3", b"short"],
-    ids=["large-tag", "small-tag", "no-tag", "three-bytes", "short"])
+    id3v2_tag(200 * KIB), id3v2_tag(10), PDF_HEAD + bytes(100 * KIB), b"ID3", b"short",
+    id3v2_tag(300, id3v2_tag(150 * KIB))],
+    ids=["large-tag", "small-tag", "no-tag", "three-bytes", "short", "stacked-tags"])
 def test_any_chunking_gives_the_same_sample(content, seed):
     whole = SniffWindow(WINDOW)
     whole.take(0, content)
@@ -80,3 +81,21 @@ def test_a_window_rebuilt_from_stored_bytes_continues_like_the_original():
 ])
 def test_bytes_that_break_the_header_rules_are_no_tag(header):
     assert id3v2_tag_end(header) == 0
+
+
+def test_stacked_tags_are_all_skipped():
+    """Taggers that add a tag in front of an existing one: file(1) still sees audio/mpeg."""
+    content = id3v2_tag(1000, id3v2_tag(200 * KIB))
+    window = SniffWindow(WINDOW)
+    window.take(0, content)
+    assert window.hold_from() == content.index(b"\xff\xfb")
+    assert magic.Magic(mime=True).from_buffer(window.sample()) == "audio/mpeg"
+
+
+def test_a_utf8_character_cut_by_the_window_does_not_make_the_text_latin1():
+    text = ("a" * (WINDOW - 1) + "é" + "b" * 100).encode()  # é straddles the window's end
+    window = SniffWindow(WINDOW)
+    window.take(0, text)
+    encoding = magic.Magic(mime_encoding=True)
+    assert encoding.from_buffer(text[:WINDOW]) == "iso-8859-1"  # what a plain cut gives
+    assert encoding.from_buffer(window.sample()) in ("us-ascii", "utf-8")
