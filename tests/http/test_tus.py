@@ -237,7 +237,7 @@ async def test_audio_behind_large_cover_art_in_patches(tus, residue, step, stack
     rebuilds the window from the stored bytes, and the file is audio/mpeg."""
     song = id3v2_tag(204_800)  # the tag ends at byte 204,820
     if stacked:
-        song = id3v2_tag(60_000, song)
+        song = id3v2_tag(100_000, song)  # the first tag is longer than the window
     url = await tus.create(len(song), **{"Upload-Metadata": meta(route="/api/audio")})
     for start in range(0, len(song), step):
         response = await tus.patch(url, start, song[start:start + step])
