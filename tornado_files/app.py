@@ -20,6 +20,7 @@ from tornado_files.auth.tokens import TokenTable
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
+from tornado_files.metadata.headroom import Headroom
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_intents import SqliteIntentJournal
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
@@ -76,7 +77,8 @@ def build_services(config: Config) -> Services:
         metadata, uploads, intents, closers = _add_mongodb(config.mongodb_uri, config,
                                                            blob_stores)
     else:
-        sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload)
+        sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload,
+                                     Headroom(data_dir / "metadata.sqlite3-headroom"))
         metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
     return Services(
         config=config,

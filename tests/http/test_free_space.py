@@ -177,3 +177,39 @@ async def test_a_tus_patch_whose_last_chunk_crosses_the_floor_closes_its_file(
     assert open_under(data_dir) == []
     assert (await fetch(http_client, base_url, url, "DELETE", **TUS)).code == 204
     residue.assert_clean()
+
+
+def fill_completely(data_dir: Path) -> Path:
+    """A filler beside the data directory that takes every free block (another program
+    filling the disk, past any floor of ours)."""
+    filler = data_dir.parent / "filler"
+    with filler.open("ab") as handle:
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        with contextlib.suppress(OSError):
+            os.fsync(handle.fileno())
+    return filler
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.allow_error_logs
+async def test_delete_frees_space_on_a_disk_something_else_filled(
+        http_client, base_url, data_dir, residue):
+    """Before: PATCH and DELETE answered 503 (SQLite could not write) and nothing could free
+    the disk. The records keep a reserve file and give it up for the write that needs it."""
+    reserve = data_dir / "metadata.sqlite3-headroom"
+    assert reserve.stat().st_size == 4 * MIB
+    kept = await post(http_client, base_url, MIB)
+    file_id = json.loads(kept.body)["id"]
+    filler = fill_completely(data_dir)
+    assert free(data_dir) < 64 * 1024
+    deleted = await fetch(http_client, base_url, f"/api/files/{file_id}", "DELETE")
+    assert deleted.code == 204, deleted.body
+    assert not reserve.exists()  # given up for that write
+    assert free(data_dir) > MIB  # the blob's space is back
+    residue.assert_clean()
+    filler.unlink()
+    assert (await fetch(http_client, base_url, "/healthz")).code == 200
+    assert reserve.stat().st_size == 4 * MIB  # back once there was room

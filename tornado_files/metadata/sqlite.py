@@ -9,6 +9,7 @@ as JSON text.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import logging
 import sqlite3
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
+from tornado_files.errors import BackendUnavailable, DuplicateKey, InsufficientStorage, NotFound
 from tornado_files.metadata.base import Precondition
+from tornado_files.metadata.headroom import Headroom
 from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
@@ -141,9 +143,12 @@ def _filters(query: ListQuery) -> tuple[list[str], list[Any]]:
 class SqliteMetadataStore:
     """Implements ``MetadataStore`` on one SQLite file."""
 
-    def __init__(self, path: Path, offload: Offload) -> None:
+    def __init__(self, path: Path, offload: Offload, headroom: Headroom | None = None) -> None:
+        """``headroom``: a reserve file given up when a write finds the disk full, so that
+        deleting files still works on a disk something else filled (``metadata.headroom``)."""
         self.path = path
         self._offload = offload
+        self._headroom = headroom
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
 
@@ -158,19 +163,40 @@ class SqliteMetadataStore:
             if self._db is None:
                 raise BackendUnavailable()
             try:
-                return work(self._db)
-            except sqlite3.IntegrityError as exc:
-                log.info("sqlite: %s", exc)
-                raise DuplicateKey() from None
-            except sqlite3.Error as exc:
-                log.error("sqlite: %s", exc)
-                raise BackendUnavailable() from None
+                return self._attempt(self._db, work)
+            except sqlite3.Error:  # only SQLITE_FULL gets here: make room, try once more
+                if self._headroom is None or not self._headroom.release():
+                    raise InsufficientStorage() from None
+            try:
+                return self._attempt(self._db, work)
+            except sqlite3.Error:
+                raise InsufficientStorage() from None
+
+    def _attempt(self, db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work``, with the errors translated; ``SQLITE_FULL`` passes as it is (the caller
+        may make room and try again). A transaction left open by a failed COMMIT is ended."""
+        try:
+            return work(db)
+        except sqlite3.IntegrityError as exc:
+            log.info("sqlite: %s", exc)
+            raise DuplicateKey() from None
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                log.warning("sqlite: %s", exc)
+                raise
+            log.error("sqlite: %s", exc)
+            raise BackendUnavailable() from None
 
     async def startup(self) -> None:
         await self._offload(self._open)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._headroom is not None:
+            self._headroom.ensure()
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.create_function("py_lower", 1, _lower, deterministic=True)
@@ -193,6 +219,8 @@ class SqliteMetadataStore:
 
     async def ping(self) -> None:
         await self.run(lambda db: db.execute("SELECT 1").fetchone())
+        if self._headroom is not None:
+            await self._offload(self._headroom.ensure)  # back once the disk has room
 
     async def insert_many(self, records: Sequence[FileRecord]) -> None:
         marks = ", ".join("?" for _ in _COLUMNS)
