@@ -9,6 +9,7 @@ import json
 import logging
 import pathlib
 import shutil
+import subprocess
 import time
 from datetime import timedelta
 from typing import Any
@@ -107,6 +108,24 @@ async def test_health_is_503_when_a_store_fails_and_200_when_it_returns(http_cli
     shutil.move(data_dir / "tmp-away", data_dir / "tmp")
     again = await http_client.fetch(base_url + "/healthz")
     assert again.code == 200
+
+
+@pytest.mark.gen_test
+@pytest.mark.allow_error_logs
+@pytest.mark.parametrize("folder", ["partial", "blobs", "tmp"])
+async def test_health_sees_every_folder_uploads_write_to(http_client, base_url, data_dir,
+                                                          folder):
+    """An immutable ``partial/`` or ``blobs/`` (``chattr +i``, which binds root too) fails
+    every tus or POST upload; health used to look at ``tmp/`` only and said ok."""
+    target = data_dir / folder
+    subprocess.run(["chattr", "+i", str(target)], check=True)
+    try:
+        down = await http_client.fetch(base_url + "/healthz", raise_error=False)
+        assert down.code == 503
+        assert json.loads(down.body)["checks"]["storage:disk"] == "unavailable"
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+    assert (await http_client.fetch(base_url + "/healthz")).code == 200
 
 
 @pytest.mark.gen_test

@@ -121,10 +121,12 @@ class DiskBlobStore:
             raise translate(exc, "delete") from None
 
     async def ping(self) -> None:
-        ok = await self.offload(os.access, self._tmp, os.W_OK | os.X_OK)
-        if not ok:
-            log.error("disk store: %s is not writable", self._tmp)
-            raise BackendUnavailable()
+        # Every folder a write goes to: temp files, partials, and the blobs they are renamed
+        # into (one made read-only or immutable fails uploads while tmp/ is fine).
+        for folder in (self._tmp, self._partials, self._blobs):
+            if not await self.offload(os.access, folder, os.W_OK | os.X_OK):
+                log.error("disk store: %s is not writable", folder)
+                raise BackendUnavailable()
         if await self._below_floor():
             raise InsufficientStorage()
 
