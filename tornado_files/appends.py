@@ -2,9 +2,11 @@
 
 The bytes go through the same ``FileIngest`` as a POST (caps, sniffing before writing, hashing
 off the loop). When the body ends — or the client vanishes — what reached storage is made
-durable and the offset advanced, so every byte that arrived counts; a chunk that carried an
-``Upload-Checksum`` is all or nothing. The PATCH that makes the upload whole records it as
-completing and drives it to its file (``Resumable.complete``).
+durable and the offset advanced, so every byte that arrived counts; a long PATCH also does so
+every ``tus_checkpoint`` bytes on its way (a checkpoint), so a process that dies mid-PATCH
+loses at most that much; a chunk that carried an ``Upload-Checksum`` is all or nothing. The
+PATCH that makes the upload whole records it as completing and drives it to its file
+(``Resumable.complete``).
 """
 
 from __future__ import annotations
@@ -43,21 +45,59 @@ class Append:
         self.writer = writer
         self.ingest = ingest
         self.checksum = checksum
-        self.received = 0
+        self.received = 0  # bytes fed past ``state.offset`` (a checkpoint moves both)
+        # The body's room, fixed when the PATCH starts (checkpoints move the offset).
+        self._room = state.length - state.offset
+        self._since_checkpoint = 0
+        # Serialises the lease's renewals with checkpoints: both compare-and-set the state.
+        self._state_lock = asyncio.Lock()
         self.done = False
         self._renewer: asyncio.Task[None] | None = None
         self._active = time.monotonic()
 
     @property
     def remaining(self) -> int:
-        return self.state.length - self.state.offset
+        """Bytes this PATCH may carry (the upload's length less its offset at the start)."""
+        return self._room
 
     async def feed(self, chunk: bytes) -> None:
         assert self.ingest is not None  # a completing upload takes no bytes (remaining 0)
         self.received += len(chunk)
+        self._since_checkpoint += len(chunk)
         self._active = time.monotonic()
         await self.ingest.feed(chunk)
+        every = self.owner.checkpoint_bytes
+        if (every and self._since_checkpoint >= every and self.checksum is None
+                and self.token is not None and not self.done):
+            self._since_checkpoint = 0
+            await self._checkpoint()
         self._active = time.monotonic()
+
+    async def _checkpoint(self) -> None:
+        """Make what was written so far durable and count it — the offset advances, the lease
+        is kept — while the PATCH goes on with the same writer."""
+        assert self.writer is not None
+        assert self.ingest is not None
+        assert self.token is not None
+        async with self._state_lock:
+            state = self.state
+            durable = await self.writer.settle()
+            if not state.offset < durable < state.length:
+                return  # nothing new, or the end: finish() takes it from here
+            sniffed = self.ingest.sniffed if state.mime_type is None else None
+            now = utcnow()
+            advanced = replace(state, offset=durable, expires=now + self.owner.expiry,
+                               mime_type=state.mime_type or (sniffed.mime_type if sniffed
+                                                             else None),
+                               type_os=state.type_os or (sniffed.type_os if sniffed else None))
+            ok = await self.owner.services.uploads.advance_upload(
+                state.id, self.token, durable, expires=advanced.expires,
+                lease_until=now + self.owner.lease, mime_type=advanced.mime_type,
+                type_os=advanced.type_os)
+            if not ok:
+                raise NotFound()  # terminated or expired while this request wrote
+            self.received -= durable - state.offset
+            self.state = advanced
 
     def keep_lease(self) -> None:
         """Renew the lease every third of its length until this append ends — also while
@@ -95,9 +135,10 @@ class Append:
 
     async def _renew(self) -> bool:
         assert self.token is not None
-        return await self.owner.services.uploads.advance_upload(
-            self.state.id, self.token, self.state.offset, expires=self.state.expires,
-            lease_until=utcnow() + self.owner.lease, mime_type=None, type_os=None)
+        async with self._state_lock:
+            return await self.owner.services.uploads.advance_upload(
+                self.state.id, self.token, self.state.offset, expires=self.state.expires,
+                lease_until=utcnow() + self.owner.lease, mime_type=None, type_os=None)
 
     def _whole(self) -> bool:
         return self.state.offset + self.received == self.state.length

@@ -133,6 +133,8 @@ class Config:
     # A tus PATCH's lease on its upload: renewed every third of it while the PATCH lives, so
     # a PATCH whose process died blocks its upload for at most this long.
     tus_lease: float = 10.0
+    # A long tus PATCH counts what reached storage every this many bytes (0: only at its end).
+    tus_checkpoint: int = 64 * MIB
     # Free space the data directory's file system keeps: below it the disk store refuses
     # uploads (507), so SQLite can always write (a DELETE on a full disk) and health warns.
     min_free_space: int = 256 * MIB
@@ -170,6 +172,7 @@ _SCALARS: dict[str, Any] = {
     "tus_expiry": float,
     "max_unfinished_uploads": int,
     "tus_lease": float,
+    "tus_checkpoint": parse_size,
     "min_free_space": parse_size,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",

@@ -56,6 +56,9 @@ class Resumable:
         # whose process died stops renewing, and its upload is free again within a lease.
         self.lease = timedelta(seconds=services.config.tus_lease)
         self.idle_timeout = services.config.idle_timeout
+        # A long PATCH makes its bytes durable and counted every this many (0: only at its
+        # end), so a process that dies mid-PATCH loses at most that much.
+        self.checkpoint_bytes = services.config.tus_checkpoint
 
     def policy_for(self, route: str | None) -> UploadPolicy:
         policies = self.services.policies

@@ -88,6 +88,30 @@ async def test_resume_drops_the_bytes_past_the_offset(backend):
 
 
 @pytest.mark.gen_test
+async def test_a_writer_goes_on_after_settle(backend):
+    """A long PATCH makes what arrived durable now and then (a checkpoint) and writes on with
+    the same writer: each settle counts everything written, and a crash after one (the
+    writer never closed) keeps exactly that much."""
+    store, probe = backend
+    data = os.urandom(3 * GRIDFS_CHUNK + 12_345)
+    key = await new_partial(store, b"")
+    writer = await store.resume(key, 0)
+    settled = []
+    for start in range(0, len(data), 70_001):  # never on a chunk edge
+        await writer.write(data[start:start + 70_001])
+        settled.append(await writer.settle())
+        assert probe.partial(key) == data[:settled[-1]]
+    assert settled == [min(s + 70_001, len(data)) for s in range(0, len(data), 70_001)]
+    await writer.close()
+    resumed = await store.resume(key, 140_002)  # a crash after the second settle
+    await resumed.write(data[140_002:])
+    assert await resumed.settle() == len(data)
+    await resumed.close()
+    assert await store.finalize(key, len(data)) == StoredBlob(key, len(data))
+    assert await read_all(store, key) == data
+
+
+@pytest.mark.gen_test
 async def test_gridfs_short_tail_is_stored_then_completed_by_the_next_write(gridfs):
     store, probe = gridfs
     data = os.urandom(3 * GRIDFS_CHUNK + 1)

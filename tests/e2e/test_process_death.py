@@ -209,3 +209,39 @@ def test_records_that_went_missing_stop_start_up_and_fsck(tmp_path: Path):
         assert len(ran.stderr.splitlines()) == 1, ran.stderr
         assert "holds blobs, but these records know no store 'disk'" in ran.stderr
     assert len([p for p in (data_dir / "blobs").rglob("*") if p.is_file()]) == 2  # marker+blob
+
+
+def test_a_killed_long_patch_keeps_what_its_checkpoints_counted(tmp_path: Path):
+    # Before: the offset was written only when a PATCH ended, so SIGKILL 9 GiB into a 10 GiB
+    # PATCH resumed at 0. Now every tus_checkpoint bytes are counted on the way.
+    content = os.urandom(6 * 1024 * 1024)
+    config = 'tus_checkpoint = "1MiB"\n'
+    with running_server(tmp_path, config=config) as first:
+        url = create(first, len(content))
+        upload_id = url.rsplit("/", 1)[1]
+        with closing(start_patch(first, url, len(content), content[:4 * 1024 * 1024])):
+            deadline = time.monotonic() + 30
+            while True:
+                with closing(sqlite3.connect(first.data_dir / "metadata.sqlite3")) as db:
+                    row = db.execute("SELECT offset FROM uploads WHERE id = ?",
+                                     (upload_id,)).fetchone()
+                if row[0] >= 3 * 1024 * 1024:
+                    break
+                assert time.monotonic() < deadline, f"offset stayed at {row[0]}"
+                time.sleep(0.05)
+            first.process.kill()  # SIGKILL by PID: no clean-up at all
+            first.process.wait(timeout=10)
+    with running_server(tmp_path, config=config) as second:
+        deadline = time.monotonic() + 20
+        while True:
+            offset = offset_of(second, url)
+            status, _ = patch(second, url, offset, content[offset:])
+            if status != 423:  # the dead process's lease runs out within tus_lease
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert status == 204
+        assert offset >= 3 * 1024 * 1024
+        req = urllib.request.Request(second.url + f"/api/files/{upload_id}/content")  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
+            assert response.read() == content
