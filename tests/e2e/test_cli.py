@@ -168,9 +168,12 @@ def test_an_interrupted_download_is_resumed(server, tmp_path):
                           file_id.encode() + b"/content", answer_bytes=MIB)
     env = {**os.environ, "TORNADO_FILES_URL": f"http://127.0.0.1:{proxy.port}"}
     try:
+        # Ctrl-C as a terminal delivers it: a run started in the background (CI from a
+        # non-interactive shell) has SIGINT ignored, and the child would inherit that.
         first = subprocess.Popen(
             [sys.executable, "-m", "tornado_files", "download", file_id, "-o", str(target)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         part = target.parent / f"copy.bin.{sha256(source)[:16]}.part"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
