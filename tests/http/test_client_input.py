@@ -88,7 +88,8 @@ async def test_numbers_in_the_query_are_ascii_and_bounded(http_client, base_url,
 
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("path", ["/static/../server.py", "/static/%2e%2e/server.py",
-                                  "/static/..%2fserver.py"])
+                                  "/static/..%2fserver.py",
+                                  "/static/%00", "/static/upload.js%00.css"])  # were 500
 async def test_paths_out_of_the_page_folder_are_refused(http_port, path):
     request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
     data = await asyncio.get_running_loop().run_in_executor(None, read_until_closed, http_port,

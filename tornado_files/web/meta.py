@@ -7,7 +7,7 @@ from typing import Any
 
 from tornado.web import StaticFileHandler
 
-from tornado_files.errors import InsufficientStorage
+from tornado_files.errors import InsufficientStorage, NotFound
 from tornado_files.web.access import AUTHENTICATED, PUBLIC
 from tornado_files.web.base import ApiHandler
 
@@ -61,3 +61,10 @@ class PageHandler(StaticFileHandler, ApiHandler):  # type: ignore[misc]  # head(
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        # A NUL (``/static/%00``) reaches the file system call as "embedded null byte", a
+        # ValueError Tornado answers with 500: no file name holds one, so it is a 404.
+        if "\x00" in absolute_path:
+            raise NotFound()
+        return super().validate_absolute_path(root, absolute_path)
