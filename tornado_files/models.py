@@ -134,10 +134,15 @@ class Page:
         records = tuple(fetched[: query.limit])
         if len(fetched) <= query.limit:
             return cls(records, None)
-        last = records[-1]
-        value: Any = {"added": last.added, "size": last.size,
-                      "filename": last.filename}[query.sort.lstrip("-")]
-        return cls(records, (value, last.id))
+        return cls(records, position_of(records[-1], query.sort))
+
+
+def position_of(record: FileRecord, sort: str) -> tuple[Any, str]:
+    """The keyset position of ``record`` in a listing sorted by ``sort`` (a page that ends
+    with it continues after it)."""
+    value: Any = {"added": record.added, "size": record.size,
+                  "filename": record.filename}[sort.lstrip("-")]
+    return value, record.id
 
 
 @dataclass(frozen=True)

@@ -306,3 +306,29 @@ async def test_ranges_on_an_empty_file_follow_rfc_9110(http_client, base_url):
         refused = await fetch(http_client, url, headers={"Range": header})
         assert refused.code == 416, header
         assert refused.headers["Content-Range"] == "bytes */0"
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=60)
+async def test_a_listing_page_is_bounded_in_bytes(http_client, base_url):
+    """Each file's data may take 1 MiB: with ``limit=1000`` one page could be a gigabyte held
+    in memory (a newcomer measured 198 MiB for 200 files). A page ends near 4 MiB of JSON and
+    ``next`` goes on; every file comes exactly once, in order."""
+    ids = []
+    for n in range(6):
+        created = await upload(http_client, base_url, b"x", f"{n}.txt")
+        grown = await fetch(http_client, base_url + created["url"], method="PATCH",
+                            body=json.dumps({"data": {"blob": "d" * 900_000}}))
+        assert grown.code == 200
+        ids.append(created["id"])
+    url: str | None = base_url + "/api/files?limit=1000"
+    pages = []
+    while url is not None:
+        response = await fetch(http_client, url)
+        assert response.code == 200
+        assert len(response.body) < 5 * 1024 * 1024
+        page = json.loads(response.body)
+        pages.append([f["id"] for f in page["files"]])
+        url = base_url + page["next"] if page["next"] else None
+    assert len(pages) >= 2
+    assert [i for page in pages for i in page] == ids[::-1]  # newest first, none twice

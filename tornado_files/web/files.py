@@ -17,6 +17,7 @@ from tornado_files.listing import next_url, parse_list_query
 from tornado_files.metadata.base import Precondition
 from tornado_files.models import FileRecord, utcnow
 from tornado_files.names import safe_filename
+from tornado_files.paging import bounded_page
 from tornado_files.web.base import ApiHandler
 from tornado_files.web.body import JsonBodyHandler
 from tornado_files.web.download import send_file
@@ -35,11 +36,11 @@ class FilesListHandler(ApiHandler):
         query = parse_list_query(args)
         private = self.services.config.auth.private_reads
         query = replace(query, owner=listing_owner(self.principal, query.owner, private))
-        page = await self.services.metadata.list(query)
+        resources, after = await bounded_page(self.services.metadata, query)
         self.write_json({
-            "files": [r.to_resource() for r in page.records],
-            "next": next_url(self.request.path, args, query.sort, page.after)
-            if page.after is not None else None,
+            "files": resources,
+            "next": next_url(self.request.path, args, query.sort, after)
+            if after is not None else None,
         })
 
 
