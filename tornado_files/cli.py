@@ -238,6 +238,8 @@ async def _fsck(config: Config, repair: bool, page_size: int) -> FsckReport:
     except BackendUnavailable:
         raise ConfigError(f"cannot reach MongoDB at {_records_at(config)}" if config.mongodb_uri
                           else f"cannot use {config.data_dir}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot use {config.data_dir}: {exc.strerror or exc}") from None
     finally:
         await services.close()
 

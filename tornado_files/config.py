@@ -29,6 +29,12 @@ BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/api/upload-links"
                     "/static")
 
 MIN_SWEEP_GRACE = 60.0
+# Any duration setting: at most ten years.
+MAX_SECONDS = 10 * 365 * 86400.0
+# libmagic needs some bytes to say anything (0 made every file application/x-empty); the window
+# is held in memory per file being sniffed.
+MIN_SNIFF_BYTES = 1024
+MAX_SNIFF_BYTES = 16 * 1024 * 1024
 # File parts per request on a route that sets no max_files: the cap Werkzeug, Django and
 # Starlette use. Every part costs a writer, an intent and a record (DESIGN.md invariant 7).
 DEFAULT_MAX_FILES = 1000
@@ -292,6 +298,14 @@ def build_config(
         raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
     values = {name: _convert(name, _SCALARS[name], merged[name])
               for name in _SCALARS if name in merged}
+    for name, value in values.items():
+        # Seconds: "nan" reads as a float and compares false with everything (every body
+        # was at once 408); 1e300 overflows the time arithmetic.
+        if _SCALARS[name] is float and not 0 <= value <= MAX_SECONDS:
+            raise ConfigError(f"{name}: expected seconds from 0 to {MAX_SECONDS:g}, got {value}")
+    if not MIN_SNIFF_BYTES <= values.get("sniff_bytes", MIN_SNIFF_BYTES) <= MAX_SNIFF_BYTES:
+        raise ConfigError(f"sniff_bytes: must be between {format_size(MIN_SNIFF_BYTES)} and "
+                          f"{format_size(MAX_SNIFF_BYTES)}")
     try:
         auth = parse_auth(merged)
     except ValueError as exc:

@@ -245,3 +245,34 @@ def test_a_killed_long_patch_keeps_what_its_checkpoints_counted(tmp_path: Path):
         req = urllib.request.Request(second.url + f"/api/files/{upload_id}/content")  # noqa: S310
         with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
             assert response.read() == content
+
+
+@pytest.mark.parametrize("damage", ["records", "marker-dir", "marker-bytes"])
+def test_damaged_data_is_one_line_for_the_server_and_fsck(tmp_path: Path, damage: str):
+    # Before: a garbage metadata.sqlite3, a marker that is a directory or holds bytes that are
+    # no id each ended in a traceback (fsck: exit 1, which means "findings" to cron).
+    with running_server(tmp_path) as server:
+        status, _ = request(server.url + "/api/files", "POST", b"hello",
+                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
+        assert status == 201
+        data_dir = server.data_dir
+    marker = data_dir / "blobs" / MARKER
+    if damage == "records":
+        for stale in data_dir.glob("metadata.sqlite3*"):
+            stale.unlink()
+        (data_dir / "metadata.sqlite3").write_bytes(b"this is not a database\n" * 100)
+    elif damage == "marker-dir":
+        marker.unlink()
+        marker.mkdir()
+    else:
+        marker.write_bytes(b"\xff\xfe caf\xe9\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    env["PYTHONPATH"] = str(ROOT)
+    serve = [sys.executable, str(ROOT / "server.py"), "--port", str(free_port())]
+    check = [sys.executable, "-m", "tornado_files", "fsck"]
+    for command in (serve, check):
+        ran = subprocess.run([*command, "--data-dir", str(data_dir)], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path, env=env, check=False)
+        assert ran.returncode == 2, ran.stderr
+        assert len(ran.stderr.splitlines()) == 1, ran.stderr
+        assert "Traceback" not in ran.stderr + ran.stdout

@@ -193,3 +193,20 @@ def test_port_in_use_is_one_line_and_nonzero(tmp_path):
     expected = f"cannot listen on 127.0.0.1:{port}: Address already in use"
     assert result.stderr.strip().endswith(expected)
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"idle_timeout": "nan"}, "idle_timeout: expected seconds from 0 to"),
+    ({"sweep_interval": float("nan")}, "sweep_interval: expected seconds"),
+    ({"sweep_grace": "inf"}, "sweep_grace: expected seconds"),
+    ({"tus_expiry": 1e300}, "tus_expiry: expected seconds"),
+    ({"linger_seconds": -1.0}, "linger_seconds: expected seconds"),
+    ({"sniff_bytes": 0}, "sniff_bytes: must be between 1KiB and 16MiB"),
+    ({"sniff_bytes": "1GiB"}, "sniff_bytes: must be between"),
+])
+def test_durations_and_the_sniff_window_are_bounded(settings, message):
+    """nan was accepted (every body then got 408 at once), 1e300 overflowed the time
+    arithmetic with a traceback, and sniff_bytes = 0 typed every file application/x-empty."""
+    with pytest.raises(ConfigError) as refused:
+        build_config(settings, {}, {})
+    assert str(refused.value).startswith(message)

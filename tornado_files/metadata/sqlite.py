@@ -197,15 +197,28 @@ class SqliteMetadataStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._headroom is not None:
             self._headroom.ensure()
+        try:
+            self._connect()
+        except sqlite3.Error as exc:
+            # Not a database, or a newer schema's: one line at start-up, not a traceback.
+            log.error("sqlite: cannot open %s: %s", self.path, exc)
+            raise BackendUnavailable() from None
+
+    def _connect(self) -> None:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.create_function("py_lower", 1, _lower, deterministic=True)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for target in sorted(v for v in MIGRATIONS if v > version):
-            db.executescript(f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;")
+        try:
+            db.row_factory = sqlite3.Row
+            db.create_function("py_lower", 1, _lower, deterministic=True)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=5000")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for target in sorted(v for v in MIGRATIONS if v > version):
+                db.executescript(
+                    f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;")
+        except BaseException:
+            db.close()
+            raise
         with self._lock:
             self._db = db
 

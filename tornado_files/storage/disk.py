@@ -53,6 +53,8 @@ from tornado_files.storage.disk_walk import list_committed, remove_quiet
 log = logging.getLogger("tornado_files.storage.disk")
 KEY = re.compile(r"^[0-9a-f]{32}$")
 MARKER = ".tornado-files-store"
+# What a marker that holds no store id reads as (store_identity refuses it like a foreign one).
+UNREADABLE_MARKER = "an unreadable marker"
 
 
 class DiskBlobStore:
@@ -244,10 +246,17 @@ class DiskBlobStore:
 
 
 def _read_marker(path: Path) -> str | None:
+    """The marker's id; None when there is none; ``UNREADABLE_MARKER`` for a marker that is
+    not one (a directory, bytes that are not an id): a store nobody can vouch for."""
     try:
-        return path.read_text(encoding="ascii").strip() or None
+        text = path.read_text(encoding="ascii").strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except (IsADirectoryError, UnicodeDecodeError):
+        return UNREADABLE_MARKER
+    if not text:
+        return None
+    return text if re.fullmatch(r"[0-9a-f]{32}", text) else UNREADABLE_MARKER
 
 
 def _write_marker(blobs: Path, store_id: str) -> str:
