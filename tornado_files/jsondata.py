@@ -18,7 +18,7 @@ import json
 import math
 from typing import Any
 
-from tornado_files.errors import InvalidJson, RequestTooLarge
+from tornado_files.errors import InvalidJson, InvalidParameter, RequestTooLarge
 
 MAX_DEPTH = 32
 MAX_INTEGER = 2**63 - 1
@@ -37,6 +37,25 @@ def parse_object(raw: bytes, what: str) -> dict[str, Any]:
         raise InvalidJson(detail=f"{what} must be a JSON object")
     _check(parsed, what)
     return parsed
+
+
+def check_data_keys(data: dict[str, Any]) -> None:
+    """The top-level keys of a file's ``data`` must be usable everywhere a key is named: a
+    ``PATCH`` sets and removes ``data.KEY`` in one MongoDB update, and a listing filters on
+    ``data.KEY=VALUE`` — so no empty key, no ``.`` and no leading ``$``. Checked wherever
+    ``data`` comes in (upload fields, the ``data`` part, tus metadata, ``PATCH``, ``PUT``,
+    upload links), so no key gets stored that could not be changed later.
+
+    >>> check_data_keys({"title": 1, "a-b_c": 2})
+    >>> check_data_keys({"a.b": 1})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    tornado_files.errors.InvalidParameter: data keys must be non-empty, ...
+    """
+    for key in data:
+        if not key or "." in key or key.startswith("$"):
+            raise InvalidParameter(
+                detail="data keys must be non-empty, without '.' and not start with '$'",
+                meta={"parameter": f"data.{key}"})
 
 
 def check_data_size(data: dict[str, Any], limit: int) -> None:

@@ -28,7 +28,7 @@ from tornado_files.errors import (
     RequestTooLarge,
     TooManyFiles,
 )
-from tornado_files.jsondata import check_data_size, parse_object
+from tornado_files.jsondata import check_data_keys, check_data_size, parse_object
 from tornado_files.session import UploadSession
 
 SINGLE_FIELD = "file"
@@ -341,6 +341,7 @@ class MultipartBridge:
             raise FileFieldMissing()
         # What is stored, as stored: escapes can make the JSON longer than the raw fields.
         check_data_size(self._data_out, self._budget[1])
+        check_data_keys(self._data_out)
         return self._single, self._data_out
 
     async def _start(self, head: PartHead) -> None:

@@ -31,6 +31,7 @@ from tornado_files.errors import (
     UploadLocked,
 )
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, build_record
+from tornado_files.jsondata import check_data_keys
 from tornado_files.models import FileRecord, UploadState, utcnow
 from tornado_files.names import keep_original_filename
 from tornado_files.policy import UploadPolicy
@@ -86,7 +87,8 @@ class Resumable:
             id=uuid4().hex, route=policy.path, storage=policy.storage, length=length,
             offset=0, created=now, expires=now + self.expiry,
             original_filename=keep_original_filename(meta.pop("filename", "") or "unknown"),
-            declared_type=meta.pop("filetype", "") or DEFAULT_TYPE, data=meta, owner=owner,
+            declared_type=meta.pop("filetype", "") or DEFAULT_TYPE, data=_checked(meta),
+            owner=owner,
             mime_type=empty.mime_type if empty else None,
             type_os=empty.type_os if empty else None,
             sha256=hashlib.sha256().hexdigest() if empty else None)
@@ -301,3 +303,8 @@ class Resumable:
 
 async def _read(reader: BlobReader, start: int, end: int) -> bytes:
     return b"".join([chunk async for chunk in reader.iter_range(start, end)])
+
+
+def _checked(data: dict[str, str]) -> dict[str, str]:
+    check_data_keys(data)
+    return data

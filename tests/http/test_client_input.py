@@ -313,3 +313,23 @@ async def test_a_tus_creation_reads_content_length_as_a_number(http_port, length
                       b"Content-Length: " + length + b"\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 201 "), data[:300]
     assert b"\r\nUpload-Offset:" not in data.partition(b"\r\n\r\n")[0]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("parts", [
+    [Part("a.b", b"1")], [Part("$where", b"1")], [Part("data", b'{"x.y": 1}')],
+    [Part("data", b'{"": 1}')],
+])
+async def test_data_keys_a_patch_could_not_change_are_refused_at_upload(
+        http_client, base_url, residue, parts):
+    """PATCH refuses keys with '.', a leading '$' or none (MongoDB's data.KEY paths, the
+    listing's data.KEY filter): uploads stored them, and then nobody could remove them."""
+    response = await post_parts(http_client, base_url + "/api/files",
+                                [*parts, Part("file", b"x", "x.txt")])
+    assert error_of(response, 400, "invalid_parameter")["meta"]["parameter"].startswith("data.")
+    tus = await http_client.fetch(base_url + "/api/tus/", method="POST", body=b"",
+                                  raise_error=False, headers={
+        "Tus-Resumable": "1.0.0", "Upload-Length": "3",
+        "Upload-Metadata": "a.b " + base64.b64encode(b"1").decode()})
+    error_of(tus, 400, "invalid_parameter")
+    residue.assert_clean()

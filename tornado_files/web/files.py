@@ -12,7 +12,7 @@ from tornado_files import errors as e
 from tornado_files.auth.principal import Scope
 from tornado_files.auth.rules import check_owner, check_read, listing_owner
 from tornado_files.deletion import delete_file
-from tornado_files.jsondata import check_data_size
+from tornado_files.jsondata import check_data_keys, check_data_size
 from tornado_files.listing import next_url, parse_list_query
 from tornado_files.metadata.base import Precondition
 from tornado_files.models import FileRecord, utcnow
@@ -85,11 +85,7 @@ class FileUpdateHandler(JsonBodyHandler):
         # different keys all keep theirs.
         changes = self.json_object()
         data = _data_field(changes)
-        for key in data:
-            if not key or "." in key or key.startswith("$"):
-                raise e.InvalidParameter(
-                    detail="data keys must be non-empty, without '.' and not start with '$'",
-                    meta={"parameter": f"data.{key}"})
+        check_data_keys(data)
         filename = _filename(changes)
         # What the merge would store is capped too (issue 13), checked against the record as
         # it is now: PATCHes racing this one may pass the cap by their own sizes, once.
@@ -109,6 +105,7 @@ class FileUpdateHandler(JsonBodyHandler):
         # One write that replaces ``data``; no separate read before it to go stale.
         changes = self.json_object()
         data = _data_field(changes)
+        check_data_keys(data)
         filename = _filename(changes)
         # What would be stored is capped, not only each body (issue 13).
         check_data_size(data, self.services.config.max_json_body)

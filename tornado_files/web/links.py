@@ -17,7 +17,7 @@ from tornado_files.auth.authenticator import LINK_OWNER
 from tornado_files.auth.links import LinkSigner
 from tornado_files.auth.principal import Principal, Scope
 from tornado_files.auth.rules import check_read
-from tornado_files.jsondata import check_data_size
+from tornado_files.jsondata import check_data_keys, check_data_size
 from tornado_files.models import iso
 from tornado_files.numbers import whole
 from tornado_files.policy import UploadPolicy
@@ -106,6 +106,7 @@ class UploadLinksHandler(LinkHandler):
         if not isinstance(data, dict):
             raise e.InvalidJson(detail="'data' must be a JSON object")
         if data:
+            check_data_keys(data)
             check_data_size(data, MAX_LINK_DATA)
             encoded = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
             params[LINK_DATA] = base64.urlsafe_b64encode(encoded.encode()).decode().rstrip("=")
