@@ -28,9 +28,9 @@ def readme_commands(prefix: str) -> list[str]:
 
 
 def test_the_raw_upload_example_works(tmp_path):
-    (command,) = readme_commands("curl --data-binary")
+    (command,) = readme_commands("curl -T")
     argv = shlex.split(command)
-    name = next(a.split("@", 1)[1] for a in argv if a.startswith("@"))
+    name = argv[argv.index("-T") + 1]
     content = os.urandom(100_000)
     (tmp_path / name).write_bytes(content)
     (tmp_path / "server").mkdir()
@@ -44,9 +44,8 @@ def test_the_raw_upload_example_works(tmp_path):
         assert stored["filename"] == name
         assert stored["sha256"] == hashlib.sha256(content).hexdigest()
         # What the README warns about: --data-binary alone is form encoding, refused.
-        at = argv.index("Content-Type: application/octet-stream")
-        bare = argv[: at - 1] + argv[at + 1:]
-        refused = subprocess.run([*bare, "-sS", "-o", "/dev/null", "-w", "%{http_code}"],
+        form = ["curl", "--data-binary", f"@{name}", argv[-1]]
+        refused = subprocess.run([*form, "-sS", "-o", "/dev/null", "-w", "%{http_code}"],
                                  cwd=tmp_path, capture_output=True, text=True, timeout=30,
                                  check=False)
         assert refused.stdout == "415"
