@@ -86,6 +86,22 @@ def wait_locked(server: ServerProcess, url: str) -> dict[str, str]:
     raise AssertionError("the PATCH never took the lease")
 
 
+def one_file_stored(tmp_path: Path) -> Path:
+    """A server's data directory holding one file, the server stopped."""
+    with running_server(tmp_path) as server:
+        status, _ = request(server.url + "/api/files", "POST", b"hello",
+                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
+        assert status == 201
+        return server.data_dir
+
+
+def plain_env() -> dict[str, str]:
+    """The environment for a ``server.py`` or ``fsck`` run: no TORNADO_FILES_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
 def test_a_killed_patchs_lease_is_taken_over_within_seconds(tmp_path: Path):
     # Before: the lease was max(60, 2 * idle_timeout) = 120 s, renewed only as data arrived,
     # and every retry got 423 for two minutes.
@@ -155,16 +171,11 @@ def test_sigterm_aborts_an_upload_in_flight_cleanly(tmp_path: Path):
 def test_a_blob_tree_that_is_not_there_stops_start_up_and_fsck(tmp_path: Path):
     # Before: start-up created an empty tree and served (new uploads on the wrong disk) and
     # fsck reported every record's blob missing.
-    with running_server(tmp_path) as server:
-        status, _ = request(server.url + "/api/files", "POST", b"hello",
-                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
-        assert status == 201
-        data_dir = server.data_dir
+    data_dir = one_file_stored(tmp_path)
     blobs = data_dir / "blobs"
     assert (blobs / MARKER).is_file()
     blobs.rename(tmp_path / "volume")  # the volume is not mounted (yet)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = plain_env()
     started = subprocess.run(
         [sys.executable, str(ROOT / "server.py"), "--port", str(free_port()),
          "--data-dir", str(data_dir)],
@@ -191,15 +202,10 @@ def test_a_blob_tree_that_is_not_there_stops_start_up_and_fsck(tmp_path: Path):
 def test_records_that_went_missing_stop_start_up_and_fsck(tmp_path: Path):
     # Before: a fresh metadata.sqlite3 adopted the marked store, and once the blobs were older
     # than sweep_grace, ``fsck --repair`` deleted every one of them as orphans.
-    with running_server(tmp_path) as server:
-        status, _ = request(server.url + "/api/files", "POST", b"hello",
-                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
-        assert status == 201
-        data_dir = server.data_dir
+    data_dir = one_file_stored(tmp_path)
     records = data_dir / "metadata.sqlite3"
     records.rename(tmp_path / "records.sqlite3")  # lost, or the wrong --data-dir's
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = plain_env()
     serve = [sys.executable, str(ROOT / "server.py"), "--port", str(free_port())]
     repair = [sys.executable, "-m", "tornado_files", "fsck", "--repair"]
     for command in (serve, repair):
@@ -251,11 +257,7 @@ def test_a_killed_long_patch_keeps_what_its_checkpoints_counted(tmp_path: Path):
 def test_damaged_data_is_one_line_for_the_server_and_fsck(tmp_path: Path, damage: str):
     # Before: a garbage metadata.sqlite3, a marker that is a directory or holds bytes that are
     # no id each ended in a traceback (fsck: exit 1, which means "findings" to cron).
-    with running_server(tmp_path) as server:
-        status, _ = request(server.url + "/api/files", "POST", b"hello",
-                            **{"X-Filename": "a.txt", "Content-Type": "text/plain"})
-        assert status == 201
-        data_dir = server.data_dir
+    data_dir = one_file_stored(tmp_path)
     marker = data_dir / "blobs" / MARKER
     if damage == "records":
         for stale in data_dir.glob("metadata.sqlite3*"):
@@ -266,8 +268,7 @@ def test_damaged_data_is_one_line_for_the_server_and_fsck(tmp_path: Path, damage
         marker.mkdir()
     else:
         marker.write_bytes(b"\xff\xfe caf\xe9\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = plain_env()
     serve = [sys.executable, str(ROOT / "server.py"), "--port", str(free_port())]
     check = [sys.executable, "-m", "tornado_files", "fsck"]
     for command in (serve, check):
