@@ -169,6 +169,16 @@ async def test_an_upload_link_is_one_capped_upload_owned_by_its_maker(http_clien
                                    body_producer=chunks, headers={"Content-Type": big_type})
     assert over.code == 413
     assert json.loads(over.body)["errors"][0]["code"] in ("file_too_large", "request_too_large")
+    # One file per request, and the body has no room for a second file's worth of bytes.
+    two, two_type = multipart([Part("files", b"a" * 10, "a.bin"), Part("files", b"b", "b.bin")])
+    refused = await fetch(http_client, base_url + link["url"], "POST", two,
+                          **{"Content-Type": two_type})
+    error_of(refused, 400, "too_many_files")
+    padded, padded_type = multipart([Part("pad1", b"p" * 50_000), Part("pad2", b"p" * 50_000),
+                                     Part("file", b"x", "x.bin")])  # fields under every cap
+    too_big = await fetch(http_client, base_url + link["url"], "POST", padded,
+                          **{"Content-Type": padded_type})
+    error_of(too_big, 413, "request_too_large")
     # The link is for POST to that route only.
     elsewhere = await fetch(http_client, base_url + link["url"].replace("/api/docs", "/api/files"),
                             "POST", b"x", **{"Content-Type": "application/octet-stream"})
@@ -260,6 +270,12 @@ async def test_no_secret_reaches_the_log(http_client, base_url, caplog):
     tampered = altered(link["url"], expires="1")
     assert (await fetch(http_client, base_url + tampered)).code == 403
     sig = dict(parse_qsl(urlsplit(link["url"]).query))["sig"]
+    # The name spelt another way is the same parameter (and the same secret); a token in the
+    # query is refused (401) but was written to the access line whole.
+    respelt = link["url"].replace("sig=", "%73ig=")
+    assert (await fetch(http_client, base_url + respelt)).code == 200
+    in_query = f"/api/files?access_token={TOKENS['alice'][0]}&jwt={bad}"
+    assert (await fetch(http_client, base_url + in_query)).code == 401
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "sig=REDACTED" in text  # the access lines were there, redacted
     for secret in (TOKENS["alice"][0], bad, sig):

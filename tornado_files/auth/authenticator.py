@@ -26,14 +26,18 @@ LINK_OWNER = "owner"
 
 def credential_of(headers: HTTPHeaders) -> str | None:
     """The token a request presents, if any (an ``Authorization`` of another scheme, such
-    as Basic, presents none)."""
+    as Basic, presents none). A token in both ``Authorization`` and ``X-Auth-Token`` is
+    ambiguous (RFC 6750 §2: one method per request) and raises ``Unauthorized``."""
+    from_authorization = None
     authorization = headers.get("Authorization")
     if authorization:
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() in _SCHEMES and value.strip():
-            return value.strip()
-    token = headers.get("X-Auth-Token", "").strip()
-    return token or None
+            from_authorization = value.strip()
+    token = headers.get("X-Auth-Token", "").strip() or None
+    if from_authorization is not None and token is not None:
+        raise Unauthorized(invalid_token=True)
+    return from_authorization or token
 
 
 class Authenticator:
@@ -78,4 +82,8 @@ class Authenticator:
         self.links.verify(method, path, params, self._clock())
         scope = Scope.READ if method in ("GET", "HEAD") else Scope.WRITE
         owner = params.get(LINK_OWNER) if scope is Scope.WRITE else None
+        if scope is Scope.WRITE and owner is None and not self.open_mode:
+            # Made while the server was open (nobody to own its files), used after access
+            # control was switched on with the same signing_key: refused.
+            raise InvalidSignature(expired=False)
         return Principal(owner, frozenset({scope}), "link", tuple(sorted(params.items())))

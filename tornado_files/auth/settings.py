@@ -61,7 +61,8 @@ def parse_auth(merged: dict[str, Any]) -> AuthSettings:
     tokens = _tokens(merged.get("tokens", []))
     jwt_settings = _jwt(merged["jwt"]) if "jwt" in merged else None
     key = merged.get("signing_key")
-    if key is not None and (not isinstance(key, str) or len(key) < MIN_SIGNING_KEY_LENGTH):
+    if key is not None and (not isinstance(key, str)
+                            or len(key.strip()) < MIN_SIGNING_KEY_LENGTH):
         raise ValueError(f"signing_key: must be at least {MIN_SIGNING_KEY_LENGTH} characters "
                          "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     settings = AuthSettings(

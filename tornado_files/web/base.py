@@ -28,13 +28,13 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from tornado_files import errors as e
-from tornado_files.auth.links import redacted
 from tornado_files.auth.principal import Principal
 from tornado_files.numbers import saturated
 from tornado_files.services import Services
 from tornado_files.web import cors, edge
 from tornado_files.web.access import ANONYMOUS, Rule, authorize
 from tornado_files.web.errors import FROM_STATUS, error_document, error_headers, status_of
+from tornado_files.web.log_redaction import loggable_uri
 
 log = logging.getLogger("tornado_files.web")
 access_log = logging.getLogger("tornado.access")
@@ -334,6 +334,6 @@ def log_request(handler: RequestHandler) -> None:
     level = logging.ERROR if fault else logging.WARNING if status >= 400 else logging.INFO
     request = handler.request
     access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method,
-                   redacted(request.uri or ""),
+                   loggable_uri(request.uri or ""),
                    request.remote_ip, 1000.0 * request.request_time())
 

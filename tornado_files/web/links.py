@@ -123,12 +123,13 @@ class UploadLinksHandler(LinkHandler):
 
 def link_grant(principal: Principal, policy: UploadPolicy, slack: int
                ) -> tuple[UploadPolicy, dict[str, Any]]:
-    """For an upload made through an upload link: the route's policy narrowed to the link's
-    ``max_size`` (each file; the body may add ``slack`` bytes of multipart framing and fields)
-    and the ``data`` the link adds (its keys win over the uploader's)."""
+    """For an upload made through an upload link: the route's policy narrowed to one file of
+    at most the link's ``max_size`` (the body may add ``slack`` bytes of multipart framing and
+    fields, never enough for a second file's worth), and the ``data`` the link adds (its keys
+    win over the uploader's)."""
     max_size = whole(principal.link_param(LINK_MAX_SIZE)) or 0
     narrowed = replace(policy, max_body_size=min(policy.max_body_size, max_size + slack),
-                       max_file_size=min(policy.max_file_size, max_size))
+                       max_file_size=min(policy.max_file_size, max_size), max_files=1)
     encoded = principal.link_param(LINK_DATA)
     data: dict[str, Any] = {}
     if encoded:

@@ -18,8 +18,8 @@ from tornado_files.web.body import BodyHandler
 from tornado_files.web.links import link_grant
 
 RAW_FIELD = "body"
-# Room an upload link's body has beyond its max_size and the fields (max_json_body): the
-# multipart framing and part headers.
+# Room an upload link's body has beyond its max_size: the multipart framing, part headers and
+# a few small fields (the link's own data comes in its URL).
 LINK_FRAMING_SLACK = 64 * 1024
 
 
@@ -73,9 +73,8 @@ class UploadHandler(BodyHandler):
         if self.principal.source == "link":
             # An upload link: its max_size narrows the route's caps, its data joins the
             # upload's (docs/security.md).
-            config = self.services.config
-            self.policy, self.link_data = link_grant(
-                self.principal, self.policy, config.max_json_body + LINK_FRAMING_SLACK)
+            self.policy, self.link_data = link_grant(self.principal, self.policy,
+                                                     LINK_FRAMING_SLACK)
         await super().prepare_request()
 
     def body_cap(self) -> int:
