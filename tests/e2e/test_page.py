@@ -240,16 +240,28 @@ def test_delete_from_the_list(page, server, tmp_path):
 
 def test_reload_resumes_the_tus_upload(page, server, tmp_path):
     held: list[Route] = []
-    page.route("**/api/tus/*", lambda route: _slow(route, held))
+    holding = {"on": True}
+
+    def hold(route: Route) -> None:
+        # Until the reload, later chunks are held: the upload stays in flight. After it,
+        # everything passes.
+        if holding["on"]:
+            _slow(route, held)
+            return
+        route.continue_()
+    page.route("**/api/tus/*", hold)
     path = make(tmp_path, "reload.bin", 40 * MIB)
     page.set_input_files("#files", str(path))
-    page.wait_for_function("document.querySelector('#transfers li') && "
-                           "document.querySelector('#transfers li').dataset.percent > 0",
-                           timeout=60_000)
-    page.unroute("**/api/tus/*")
-    for route in held:  # what closing the tab does to its requests in flight; a held route
-        route.abort()   # left unanswered is a pending task Playwright destroys on reload
+    # Reload only once a later chunk is held: progress shows during the first chunk, and a
+    # busy machine that let the rest through finished the upload before the reload.
+    deadline = time.monotonic() + 60
+    while not any(r.request.method == "PATCH" for r in held):
+        assert time.monotonic() < deadline, "no later chunk was sent"
+        page.wait_for_timeout(50)  # Playwright dispatches route handlers while it waits
+    _release(held)  # what closing the tab does to its requests in flight
     page.reload()  # the tab is closed mid-upload and opened again
+    holding["on"] = False
+    _release(held)  # whatever the closing tab still sent
     page.wait_for_selector("#route option", state="attached")
     page.set_input_files("#files", str(path))  # the same file, chosen again
     page.wait_for_selector("#transfers li[data-state=done]", timeout=120_000)
