@@ -255,6 +255,27 @@ def test_filenames_are_sent_as_browsers_send_them(server, tmp_path, tus):
         assert stored["sha256"] == sha256(path)
 
 
+@pytest.mark.parametrize("tus", [False, True], ids=["multipart", "tus"])
+def test_data_keeps_its_types_and_never_moves_the_upload(server, tmp_path, tus):
+    """``--data`` is stored as given, over tus as over multipart: numbers stay numbers, and
+    its ``route``, ``filename`` and ``filetype`` keys stay in data (the file still goes to
+    --route under its own name)."""
+    data = {"route": "/api/images", "filename": ".bashrc", "filetype": "image/png",
+            "count": 3, "ratio": 0.25, "ok": True, "none": None, "tags": ["a", 1],
+            "nested": {"k": [False]}}
+    path = tmp_path / "typed.bin"
+    path.write_bytes(os.urandom(4000))
+    threshold = ["--tus-threshold", "1KiB"] if tus else []
+    result = cli(server.url, "upload", str(path), "--route", "/api/small", "--data",
+                 json.dumps(data), *threshold, state=tmp_path / "s.json")
+    assert result.returncode == 0, result.stderr
+    stored = _resource(server, result.stdout.split("\t")[0])
+    assert stored["data"] == data
+    assert (stored["route"], stored["filename"]) == ("/api/small", "typed.bin")
+    assert stored["declared_type"] == "application/octet-stream"
+    assert (" 204 PATCH /api/tus/" in server.log()) or not tus
+
+
 class StallingProxy:
     """A loopback TCP proxy in front of the server (the CLI opens one connection per
     request). The first request that starts with ``stall`` stops after ``forward`` bytes:

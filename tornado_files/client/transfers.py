@@ -160,10 +160,18 @@ class ResumeState:
             self._save(entries)
 
 
-def _metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
+def tus_metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
+    """``Upload-Metadata`` for a tus creation: ``filename``, ``route``, ``filetype``, and
+    ``data`` as one JSON object (the server merges it into the file's data with its types;
+    none of its keys can change the route or the name), each value base64 of UTF-8.
+
+    >>> tus_metadata(Path("a.txt"), "/api/files", {"route": 1})
+    'filename YS50eHQ=,route L2FwaS9maWxlcw==,filetype dGV4dC9wbGFpbg==,data eyJyb3V0ZSI6IDF9'
+    """
     values = {"filename": path.name, "route": route,
               "filetype": mimetypes.guess_type(path.name)[0] or "application/octet-stream"}
-    values.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()})
+    if data is not None:
+        values["data"] = json.dumps(data)
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
 
@@ -187,7 +195,7 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
         offset = None  # another principal's upload: not ours to continue
     if location is None or offset is None:
         created = api.request("POST", "/api/tus/", {
-            **TUS, "Upload-Length": str(size), "Upload-Metadata": _metadata(path, route, data)},
+            **TUS, "Upload-Length": str(size), "Upload-Metadata": tus_metadata(path, route, data)},
             b"", ok=(201,))
         location = created.headers["Location"]
         state.put(key, location)
