@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess, free_port, running_server, terminate
+from tests.serverproc import ROOT, ServerProcess, free_port, running_server, terminate
 from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
 from tornado_files.client.transfers import ResumeState
 
@@ -44,15 +44,20 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
 
 
 def cli(server_url: str, *args: str, state: Path | None = None, timeout: float = 120,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None, cwd: Path | None = None
+        ) -> subprocess.CompletedProcess[str]:
     """``tornado-files ARGS`` with ``TORNADO_FILES_URL`` set, ``TORNADO_FILES_TOKEN`` only if
-    ``env`` sets it (whatever the calling shell has), and ``--state`` after an upload's."""
+    ``env`` sets it (whatever the calling shell has), and ``--state`` after an upload's; run
+    in ``cwd`` if given (this checkout stays importable: it is put on ``PYTHONPATH``)."""
     extra = ["--state", str(state)] if state is not None and args[0] == "upload" else []
     inherited = {k: v for k, v in os.environ.items() if k != "TORNADO_FILES_TOKEN"}
     full_env = {**inherited, "TORNADO_FILES_URL": server_url, **(env or {})}
+    if cwd is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get(
+            "PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "tornado_files", *args, *extra],
                           capture_output=True, text=True, timeout=timeout, env=full_env,
-                          check=False)
+                          check=False, cwd=cwd)
 
 
 def sha256(path: Path) -> str:
@@ -135,6 +140,33 @@ def test_download_never_touches_an_existing_file(server, tmp_path):
         "another name with -o")
     assert mine.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.bin", "src.bin"]
+
+
+def test_a_download_without_o_never_makes_a_dotfile(server, tmp_path):
+    """The uploader chooses the name on the server; saved without -o it is made safe as
+    browsers make it: leading dots and spaces go (no ``.bash_profile`` or ``.ssh`` appears in
+    the user's directory), nothing is left empty. -o is taken as given."""
+    names = {".bash_profile": "bash_profile", " .ssh": "ssh", "...": "download",
+             "plain.txt": "plain.txt"}
+    ids = {}
+    for index, name in enumerate(names):
+        folder = tmp_path / f"src{index}"
+        folder.mkdir()
+        (folder / name).write_text(f"export EVIL={index}\n")
+        result = cli(server.url, "upload", str(folder / name))
+        assert result.returncode == 0, result.stderr
+        ids[name] = result.stdout.split("\t")[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    for name, saved in names.items():
+        result = cli(server.url, "download", ids[name], cwd=home)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\t")[0] == saved
+    assert sorted(p.name for p in home.iterdir()) == sorted(names.values())
+    explicit = cli(server.url, "download", ids[".bash_profile"], "-o", ".bash_profile",
+                   cwd=home)
+    assert explicit.returncode == 0, explicit.stderr
+    assert (home / ".bash_profile").read_text() == "export EVIL=0\n"
 
 
 @pytest.mark.parametrize("leftover", [None, b"x" * 5000], ids=["empty", "overlong-part"])

@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         "touched: the command refuses it. An interrupted download waits in "
         "FILE.<sha256 prefix>.part and is resumed by running the same command again."))
     down.add_argument("id", help="the file's id (as upload and ls print it)")
-    down.add_argument("-o", "--output", type=Path, help="file to write (default: its name)")
+    down.add_argument("-o", "--output", type=Path, help=(
+        "file to write, used as given (default: the file's name made safe: leading dots and "
+        "spaces removed, / and \\ as _, so .bash_profile is saved as bash_profile)"))
     ls = _command(commands, "ls", "list files", (
         "List files, newest first: id, size, added, type and name per line. Filters "
         "combine; a full page ends with the --cursor of the next one."))

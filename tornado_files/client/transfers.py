@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from tornado_files.client.http import Api, ClientError
+from tornado_files.client.localname import local_name
 
 Progress = Callable[[int], None]  # called with how many bytes of the file are done
 READ = 1024 * 1024
@@ -254,14 +255,15 @@ def part_path(target: Path, sha256: str) -> Path:
 
 def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Progress]
              ) -> tuple[Path, dict[str, Any]]:
-    """Fetch a file into ``out`` (default: its name) without ever touching an existing file:
+    """Fetch a file into ``out`` (default: its name made safe, :func:`local_name`: no dotfile,
+    no path) without ever touching an existing file:
     one that is there already is refused, never resumed or overwritten, since nothing proves
     it holds these bytes. The bytes go to :func:`part_path` first; a part file left by an
     interrupted run is resumed with Range + If-Range on the sha256 ETag. At the end the part
     file is checked against the server's sha256 and renamed to ``out``.
     ``start(total)`` gives the progress callback."""
     resource = dict(api.request("GET", f"/api/files/{quote(file_id)}").json())
-    target = out or Path(resource["filename"])
+    target = out or Path(local_name(str(resource["filename"])))
     _refuse_existing(target)
     part = part_path(target, resource["sha256"])
     progress = start(resource["size"])
