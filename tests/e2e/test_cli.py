@@ -236,6 +236,28 @@ def test_ls_sorts_by_size_descending(server, tmp_path):
     assert names == ["sort-big.bin", "sort-mid.bin", "sort-small.bin"]
 
 
+def test_a_zero_chunk_size_is_bad_usage_not_an_endless_upload(server, tmp_path):
+    """--chunk-size 0 used to send empty PATCHes for ever: now exit 2 before any request."""
+    path = tmp_path / "zero.bin"
+    path.write_bytes(os.urandom(5000))
+    before = server.log().count("POST /api/tus/")
+    result = cli(server.url, "upload", str(path), "--tus-threshold", "1KiB", "--chunk-size",
+                 "0", state=tmp_path / "s.json", timeout=30)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr == ("tornado-files upload: error: --chunk-size: must be more than 0 "
+                             "bytes (a size like 8MiB)\n")
+    assert server.log().count("POST /api/tus/") == before
+
+
+def test_ls_size_filters_take_units(server, tmp_path):
+    for name, size in (("units-small.bin", 1000), ("units-big.bin", 3000)):
+        (tmp_path / name).write_bytes(os.urandom(size))
+        assert cli(server.url, "upload", str(tmp_path / name)).returncode == 0
+    result = cli(server.url, "ls", "--filename", "units-", "--size-greater-than", "2KiB")
+    assert result.returncode == 0, result.stderr
+    assert [line.split("\t")[-1] for line in result.stdout.splitlines()] == ["units-big.bin"]
+
+
 @pytest.mark.parametrize(("route", "content", "message"), [
     ("/api/small", b"\0" * (2 * MIB), "too large — the limit here is 1MiB"),
     ("/api/images", b"%PDF-1.4\n" + b"\0" * 100_000,

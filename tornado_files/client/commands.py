@@ -19,6 +19,7 @@ from tqdm import tqdm
 from tornado_files.client.durations import parse_duration
 from tornado_files.client.http import Api, ClientError
 from tornado_files.client.links import make_link
+from tornado_files.client.options import byte_count, count, positive_size
 from tornado_files.client.transfers import (
     ResumeState,
     download,
@@ -27,7 +28,7 @@ from tornado_files.client.transfers import (
     upload_multipart,
     upload_tus,
 )
-from tornado_files.config import ConfigError, parse_size
+from tornado_files.config import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:8888"
 LIST_FILTERS = ("mime_type", "size_greater_than", "size_less_than", "added_since",
@@ -37,8 +38,8 @@ LIST_FILTERS = ("mime_type", "size_greater_than", "size_less_than", "added_since
 
 LIST_HELP = {
     "mime_type": "detected type, e.g. image/png or image/*",
-    "size_greater_than": "larger than this many bytes",
-    "size_less_than": "smaller than this many bytes",
+    "size_greater_than": "larger than this size: bytes (0: not empty), or 10MiB",
+    "size_less_than": "smaller than this size: bytes, or 1GiB",
     "added_since": "added at or after this time (2026-11-22T10:00:00Z, or a date)",
     "modified_since": "modified at or after this time",
     "filename": "name contains this text (ignoring case)",
@@ -109,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--route", default="/api/files", help="upload route (default /api/files)")
     up.add_argument("--data", help="JSON object stored as the files' data")
     up.add_argument("--tus-threshold", default="16MiB",
-                    help="files at least this big go over tus (default 16MiB)")
-    up.add_argument("--chunk-size", default="8MiB", help="tus PATCH size (default 8MiB)")
+                    help="files at least this big go over tus (default 16MiB; more than 0)")
+    up.add_argument("--chunk-size", default="8MiB",
+                    help="tus PATCH size (default 8MiB; more than 0)")
     up.add_argument("--state", type=Path, help="where unfinished uploads are remembered "
                     "(default ~/.cache/tornado-files/uploads.json)")
     down = _command(commands, "download", "download a file", (
@@ -183,10 +185,11 @@ def _bar(name: str, total: int) -> tuple[Any, Callable[[int], None]]:
 
 
 def _upload(api: Api, args: argparse.Namespace) -> None:
+    threshold = positive_size(args.tus_threshold, "--tus-threshold")
+    chunk = positive_size(args.chunk_size, "--chunk-size")
     data = json.loads(args.data) if args.data else None
     if data is not None and not isinstance(data, dict):
         raise ClientError("--data must be a JSON object", exit_code=2)
-    threshold, chunk = parse_size(args.tus_threshold), parse_size(args.chunk_size)
     state = ResumeState(_state_path(args.state))
     for path in args.files:
         if not path.is_file():
@@ -218,9 +221,18 @@ def _download(api: Api, args: argparse.Namespace) -> None:
     print(f"{target}\t{resource['size']} bytes\tsha256 {resource['sha256']} verified")
 
 
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _ls(api: Api, args: argparse.Namespace) -> None:
     params = {name: getattr(args, name) for name in LIST_FILTERS
               if getattr(args, name) is not None}
+    for name in ("size_greater_than", "size_less_than"):
+        if name in params:
+            params[name] = str(byte_count(params[name], _option(name)))
+    if "limit" in params:
+        params["limit"] = str(count(params["limit"], "--limit"))
     page = list_files(api, params)
     if args.json:
         print(json.dumps(page, indent=1))
