@@ -16,13 +16,13 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
+from tornado_files.client.downloads import download
 from tornado_files.client.durations import parse_duration
 from tornado_files.client.http import Api, ClientError
 from tornado_files.client.links import make_link
 from tornado_files.client.options import byte_count, count, positive_size
 from tornado_files.client.transfers import (
     ResumeState,
-    download,
     list_files,
     remove,
     upload_multipart,

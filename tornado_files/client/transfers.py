@@ -1,5 +1,5 @@
-"""Uploads (multipart for small files, tus for large ones, resumable across runs) and
-downloads (resumed with a Range request, verified by sha256)."""
+"""Uploads (multipart for small files, tus for large ones, resumable across runs), listing
+and deletion. Downloads are in ``downloads``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from tornado_files.client.http import Api, ClientError
-from tornado_files.client.localname import local_name
 
 Progress = Callable[[int], None]  # called with how many bytes of the file are done
 READ = 1024 * 1024
@@ -240,83 +239,6 @@ def _offset(api: Api, location: str, backoff: Backoff) -> int | None:
             backoff.wait(exc, _retryable(exc))
             continue
         return int(response.headers["Upload-Offset"])
-
-
-def part_path(target: Path, sha256: str) -> Path:
-    """Where the bytes of ``target`` wait until they are all in and verified: next to it,
-    named after the content's sha256, so a later run resumes only a part file this client
-    wrote for these very bytes (a file id's content never changes; its sha256 is its ETag).
-
-    >>> part_path(Path("out/video.mp4"), "ab" * 32)
-    PosixPath('out/video.mp4.abababababababab.part')
-    """
-    return target.with_name(f"{target.name}.{sha256[:16]}.part")
-
-
-def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Progress]
-             ) -> tuple[Path, dict[str, Any]]:
-    """Fetch a file into ``out`` (default: its name made safe, :func:`local_name`: no dotfile,
-    no path) without ever touching an existing file:
-    one that is there already is refused, never resumed or overwritten, since nothing proves
-    it holds these bytes. The bytes go to :func:`part_path` first; a part file left by an
-    interrupted run is resumed with Range + If-Range on the sha256 ETag. At the end the part
-    file is checked against the server's sha256 and renamed to ``out``.
-    ``start(total)`` gives the progress callback."""
-    resource = dict(api.request("GET", f"/api/files/{quote(file_id)}").json())
-    target = out or Path(local_name(str(resource["filename"])))
-    _refuse_existing(target)
-    part = part_path(target, resource["sha256"])
-    progress = start(resource["size"])
-    have = part.stat().st_size if part.exists() else None
-    if have != resource["size"]:  # else all bytes are in: only the check is left
-        # A longer part file is no prefix of this file: it is fetched anew (200 → "wb").
-        headers: dict[str, str] = {}
-        if have and have < resource["size"]:
-            headers = {"Range": f"bytes={have}-", "If-Range": f'"{resource["sha256"]}"'}
-        _fetch(api, file_id, part, headers, have or 0, progress)
-    digest = hashlib.sha256()
-    with part.open("rb") as fh:
-        while chunk := fh.read(READ):
-            digest.update(chunk)
-    if digest.hexdigest() != resource["sha256"]:
-        part.unlink()
-        raise ClientError(f"{target}: sha256 does not match the server's; download again")
-    _rename_no_clobber(part, target)
-    return target, resource
-
-
-def _refuse_existing(target: Path) -> None:
-    if target.exists() or target.is_symlink():
-        raise ClientError(f"{target} already exists; remove it or choose another name with -o")
-
-
-def _fetch(api: Api, file_id: str, part: Path, headers: dict[str, str], have: int,
-           progress: Progress) -> None:
-    """Append the rest to ``part`` (206), or write it whole (200: no Range was asked, or the
-    If-Range validator did not match)."""
-    with api.stream(f"/api/files/{quote(file_id)}/content", headers, ok=(200, 206)) as body:
-        position = have if body.status == 206 else 0
-        progress(position)
-        with part.open("ab" if body.status == 206 else "wb") as fh:
-            for chunk in body.chunks():
-                fh.write(chunk)
-                position += len(chunk)
-                progress(position)
-
-
-def _rename_no_clobber(part: Path, target: Path) -> None:
-    """``part`` becomes ``target`` unless a file appeared there meanwhile: a hard link fails
-    on an existing name (atomically); where links are not supported, check, then rename."""
-    try:
-        os.link(part, target)
-    except FileExistsError:
-        raise ClientError(f"{target} already exists; remove it or choose another name "
-                          f"with -o (the download is complete in {part})") from None
-    except OSError:
-        _refuse_existing(target)
-        os.replace(part, target)
-        return
-    part.unlink()
 
 
 def list_files(api: Api, params: dict[str, str]) -> dict[str, Any]:
