@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.mounts import tmpfs
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server, terminate
 from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
 from tornado_files.client.transfers import ResumeState
@@ -53,8 +54,7 @@ def cli(server_url: str, *args: str, state: Path | None = None, timeout: float =
     inherited = {k: v for k, v in os.environ.items() if k != "TORNADO_FILES_TOKEN"}
     full_env = {**inherited, "TORNADO_FILES_URL": server_url, **(env or {})}
     if cwd is not None:
-        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get(
-            "PYTHONPATH")]))
+        full_env["PYTHONPATH"] = cli_env(server_url)["PYTHONPATH"]
     return subprocess.run([sys.executable, "-m", "tornado_files", *args, *extra],
                           capture_output=True, text=True, timeout=timeout, env=full_env,
                           check=False, cwd=cwd)
@@ -140,6 +140,121 @@ def test_download_never_touches_an_existing_file(server, tmp_path):
         "another name with -o")
     assert mine.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.bin", "src.bin"]
+
+
+def cli_env(server_url: str) -> dict[str, str]:
+    """The environment of ``cli``, for a CLI run elsewhere than this checkout."""
+    inherited = {k: v for k, v in os.environ.items() if k != "TORNADO_FILES_TOKEN"}
+    path = os.pathsep.join(filter(None, [str(ROOT), inherited.get("PYTHONPATH")]))
+    return {**inherited, "TORNADO_FILES_URL": server_url, "PYTHONPATH": path}
+
+
+def upload_one(server: ServerProcess, path: Path, content: bytes) -> str:
+    path.write_bytes(content)
+    result = cli(server.url, "upload", str(path))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("\t")[0]
+
+
+def test_a_missing_folder_is_a_local_error_that_names_the_path(server, tmp_path):
+    """Not "server unreachable": exit 4, the path named, nothing asked of the server's
+    content."""
+    file_id = upload_one(server, tmp_path / "src.bin", os.urandom(1000))
+    target = tmp_path / "nodir" / "x.bin"
+    before = server.log().count("/content")
+    result = cli(server.url, "download", file_id, "-o", str(target))
+    assert (result.returncode, result.stdout) == (4, ""), result.stderr
+    assert result.stderr == (f"tornado-files download: error: cannot write {target}: the "
+                             f"folder {target.parent} does not exist\n")
+    assert server.log().count("/content") == before
+    afile = tmp_path / "src.bin"
+    result = cli(server.url, "download", file_id, "-o", str(afile / "x.bin"))
+    assert result.returncode == 4, result.stderr
+    assert result.stderr == (f"tornado-files download: error: cannot write {afile}/x.bin: "
+                             f"{afile} is not a folder\n")
+
+
+def test_a_full_disk_is_a_local_error_and_the_download_resumes_later(server, tmp_path):
+    content = os.urandom(3 * MIB)
+    file_id = upload_one(server, tmp_path / "src.bin", content)
+    with tmpfs(tmp_path / "small", "1m") as small:
+        target = small / "copy.bin"
+        part = small / f"copy.bin.{hashlib.sha256(content).hexdigest()[:16]}.part"
+        result = cli(server.url, "download", file_id, "-o", str(target))
+        assert (result.returncode, result.stdout) == (4, ""), result.stderr
+        assert result.stderr == (f"tornado-files download: error: cannot write {part}: No "
+                                 "space left on device\n")
+        assert not target.exists()
+        kept = part.read_bytes()
+        assert 0 < len(kept) < len(content)
+        assert content.startswith(kept)
+        moved = tmp_path / "copy.bin"
+        (tmp_path / part.name).write_bytes(kept)  # room elsewhere: the part file goes along
+        result = cli(server.url, "download", file_id, "-o", str(moved))
+        assert result.returncode == 0, result.stderr
+        assert moved.read_bytes() == content
+
+
+def test_an_unusable_state_file_is_a_local_error(server, tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(5000))
+    state = tmp_path / "plain-file"
+    state.write_text("not a folder")
+    result = cli(server.url, "upload", str(path), "--tus-threshold", "1KiB",
+                 state=state / "uploads.json")
+    assert (result.returncode, result.stdout) == (4, ""), result.stderr
+    assert result.stderr == (f"tornado-files upload: error: cannot read {state}/uploads.json: "
+                             "Not a directory\n")
+
+
+def test_output_dash_writes_the_content_to_stdout(server, tmp_path):
+    content = os.urandom(2 * MIB + 3)
+    file_id = upload_one(server, tmp_path / "src.bin", content)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = subprocess.run([sys.executable, "-m", "tornado_files", "download", file_id, "-o",
+                             "-"], capture_output=True, timeout=60, env=cli_env(server.url),
+                            cwd=cwd, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == content
+    digest = hashlib.sha256(content).hexdigest()
+    assert result.stderr.decode().splitlines()[-1] == \
+        f"-\t{len(content)} bytes\tsha256 {digest} verified"
+    assert list(cwd.iterdir()) == []
+
+
+def test_a_closed_stdout_ends_the_download_quietly(server, tmp_path):
+    """``download ID -o - | head -c 100``: the reader goes away; no traceback, no message,
+    exit 141 (128 + SIGPIPE, as cat ends)."""
+    file_id = upload_one(server, tmp_path / "src.bin", os.urandom(16 * MIB))
+    with subprocess.Popen([sys.executable, "-m", "tornado_files", "download", file_id, "-o",
+                           "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=cli_env(server.url), cwd=tmp_path) as reader:
+        assert reader.stdout is not None
+        assert reader.stderr is not None
+        assert len(reader.stdout.read(100)) == 100
+        reader.stdout.close()
+        err = reader.stderr.read()
+        assert reader.wait(timeout=60) == 141
+    assert err == b""
+
+
+def test_ls_into_a_closed_pipe_is_quiet_and_a_full_stdout_is_a_local_error(server, tmp_path):
+    upload_one(server, tmp_path / "listed.bin", b"x")
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "tornado_files", "ls", "--json"],
+                                stdout=full, stderr=subprocess.PIPE, timeout=60,
+                                env=cli_env(server.url), cwd=tmp_path, check=False)
+    assert result.returncode == 4
+    assert result.stderr.decode() == \
+        "tornado-files ls: error: cannot write to stdout: No space left on device\n"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    result = subprocess.run([sys.executable, "-m", "tornado_files", "ls"], stdout=write_end,
+                            stderr=subprocess.PIPE, timeout=60, env=cli_env(server.url),
+                            cwd=tmp_path, check=False)
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, b"")
 
 
 def test_a_download_without_o_never_makes_a_dotfile(server, tmp_path):

@@ -7,10 +7,11 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from tornado_files.client.http import Api, ClientError
+from tornado_files.client.localio import check_folder, local_error
 from tornado_files.client.localname import local_name
 from tornado_files.client.transfers import READ, Progress
 
@@ -26,6 +27,14 @@ def part_path(target: Path, sha256: str) -> Path:
     return target.with_name(f"{target.name}.{sha256[:16]}.part")
 
 
+class Sink(Protocol):
+    """Where :func:`download_to` writes: stdout (``-o -``)."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+
 def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Progress]
              ) -> tuple[Path, dict[str, Any]]:
     """Fetch a file into ``out`` (default: its name made safe, :func:`local_name`: no dotfile,
@@ -34,28 +43,79 @@ def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Pr
     it holds these bytes. The bytes go to :func:`part_path` first; a part file left by an
     interrupted run is resumed with Range + If-Range on the sha256 ETag. At the end the part
     file is checked against the server's sha256 and renamed to ``out``.
-    ``start(total)`` gives the progress callback."""
+    ``start(total)`` gives the progress callback; returns the path written and the file's
+    record.
+
+    Errors: ``ClientError`` — the server's refusal or an existing ``out`` (exit status 1),
+    the server unreachable or the connection lost (3); ``LocalFileError`` (4) when a local
+    file or folder cannot be written or read (a missing folder, a full disk), naming it (a
+    part file left by a full disk is resumed by the next run)."""
     resource = dict(api.request("GET", f"/api/files/{quote(file_id)}").json())
     target = out or Path(local_name(str(resource["filename"])))
+    check_folder(target)
     _refuse_existing(target)
     part = part_path(target, resource["sha256"])
     progress = start(resource["size"])
-    have = part.stat().st_size if part.exists() else None
+    try:
+        have = part.stat().st_size if part.exists() else None
+    except OSError as exc:
+        raise local_error(exc, part, "read") from None
     if have != resource["size"]:  # else all bytes are in: only the check is left
         # A longer part file is no prefix of this file: it is fetched anew (200 → "wb").
         headers: dict[str, str] = {}
         if have and have < resource["size"]:
             headers = {"Range": f"bytes={have}-", "If-Range": f'"{resource["sha256"]}"'}
         _fetch(api, file_id, part, headers, have or 0, progress)
-    digest = hashlib.sha256()
-    with part.open("rb") as fh:
-        while chunk := fh.read(READ):
-            digest.update(chunk)
-    if digest.hexdigest() != resource["sha256"]:
-        part.unlink()
+    if _sha256_of(part) != resource["sha256"]:
+        _remove(part)
         raise ClientError(f"{target}: sha256 does not match the server's; download again")
     _rename_no_clobber(part, target)
     return target, resource
+
+
+def download_to(api: Api, file_id: str, sink: Sink, start: Callable[[int], Progress]
+                ) -> dict[str, Any]:
+    """Write a file's content to ``sink`` as it arrives (``-o -``: no part file, so nothing
+    to resume) and check it against the server's sha256 at the end; returns the record.
+
+    Errors: as :func:`download`; a sha256 that does not match is ``ClientError`` (exit
+    status 1) after the bytes went out; the sink's own (``StdoutClosed``, ``LocalFileError``)
+    pass through."""
+    resource = dict(api.request("GET", f"/api/files/{quote(file_id)}").json())
+    progress = start(resource["size"])
+    digest = hashlib.sha256()
+    position = 0
+    with api.stream(f"/api/files/{quote(file_id)}/content") as body:
+        for chunk in body.chunks():
+            sink.write(chunk)
+            digest.update(chunk)
+            position += len(chunk)
+            progress(position)
+    sink.flush()
+    if digest.hexdigest() != resource["sha256"]:
+        raise ClientError("what was written does not match the server's sha256; download "
+                          "again")
+    return resource
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(READ):
+                digest.update(chunk)
+    except OSError as exc:
+        raise local_error(exc, path, "read") from None
+    return digest.hexdigest()
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise local_error(exc, path, "remove") from None
 
 
 def _refuse_existing(target: Path) -> None:
@@ -66,15 +126,19 @@ def _refuse_existing(target: Path) -> None:
 def _fetch(api: Api, file_id: str, part: Path, headers: dict[str, str], have: int,
            progress: Progress) -> None:
     """Append the rest to ``part`` (206), or write it whole (200: no Range was asked, or the
-    If-Range validator did not match)."""
+    If-Range validator did not match). A failure to write ``part`` is ``LocalFileError``;
+    what was written stays for the next run."""
     with api.stream(f"/api/files/{quote(file_id)}/content", headers, ok=(200, 206)) as body:
         position = have if body.status == 206 else 0
         progress(position)
-        with part.open("ab" if body.status == 206 else "wb") as fh:
-            for chunk in body.chunks():
-                fh.write(chunk)
-                position += len(chunk)
-                progress(position)
+        try:
+            with part.open("ab" if body.status == 206 else "wb") as fh:
+                for chunk in body.chunks():
+                    fh.write(chunk)
+                    position += len(chunk)
+                    progress(position)
+        except OSError as exc:  # body.chunks() raises ClientError: the network's
+            raise local_error(exc, part) from None
 
 
 def _rename_no_clobber(part: Path, target: Path) -> None:
@@ -87,6 +151,9 @@ def _rename_no_clobber(part: Path, target: Path) -> None:
                           f"with -o (the download is complete in {part})") from None
     except OSError:
         _refuse_existing(target)
-        os.replace(part, target)
+        try:
+            os.replace(part, target)
+        except OSError as exc:
+            raise local_error(exc, target) from None
         return
-    part.unlink()
+    _remove(part)

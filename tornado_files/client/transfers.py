@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from tornado_files.client.http import Api, ClientError
+from tornado_files.client.localio import LocalFileError, local_error
 
 Progress = Callable[[int], None]  # called with how many bytes of the file are done
 READ = 1024 * 1024
@@ -23,16 +24,22 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 
 def _file_chunks(path: Path, start: int, end: int, progress: Progress) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        fh.seek(start)
-        position = start
-        while position < end:
-            chunk = fh.read(min(READ, end - position))
-            if not chunk:
-                raise ClientError(f"{path} changed while it was being uploaded")
-            position += len(chunk)
-            yield chunk
-            progress(position)
+    """Bytes ``start`` to ``end`` of ``path``, READ at a time. The body of a request: a
+    failure to read is ``LocalFileError`` (exit status 4, naming ``path``), never taken for
+    the network's."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            position = start
+            while position < end:
+                chunk = fh.read(min(READ, end - position))
+                if not chunk:
+                    raise LocalFileError(f"{path} changed while it was being uploaded")
+                position += len(chunk)
+                yield chunk
+                progress(position)
+    except OSError as exc:
+        raise local_error(exc, path, "read") from None
 
 
 def form_data_filename(name: str) -> str:
@@ -133,12 +140,17 @@ class ResumeState:
             return dict(json.loads(self.path.read_text()))
         except (FileNotFoundError, ValueError):
             return {}
+        except OSError as exc:
+            raise local_error(exc, self.path, "read") from None
 
     def _save(self, entries: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(".tmp")
-        temp.write_text(json.dumps(entries, indent=1))
-        os.replace(temp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_suffix(".tmp")
+            temp.write_text(json.dumps(entries, indent=1))
+            os.replace(temp, self.path)
+        except OSError as exc:
+            raise local_error(exc, self.path) from None
 
     @staticmethod
     def fingerprint(path: Path, base_url: str, route: str) -> str:
