@@ -22,7 +22,7 @@ import pytest
 from tests.mounts import tmpfs
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server, terminate
 from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
-from tornado_files.client.transfers import ResumeState
+from tornado_files.client.state import ResumeState
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -122,6 +122,34 @@ def test_upload_resumes_after_the_client_is_killed(server, tmp_path):
     assert cli(server.url, "download", file_id, "-o", str(out)).returncode == 0
     assert sha256(out) == sha256(big)
     assert json.loads(state.read_text()) == {}
+
+
+def test_parallel_uploads_share_one_state_file(server, tmp_path):
+    """Twelve runs at once, one --state (as with the default one), six tus uploads each: all
+    succeed, every file arrives, and the state ends empty (no run lost another's update or
+    tripped over its temporary file)."""
+    state = tmp_path / "cache" / "uploads.json"
+    runs, paths = [], []
+    for run in range(12):
+        files = []
+        for index in range(6):
+            path = tmp_path / f"par-{run}-{index}.bin"
+            path.write_bytes(os.urandom(5_000 + run * 10 + index))
+            files.append(str(path))
+        paths += files
+        runs.append(subprocess.Popen(
+            [sys.executable, "-m", "tornado_files", "upload", *files, "--tus-threshold", "1KiB",
+             "--chunk-size", "8KiB", "--state", str(state)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(server.url),
+            cwd=tmp_path))
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 12, [err for _, err in outputs]
+    uploaded = dict(line.split("\t")[::2] for out, _ in outputs for line in out.splitlines())
+    assert sorted(uploaded.values()) == sorted(paths)
+    for file_id, path in uploaded.items():
+        assert _resource(server, file_id)["sha256"] == sha256(Path(path))
+    assert json.loads(state.read_text()) == {}
+    assert sorted(p.name for p in state.parent.iterdir()) == ["uploads.json", "uploads.json.lock"]
 
 
 def test_download_never_touches_an_existing_file(server, tmp_path):

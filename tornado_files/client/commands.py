@@ -25,8 +25,8 @@ from tornado_files.client.http import Api, ClientError
 from tornado_files.client.links import make_link
 from tornado_files.client.localio import LOCAL_IO, STDOUT_CLOSED, StdoutClosed, StdoutSink, say
 from tornado_files.client.options import byte_count, count, positive_size
+from tornado_files.client.state import ResumeState
 from tornado_files.client.transfers import (
-    ResumeState,
     list_files,
     remove,
     upload_multipart,

@@ -4,10 +4,8 @@ and deletion. Downloads are in ``downloads``."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import mimetypes
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from tornado_files.client.http import Api, ClientError
 from tornado_files.client.localio import LocalFileError, local_error
+from tornado_files.client.state import ResumeState
 
 Progress = Callable[[int], None]  # called with how many bytes of the file are done
 READ = 1024 * 1024
@@ -127,49 +126,6 @@ def _post(api: Api, path: Path, route: str, data: dict[str, Any] | None,
         "Content-Type": f"multipart/form-data; boundary={boundary}"},
         body(), len(head) + size + len(tail), ok=(201,))
     return dict(response.json())
-
-
-class ResumeState:
-    """Remembers tus upload URLs per file, so a re-run after Ctrl-C continues."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _load(self) -> dict[str, str]:
-        try:
-            return dict(json.loads(self.path.read_text()))
-        except (FileNotFoundError, ValueError):
-            return {}
-        except OSError as exc:
-            raise local_error(exc, self.path, "read") from None
-
-    def _save(self, entries: dict[str, str]) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(".tmp")
-            temp.write_text(json.dumps(entries, indent=1))
-            os.replace(temp, self.path)
-        except OSError as exc:
-            raise local_error(exc, self.path) from None
-
-    @staticmethod
-    def fingerprint(path: Path, base_url: str, route: str) -> str:
-        stat = path.stat()
-        text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{base_url}|{route}"
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def get(self, key: str) -> str | None:
-        return self._load().get(key)
-
-    def put(self, key: str, url: str) -> None:
-        entries = self._load()
-        entries[key] = url
-        self._save(entries)
-
-    def drop(self, key: str) -> None:
-        entries = self._load()
-        if entries.pop(key, None) is not None:
-            self._save(entries)
 
 
 def tus_metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
