@@ -414,6 +414,33 @@ def test_refusals_are_one_clear_line(server, tmp_path, route, content, message):
     assert result.stderr.strip().splitlines()[-1] == f"tornado-files upload: error: {message}"
 
 
+def test_a_full_server_disk_is_said_at_once_not_retried(tmp_path):
+    """The server's disk passes its free-space floor mid-PATCH (507): that is no passing
+    trouble, so the upload stops at once with the reason (exit 1), keeping its state for a
+    later run, instead of minutes of back-off."""
+    with tmpfs(tmp_path / "small", "48m") as small, \
+            running_server(small, config='min_free_space = "8MiB"\n') as full:
+        filler = small / "filler"
+        stat = os.statvfs(small)
+        filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 14 * MIB))
+        path = tmp_path / "big.bin"
+        path.write_bytes(os.urandom(12 * MIB))
+        state = tmp_path / "s.json"
+        started = time.monotonic()
+        result = cli(full.url, "upload", str(path), "--tus-threshold", "1MiB",
+                     "--chunk-size", "12MiB", state=state, timeout=60)
+        took = time.monotonic() - started
+        log = full.log()
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "tornado-files upload: error: the server is out of space: try again once room has "
+        "been freed")
+    assert took < 20
+    assert log.count(" 507 PATCH /api/tus/") == 1
+    assert " HEAD /api/tus/" not in log
+    assert len(json.loads(state.read_text())) == 1  # run it again later: it continues
+
+
 def test_unreachable_server(tmp_path):
     port = free_port()
     result = cli(f"http://127.0.0.1:{port}", "ls")

@@ -73,6 +73,8 @@ def describe_error(status: int, body: bytes, challenge: str | None = None) -> st
 
     >>> describe_error(401, b"", 'Bearer error="invalid_token"')
     'the token was not accepted (it is wrong or has expired)'
+    >>> describe_error(507, b'{"errors": [{"code": "insufficient_storage"}]}')
+    'the server is out of space: try again once room has been freed'
     """
     error = _first_error(body)
     if error is None and status in (401, 403):
@@ -90,6 +92,8 @@ def describe_error(status: int, body: bytes, challenge: str | None = None) -> st
         return f"only {allowed} accepted here (this file is {meta.get('instance_mime_type')})"
     if code == "not_found":
         return "not found"
+    if code == "insufficient_storage":
+        return "the server is out of space: try again once room has been freed"
     if code in ("unauthorized", "forbidden", "invalid_signature"):
         return _access_refusal(code, meta, error.get("detail"), challenge)
     return f"{error.get('title', 'error')}: {error.get('detail', '')}".rstrip(": ")

@@ -148,9 +148,9 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
                retries: int = RETRIES) -> dict[str, Any]:
     """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began (one
     that belongs to another principal, begun with another token, is left alone: a new one
-    starts). After network errors, 5xx (a PATCH whose body stalled is answered 503), 408,
-    409 and 423 it waits (:class:`Backoff`), asks the server's offset with HEAD (retried
-    alike) and resumes from there."""
+    starts). After network errors, 5xx other than 507 (a PATCH whose body stalled is answered
+    503), 408, 409 and 423 it waits (:class:`Backoff`), asks the server's offset with HEAD
+    (retried alike) and resumes from there; anything else is raised at once."""
     size = path.stat().st_size
     key = ResumeState.fingerprint(path, api.base_url, route)
     backoff = Backoff(retries)
@@ -193,7 +193,11 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
 
 
 def _retryable(exc: ClientError) -> bool:
-    return exc.exit_code == 3 or exc.status in (408, 409, 423) or (exc.status or 0) >= 500
+    """Worth another try: the network (exit status 3), 408, 409, 423 and 5xx — but not 507:
+    a full disk does not pass in minutes of back-off (the upload's state is kept, so running
+    the command again once there is room continues it)."""
+    status = exc.status or 0
+    return exc.exit_code == 3 or status in (408, 409, 423) or (status >= 500 and status != 507)
 
 
 def _offset(api: Api, location: str, backoff: Backoff) -> int | None:
