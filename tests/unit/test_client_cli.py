@@ -74,7 +74,7 @@ def test_only_option_values_are_rewritten():
 
 
 # Every numeric option, and values it must refuse: exit 2, one line naming the option, no
-# request made (the URL is a closed port: a request would be exit 3).
+# request made (the URL is a closed port: a request would be exit 3). And an empty -o.
 BAD_NUMBERS = [
     (["upload", "README.md", "--chunk-size", value], "--chunk-size")
     for value in ("0", "0B", "0.4", "-1", "-8MiB", "abc", "1XB", "")
@@ -89,6 +89,8 @@ BAD_NUMBERS = [
     (["ls", "--limit", value], "--limit") for value in ("0", "-5", "1.5", "ten", "", "٣")
 ] + [
     (["link", "0" * 32, "--expires", value], "--expires") for value in ("0", "0s", "-1h", "1.5h")
+] + [
+    (["download", "0" * 32, "-o", ""], "-o"),
 ]
 
 

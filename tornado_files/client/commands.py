@@ -213,6 +213,8 @@ def _upload(api: Api, args: argparse.Namespace) -> None:
 
 
 def _download(api: Api, args: argparse.Namespace) -> None:
+    if args.output == "":
+        raise ClientError("-o: give a file name, or - for stdout", exit_code=2)
     bars: list[Any] = []
 
     def start(total: int) -> Callable[[int], None]:
