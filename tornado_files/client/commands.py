@@ -225,7 +225,8 @@ def _download(api: Api, args: argparse.Namespace) -> None:
         if args.output == "-":
             resource = download_to(api, args.id, StdoutSink(), start)
         else:
-            target, resource = download(api, args.id, args.output and Path(args.output), start)
+            out = Path(args.output) if args.output else None
+            target, resource = download(api, args.id, out, start)
     finally:
         for bar in bars:
             bar.close()
