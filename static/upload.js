@@ -76,6 +76,9 @@
   function describe(status, body, challenge) {
     let error = null;
     try { error = JSON.parse(body).errors[0]; } catch (e) { error = null; }
+    if (status === 507 || (error && error.code === "insufficient_storage")) {
+      return "The server is out of space: try again once room has been freed";
+    }
     if (!error) return status ? "The server answered " + status : "The connection was lost";
     const meta = error.meta || {};
     if (["unauthorized", "forbidden", "invalid_signature"].indexOf(error.code) >= 0) {
@@ -140,8 +143,11 @@
   }
   // Worth another try: network errors and stalls (0), 5xx (a tus PATCH whose body stalled
   // is answered 503), 408 (the same for a POST), 409 (offset mismatch) and 423 (locked).
+  // Not 507: a full disk does not pass in the minutes of back-off; it is said at once, like
+  // every other 4xx (413, 415, …).
   function retryable(status) {
-    return status === 0 || status >= 500 || status === 408 || status === 409 || status === 423;
+    return status === 0 || (status >= 500 && status !== 507) || status === 408 ||
+      status === 409 || status === 423;
   }
   // The back-off before try number failures + 1, or the server's Retry-After if longer.
   function backoff(failures, r) {

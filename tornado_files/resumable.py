@@ -39,6 +39,7 @@ from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
 from tornado_files.sniff_window import SniffWindow
 from tornado_files.storage.base import BlobReader, PartialBlobStore
+from tornado_files.tus_protocol import upload_data
 
 log = logging.getLogger("tornado_files.resumable")
 DEFAULT_TYPE = "application/octet-stream"
@@ -76,19 +77,24 @@ class Resumable:
     async def create(self, length: int, metadata: dict[str, str], owner: str | None
                      ) -> UploadState:
         """A new upload. The state goes in first: it is what finds the partial later. An
-        empty upload is complete at once (its file exists when this returns)."""
+        empty upload is complete at once (its file exists when this returns). ``metadata``
+        is Upload-Metadata decoded: ``route``, ``filename``, ``filetype``, and the file's
+        data (:func:`tornado_files.tus_protocol.upload_data`: an unknown route or bad
+        ``data`` is refused here, before anything is stored)."""
         meta = dict(metadata)
         policy = self.policy_for(meta.pop("route", None))
         if length > policy.max_file_size:
             raise policy.file_too_large(length, 0)
+        filename = keep_original_filename(meta.pop("filename", "") or "unknown")
+        declared_type = meta.pop("filetype", "") or DEFAULT_TYPE
+        data = upload_data(meta, self.services.config.max_json_body)
+        check_data_keys(data)
         now = utcnow()
         empty = self.services.sniffer.sniff_now(b"") if length == 0 else None
         state = UploadState(
             id=uuid4().hex, route=policy.path, storage=policy.storage, length=length,
             offset=0, created=now, expires=now + self.expiry,
-            original_filename=keep_original_filename(meta.pop("filename", "") or "unknown"),
-            declared_type=meta.pop("filetype", "") or DEFAULT_TYPE, data=_checked(meta),
-            owner=owner,
+            original_filename=filename, declared_type=declared_type, data=data, owner=owner,
             mime_type=empty.mime_type if empty else None,
             type_os=empty.type_os if empty else None,
             sha256=hashlib.sha256().hexdigest() if empty else None)
@@ -304,7 +310,3 @@ class Resumable:
 async def _read(reader: BlobReader, start: int, end: int) -> bytes:
     return b"".join([chunk async for chunk in reader.iter_range(start, end)])
 
-
-def _checked(data: dict[str, str]) -> dict[str, str]:
-    check_data_keys(data)
-    return data

@@ -12,14 +12,18 @@ import base64
 import binascii
 import hashlib
 import re
+from typing import Any
 
 from tornado_files.errors import InvalidParameter, TusVersionUnsupported
+from tornado_files.jsondata import check_data_size, parse_object
 from tornado_files.numbers import whole
 
 VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "termination", "checksum", "expiration")
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 CHUNK_TYPE = "application/offset+octet-stream"
+# The Upload-Metadata key whose value is a JSON object merged into the file's ``data``.
+DATA_KEY = "data"
 _KEY = re.compile(r"^[A-Za-z0-9._~!$&'*+^`|-]+$")
 
 
@@ -65,6 +69,28 @@ def parse_metadata(value: str | None) -> dict[str, str]:
                        f"Upload-Metadata value of {parts[0]!r} is not base64 of UTF-8") from None
         result[parts[0]] = decoded
     return result
+
+
+def upload_data(plain: dict[str, str], limit: int) -> dict[str, Any]:
+    """The file's ``data`` from the Upload-Metadata pairs left once ``filename``,
+    ``filetype`` and ``route`` are taken: each plain key with its value as a string, and the
+    JSON object in the ``data`` key merged over them with its types (its keys win; a
+    ``route`` or ``filename`` in it is data like any other). At most ``limit`` bytes as
+    compact JSON (``max_json_body``).
+
+    Errors: ``InvalidJson`` (400) when ``data`` is not a JSON object as
+    :func:`tornado_files.jsondata.parse_object` accepts it (an empty value included);
+    ``RequestTooLarge`` (413) past ``limit``.
+
+    >>> upload_data({"title": "Q3", "data": '{"count": 3, "route": "/x"}'}, 1024)
+    {'title': 'Q3', 'count': 3, 'route': '/x'}
+    """
+    data: dict[str, Any] = dict(plain)
+    if DATA_KEY in data:
+        raw = data.pop(DATA_KEY).encode("utf-8")
+        data.update(parse_object(raw, "The Upload-Metadata value of 'data'"))
+    check_data_size(data, limit)
+    return data
 
 
 def parse_checksum(value: str | None) -> tuple[str, bytes] | None:

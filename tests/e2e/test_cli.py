@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess, free_port, running_server, terminate
+from tests.mounts import tmpfs
+from tests.serverproc import ROOT, ServerProcess, free_port, running_server, terminate
 from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
-from tornado_files.client.transfers import ResumeState
+from tornado_files.client.state import ResumeState
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -44,15 +45,19 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
 
 
 def cli(server_url: str, *args: str, state: Path | None = None, timeout: float = 120,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None, cwd: Path | None = None
+        ) -> subprocess.CompletedProcess[str]:
     """``tornado-files ARGS`` with ``TORNADO_FILES_URL`` set, ``TORNADO_FILES_TOKEN`` only if
-    ``env`` sets it (whatever the calling shell has), and ``--state`` after an upload's."""
+    ``env`` sets it (whatever the calling shell has), and ``--state`` after an upload's; run
+    in ``cwd`` if given (this checkout stays importable: it is put on ``PYTHONPATH``)."""
     extra = ["--state", str(state)] if state is not None and args[0] == "upload" else []
     inherited = {k: v for k, v in os.environ.items() if k != "TORNADO_FILES_TOKEN"}
     full_env = {**inherited, "TORNADO_FILES_URL": server_url, **(env or {})}
+    if cwd is not None:
+        full_env["PYTHONPATH"] = cli_env(server_url)["PYTHONPATH"]
     return subprocess.run([sys.executable, "-m", "tornado_files", *args, *extra],
                           capture_output=True, text=True, timeout=timeout, env=full_env,
-                          check=False)
+                          check=False, cwd=cwd)
 
 
 def sha256(path: Path) -> str:
@@ -119,6 +124,34 @@ def test_upload_resumes_after_the_client_is_killed(server, tmp_path):
     assert json.loads(state.read_text()) == {}
 
 
+def test_parallel_uploads_share_one_state_file(server, tmp_path):
+    """Twelve runs at once, one --state (as with the default one), six tus uploads each: all
+    succeed, every file arrives, and the state ends empty (no run lost another's update or
+    tripped over its temporary file)."""
+    state = tmp_path / "cache" / "uploads.json"
+    runs, paths = [], []
+    for run in range(12):
+        files = []
+        for index in range(6):
+            path = tmp_path / f"par-{run}-{index}.bin"
+            path.write_bytes(os.urandom(5_000 + run * 10 + index))
+            files.append(str(path))
+        paths += files
+        runs.append(subprocess.Popen(
+            [sys.executable, "-m", "tornado_files", "upload", *files, "--tus-threshold", "1KiB",
+             "--chunk-size", "8KiB", "--state", str(state)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(server.url),
+            cwd=tmp_path))
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 12, [err for _, err in outputs]
+    uploaded = dict(line.split("\t")[::2] for out, _ in outputs for line in out.splitlines())
+    assert sorted(uploaded.values()) == sorted(paths)
+    for file_id, path in uploaded.items():
+        assert _resource(server, file_id)["sha256"] == sha256(Path(path))
+    assert json.loads(state.read_text()) == {}
+    assert sorted(p.name for p in state.parent.iterdir()) == ["uploads.json", "uploads.json.lock"]
+
+
 def test_download_never_touches_an_existing_file(server, tmp_path):
     """A local file of the same name is not ours to resume (a shorter file is not provably a
     prefix of this one) nor to overwrite: one line, exit 1, the file left byte for byte."""
@@ -135,6 +168,148 @@ def test_download_never_touches_an_existing_file(server, tmp_path):
         "another name with -o")
     assert mine.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.bin", "src.bin"]
+
+
+def cli_env(server_url: str) -> dict[str, str]:
+    """The environment of ``cli``, for a CLI run elsewhere than this checkout."""
+    inherited = {k: v for k, v in os.environ.items() if k != "TORNADO_FILES_TOKEN"}
+    path = os.pathsep.join(filter(None, [str(ROOT), inherited.get("PYTHONPATH")]))
+    return {**inherited, "TORNADO_FILES_URL": server_url, "PYTHONPATH": path}
+
+
+def upload_one(server: ServerProcess, path: Path, content: bytes) -> str:
+    path.write_bytes(content)
+    result = cli(server.url, "upload", str(path))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("\t")[0]
+
+
+def test_a_missing_folder_is_a_local_error_that_names_the_path(server, tmp_path):
+    """Not "server unreachable": exit 4, the path named, nothing asked of the server's
+    content."""
+    file_id = upload_one(server, tmp_path / "src.bin", os.urandom(1000))
+    target = tmp_path / "nodir" / "x.bin"
+    before = server.log().count("/content")
+    result = cli(server.url, "download", file_id, "-o", str(target))
+    assert (result.returncode, result.stdout) == (4, ""), result.stderr
+    assert result.stderr == (f"tornado-files download: error: cannot write {target}: the "
+                             f"folder {target.parent} does not exist\n")
+    assert server.log().count("/content") == before
+    afile = tmp_path / "src.bin"
+    result = cli(server.url, "download", file_id, "-o", str(afile / "x.bin"))
+    assert result.returncode == 4, result.stderr
+    assert result.stderr == (f"tornado-files download: error: cannot write {afile}/x.bin: "
+                             f"{afile} is not a folder\n")
+
+
+def test_a_full_disk_is_a_local_error_and_the_download_resumes_later(server, tmp_path):
+    content = os.urandom(3 * MIB)
+    file_id = upload_one(server, tmp_path / "src.bin", content)
+    with tmpfs(tmp_path / "small", "1m") as small:
+        target = small / "copy.bin"
+        part = small / f"copy.bin.{hashlib.sha256(content).hexdigest()[:16]}.part"
+        result = cli(server.url, "download", file_id, "-o", str(target))
+        assert (result.returncode, result.stdout) == (4, ""), result.stderr
+        assert result.stderr == (f"tornado-files download: error: cannot write {part}: No "
+                                 "space left on device\n")
+        assert not target.exists()
+        kept = part.read_bytes()
+        assert 0 < len(kept) < len(content)
+        assert content.startswith(kept)
+        moved = tmp_path / "copy.bin"
+        (tmp_path / part.name).write_bytes(kept)  # room elsewhere: the part file goes along
+        result = cli(server.url, "download", file_id, "-o", str(moved))
+        assert result.returncode == 0, result.stderr
+        assert moved.read_bytes() == content
+
+
+def test_an_unusable_state_file_is_a_local_error(server, tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(5000))
+    state = tmp_path / "plain-file"
+    state.write_text("not a folder")
+    result = cli(server.url, "upload", str(path), "--tus-threshold", "1KiB",
+                 state=state / "uploads.json")
+    assert (result.returncode, result.stdout) == (4, ""), result.stderr
+    assert result.stderr == (f"tornado-files upload: error: cannot read {state}/uploads.json: "
+                             "Not a directory\n")
+
+
+def test_output_dash_writes_the_content_to_stdout(server, tmp_path):
+    content = os.urandom(2 * MIB + 3)
+    file_id = upload_one(server, tmp_path / "src.bin", content)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = subprocess.run([sys.executable, "-m", "tornado_files", "download", file_id, "-o",
+                             "-"], capture_output=True, timeout=60, env=cli_env(server.url),
+                            cwd=cwd, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == content
+    digest = hashlib.sha256(content).hexdigest()
+    assert result.stderr.decode().splitlines()[-1] == \
+        f"-\t{len(content)} bytes\tsha256 {digest} verified"
+    assert list(cwd.iterdir()) == []
+
+
+def test_a_closed_stdout_ends_the_download_quietly(server, tmp_path):
+    """``download ID -o - | head -c 100``: the reader goes away; no traceback, no message,
+    exit 141 (128 + SIGPIPE, as cat ends)."""
+    file_id = upload_one(server, tmp_path / "src.bin", os.urandom(16 * MIB))
+    with subprocess.Popen([sys.executable, "-m", "tornado_files", "download", file_id, "-o",
+                           "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=cli_env(server.url), cwd=tmp_path) as reader:
+        assert reader.stdout is not None
+        assert reader.stderr is not None
+        assert len(reader.stdout.read(100)) == 100
+        reader.stdout.close()
+        err = reader.stderr.read()
+        assert reader.wait(timeout=60) == 141
+    assert err == b""
+
+
+def test_ls_into_a_closed_pipe_is_quiet_and_a_full_stdout_is_a_local_error(server, tmp_path):
+    upload_one(server, tmp_path / "listed.bin", b"x")
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([sys.executable, "-m", "tornado_files", "ls", "--json"],
+                                stdout=full, stderr=subprocess.PIPE, timeout=60,
+                                env=cli_env(server.url), cwd=tmp_path, check=False)
+    assert result.returncode == 4
+    assert result.stderr.decode() == \
+        "tornado-files ls: error: cannot write to stdout: No space left on device\n"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    result = subprocess.run([sys.executable, "-m", "tornado_files", "ls"], stdout=write_end,
+                            stderr=subprocess.PIPE, timeout=60, env=cli_env(server.url),
+                            cwd=tmp_path, check=False)
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, b"")
+
+
+def test_a_download_without_o_never_makes_a_dotfile(server, tmp_path):
+    """The uploader chooses the name on the server; saved without -o it is made safe as
+    browsers make it: leading dots and spaces go (no ``.bash_profile`` or ``.ssh`` appears in
+    the user's directory), nothing is left empty. -o is taken as given."""
+    names = {".bash_profile": "bash_profile", " .ssh": "ssh", "...": "download",
+             "plain.txt": "plain.txt"}
+    ids = {}
+    for index, name in enumerate(names):
+        folder = tmp_path / f"src{index}"
+        folder.mkdir()
+        (folder / name).write_text(f"export EVIL={index}\n")
+        result = cli(server.url, "upload", str(folder / name))
+        assert result.returncode == 0, result.stderr
+        ids[name] = result.stdout.split("\t")[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    for name, saved in names.items():
+        result = cli(server.url, "download", ids[name], cwd=home)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\t")[0] == saved
+    assert sorted(p.name for p in home.iterdir()) == sorted(names.values())
+    explicit = cli(server.url, "download", ids[".bash_profile"], "-o", ".bash_profile",
+                   cwd=home)
+    assert explicit.returncode == 0, explicit.stderr
+    assert (home / ".bash_profile").read_text() == "export EVIL=0\n"
 
 
 @pytest.mark.parametrize("leftover", [None, b"x" * 5000], ids=["empty", "overlong-part"])
@@ -207,6 +382,28 @@ def test_ls_sorts_by_size_descending(server, tmp_path):
     assert names == ["sort-big.bin", "sort-mid.bin", "sort-small.bin"]
 
 
+def test_a_zero_chunk_size_is_bad_usage_not_an_endless_upload(server, tmp_path):
+    """--chunk-size 0 used to send empty PATCHes for ever: now exit 2 before any request."""
+    path = tmp_path / "zero.bin"
+    path.write_bytes(os.urandom(5000))
+    before = server.log().count("POST /api/tus/")
+    result = cli(server.url, "upload", str(path), "--tus-threshold", "1KiB", "--chunk-size",
+                 "0", state=tmp_path / "s.json", timeout=30)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr == ("tornado-files upload: error: --chunk-size: must be more than 0 "
+                             "bytes (a size like 8MiB)\n")
+    assert server.log().count("POST /api/tus/") == before
+
+
+def test_ls_size_filters_take_units(server, tmp_path):
+    for name, size in (("units-small.bin", 1000), ("units-big.bin", 3000)):
+        (tmp_path / name).write_bytes(os.urandom(size))
+        assert cli(server.url, "upload", str(tmp_path / name)).returncode == 0
+    result = cli(server.url, "ls", "--filename", "units-", "--size-greater-than", "2KiB")
+    assert result.returncode == 0, result.stderr
+    assert [line.split("\t")[-1] for line in result.stdout.splitlines()] == ["units-big.bin"]
+
+
 @pytest.mark.parametrize(("route", "content", "message"), [
     ("/api/small", b"\0" * (2 * MIB), "too large — the limit here is 1MiB"),
     ("/api/images", b"%PDF-1.4\n" + b"\0" * 100_000,
@@ -218,6 +415,33 @@ def test_refusals_are_one_clear_line(server, tmp_path, route, content, message):
     result = cli(server.url, "upload", str(path), "--route", route)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"tornado-files upload: error: {message}"
+
+
+def test_a_full_server_disk_is_said_at_once_not_retried(tmp_path):
+    """The server's disk passes its free-space floor mid-PATCH (507): that is no passing
+    trouble, so the upload stops at once with the reason (exit 1), keeping its state for a
+    later run, instead of minutes of back-off."""
+    with tmpfs(tmp_path / "small", "48m") as small, \
+            running_server(small, config='min_free_space = "8MiB"\n') as full:
+        filler = small / "filler"
+        stat = os.statvfs(small)
+        filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 14 * MIB))
+        path = tmp_path / "big.bin"
+        path.write_bytes(os.urandom(12 * MIB))
+        state = tmp_path / "s.json"
+        started = time.monotonic()
+        result = cli(full.url, "upload", str(path), "--tus-threshold", "1MiB",
+                     "--chunk-size", "12MiB", state=state, timeout=60)
+        took = time.monotonic() - started
+        log = full.log()
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "tornado-files upload: error: the server is out of space: try again once room has "
+        "been freed")
+    assert took < 20
+    assert log.count(" 507 PATCH /api/tus/") == 1
+    assert " HEAD /api/tus/" not in log
+    assert len(json.loads(state.read_text())) == 1  # run it again later: it continues
 
 
 def test_unreachable_server(tmp_path):
@@ -256,6 +480,27 @@ def test_filenames_are_sent_as_browsers_send_them(server, tmp_path, tus):
         # (WHATWG: only '"', CR and LF percent-encoded), which the server decodes: both exact.
         assert stored["original_filename"] == path.name
         assert stored["sha256"] == sha256(path)
+
+
+@pytest.mark.parametrize("tus", [False, True], ids=["multipart", "tus"])
+def test_data_keeps_its_types_and_never_moves_the_upload(server, tmp_path, tus):
+    """``--data`` is stored as given, over tus as over multipart: numbers stay numbers, and
+    its ``route``, ``filename`` and ``filetype`` keys stay in data (the file still goes to
+    --route under its own name)."""
+    data = {"route": "/api/images", "filename": ".bashrc", "filetype": "image/png",
+            "count": 3, "ratio": 0.25, "ok": True, "none": None, "tags": ["a", 1],
+            "nested": {"k": [False]}}
+    path = tmp_path / "typed.bin"
+    path.write_bytes(os.urandom(4000))
+    threshold = ["--tus-threshold", "1KiB"] if tus else []
+    result = cli(server.url, "upload", str(path), "--route", "/api/small", "--data",
+                 json.dumps(data), *threshold, state=tmp_path / "s.json")
+    assert result.returncode == 0, result.stderr
+    stored = _resource(server, result.stdout.split("\t")[0])
+    assert stored["data"] == data
+    assert (stored["route"], stored["filename"]) == ("/api/small", "typed.bin")
+    assert stored["declared_type"] == "application/octet-stream"
+    assert (" 204 PATCH /api/tus/" in server.log()) or not tus
 
 
 class StallingProxy:

@@ -318,6 +318,38 @@ def test_a_stalled_patch_is_aborted_and_resumed(page, server, tmp_path):
     shot(page, "resumed-after-a-stall")
 
 
+OUT_OF_SPACE = json.dumps({"errors": [{
+    "status": "507", "code": "insufficient_storage", "title": "Insufficient storage",
+    "detail": "The server has no room to store this upload"}]})
+
+
+def test_an_out_of_space_answer_is_said_at_once_not_retried(page, server, tmp_path):
+    """A PATCH answered 507 (the server's disk is full) is not "connection trouble": the row
+    says so in words at once, and nothing is retried (no HEAD, no other PATCH)."""
+    seen: list[str] = []
+
+    def full_disk(route: Route) -> None:
+        request = route.request
+        seen.append(f"{request.method} {request.headers.get('upload-offset', '')}")
+        if request.method == "PATCH" and request.headers.get("upload-offset") != "0":
+            route.fulfill(status=507, content_type="application/json; charset=UTF-8",
+                          body=OUT_OF_SPACE)
+            return
+        route.continue_()
+    page.route("**/api/tus/*", full_disk)
+    path = make(tmp_path, "full.bin", 24 * MIB)  # three 8 MiB PATCHes: the second is refused
+    page.set_input_files("#files", str(path))
+    row = page.locator("#transfers li[data-state=error]")
+    row.wait_for(timeout=10_000)
+    assert row.locator(".error").inner_text() == \
+        "The server is out of space: try again once room has been freed"
+    assert row.get_attribute("data-retries") is None
+    page.wait_for_timeout(1500)  # longer than the first back-off: a retry would show by now
+    assert seen == ["POST ", "PATCH 0", f"PATCH {8 * MIB}"]
+    assert page.locator("#transfers li[data-state=retrying]").count() == 0
+    shot(page, "out-of-space")
+
+
 def test_a_post_answered_408_is_sent_again(page, server, tmp_path):
     timed_out: list[str] = []
 

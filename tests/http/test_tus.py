@@ -170,6 +170,58 @@ async def test_a_refused_creation_with_upload_leaves_nothing(tus, residue):
 
 @pytest.mark.stores
 @pytest.mark.gen_test
+async def test_the_data_key_carries_json_that_keeps_its_types(tus, residue):
+    """Upload-Metadata ``data`` holds a JSON object, merged into the file's ``data`` with its
+    types; its ``route``/``filename``/``filetype`` keys are data like any other, never the
+    upload's. Plain keys are still strings (for every other tus client); a plain key the
+    object repeats takes the object's value."""
+    typed = {"route": "/api/images", "filename": "evil.sh", "filetype": "text/x-sh",
+             "count": 3, "ratio": 0.5, "ok": True, "none": None, "tags": ["a", 1],
+             "nested": {"deep": [{"x": "é"}]}, "title": "from JSON"}
+    url = await tus.create(5, **{"Upload-Metadata": meta(
+        filename="a.txt", route="/api/small", title="plain", plain="7",
+        data=json.dumps(typed))})
+    assert (await tus.patch(url, 0, b"hello")).code == 204
+    resource = json.loads((await tus.fetch(f"/api/files/{url.rsplit('/', 1)[1]}")).body)
+    assert resource["data"] == {**typed, "plain": "7"}
+    assert (resource["route"], resource["filename"]) == ("/api/small", "a.txt")
+    assert resource["declared_type"] == "application/octet-stream"
+    residue.assert_clean(committed=1)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("value", [
+    None, "", "not json", "[1, 2]", '"text"', "3", '{"a": NaN}', '{"a": 1',
+    '{"a": "\\ud83d"}', '{"a": ' + "[" * 40 + "]" * 40 + "}", '{"a":' * 40 + "1" + "}" * 40,
+], ids=["key-alone", "empty", "text", "array", "string", "number", "nan", "cut",
+        "lone-surrogate", "deep-array", "deep-object"])
+async def test_a_bad_data_key_is_400_invalid_json_and_creates_nothing(tus, residue, value):
+    pair = "data" if value is None else meta(data=value)
+    response = await tus.fetch("/api/tus/", "POST", b"", **V, **{
+        "Upload-Length": "5", "Upload-Metadata": f"{meta(filename='a.txt')},{pair}"})
+    error = error_of(response, 400, "invalid_json")
+    assert "Upload-Metadata" in error["detail"]
+    assert "Location" not in response.headers
+    residue.assert_clean()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("config_overrides", [{"max_json_body": "1KiB"}])
+async def test_data_over_max_json_body_is_refused_at_creation(tus, residue, config_overrides):
+    fits = json.dumps({"note": "x" * 900})
+    url = await tus.create(0, **{"Upload-Metadata": meta(data=fits)})
+    assert url.startswith("/api/tus/")
+    for metadata in (meta(data=json.dumps({"note": "x" * 1100})),
+                     meta(extra="y" * 200, data=fits)):  # plain keys count too
+        response = await tus.fetch("/api/tus/", "POST", b"", **V, **{
+            "Upload-Length": "5", "Upload-Metadata": metadata})
+        error = error_of(response, 413, "request_too_large")
+        assert error["meta"]["maximum_data_size_allowed"] == 1024
+    residue.assert_clean(committed=1)
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test
 async def test_bad_patches_leave_the_offset_alone(tus, residue):
     url = await tus.create(100)
     assert (await tus.patch(url, 0, b"x" * 10)).code == 204

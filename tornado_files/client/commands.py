@@ -1,7 +1,10 @@
 """``tornado-files upload|download|ls|rm|link``: argument parsing, progress bars, exit codes.
 
-Exit codes: 0 done; 1 the server refused (the JSON:API error, in one line); 2 bad usage;
-3 the server could not be reached; 130 interrupted (Ctrl-C; a tus upload resumes on re-run).
+Exit codes: 0 done; 1 the server refused (the JSON:API error, in one line), or a local file
+is in the way (download never overwrites); 2 bad usage; 3 the server could not be reached (or
+the connection was lost); 4 a local file, folder or stdout could not be read or written (the
+line names it); 130 interrupted (Ctrl-C; a tus upload resumes on re-run); 141 stdout's reader
+went away (``… | head``: nothing said).
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
+from tornado_files.client.downloads import download, download_to
 from tornado_files.client.durations import parse_duration
 from tornado_files.client.http import Api, ClientError
 from tornado_files.client.links import make_link
+from tornado_files.client.localio import LOCAL_IO, STDOUT_CLOSED, StdoutClosed, StdoutSink, say
+from tornado_files.client.options import byte_count, count, positive_size
+from tornado_files.client.state import ResumeState
 from tornado_files.client.transfers import (
-    ResumeState,
-    download,
     list_files,
     remove,
     upload_multipart,
     upload_tus,
 )
-from tornado_files.config import ConfigError, parse_size
+from tornado_files.config import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:8888"
 LIST_FILTERS = ("mime_type", "size_greater_than", "size_less_than", "added_since",
@@ -37,8 +42,8 @@ LIST_FILTERS = ("mime_type", "size_greater_than", "size_less_than", "added_since
 
 LIST_HELP = {
     "mime_type": "detected type, e.g. image/png or image/*",
-    "size_greater_than": "larger than this many bytes",
-    "size_less_than": "smaller than this many bytes",
+    "size_greater_than": "larger than this size: bytes (0: not empty), or 10MiB",
+    "size_less_than": "smaller than this size: bytes, or 1GiB",
     "added_since": "added at or after this time (2026-11-22T10:00:00Z, or a date)",
     "modified_since": "modified at or after this time",
     "filename": "name contains this text (ignoring case)",
@@ -69,7 +74,8 @@ HTTP API. Commands:
 Run "tornado-files COMMAND --help" for a command's options. On a server that requires
 tokens, give yours with --token or $TORNADO_FILES_TOKEN (every client command)."""
 EPILOG = ("exit status: 0 done, 1 the server refused (or a local file is in the way),\n"
-          "2 bad usage, 3 server unreachable, 130 interrupted")
+          "2 bad usage, 3 server unreachable, 4 a local file could not be read or written,\n"
+          "130 interrupted, 141 stdout closed by its reader (| head)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--route", default="/api/files", help="upload route (default /api/files)")
     up.add_argument("--data", help="JSON object stored as the files' data")
     up.add_argument("--tus-threshold", default="16MiB",
-                    help="files at least this big go over tus (default 16MiB)")
-    up.add_argument("--chunk-size", default="8MiB", help="tus PATCH size (default 8MiB)")
+                    help="files at least this big go over tus (default 16MiB; more than 0)")
+    up.add_argument("--chunk-size", default="8MiB",
+                    help="tus PATCH size (default 8MiB; more than 0)")
     up.add_argument("--state", type=Path, help="where unfinished uploads are remembered "
                     "(default ~/.cache/tornado-files/uploads.json)")
     down = _command(commands, "download", "download a file", (
@@ -118,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         "touched: the command refuses it. An interrupted download waits in "
         "FILE.<sha256 prefix>.part and is resumed by running the same command again."))
     down.add_argument("id", help="the file's id (as upload and ls print it)")
-    down.add_argument("-o", "--output", type=Path, help="file to write (default: its name)")
+    down.add_argument("-o", "--output", help=(
+        "file to write, used as given; - writes the content to stdout (default: the file's "
+        "name made safe: leading dots and spaces removed, / and \\ as _, so .bash_profile "
+        "is saved as bash_profile)"))
     ls = _command(commands, "ls", "list files", (
         "List files, newest first: id, size, added, type and name per line. Filters "
         "combine; a full page ends with the --cursor of the next one."))
@@ -181,10 +191,11 @@ def _bar(name: str, total: int) -> tuple[Any, Callable[[int], None]]:
 
 
 def _upload(api: Api, args: argparse.Namespace) -> None:
+    threshold = positive_size(args.tus_threshold, "--tus-threshold")
+    chunk = positive_size(args.chunk_size, "--chunk-size")
     data = json.loads(args.data) if args.data else None
     if data is not None and not isinstance(data, dict):
         raise ClientError("--data must be a JSON object", exit_code=2)
-    threshold, chunk = parse_size(args.tus_threshold), parse_size(args.chunk_size)
     state = ResumeState(_state_path(args.state))
     for path in args.files:
         if not path.is_file():
@@ -198,10 +209,12 @@ def _upload(api: Api, args: argparse.Namespace) -> None:
                 resource = upload_multipart(api, path, args.route, data, progress)
         finally:
             bar.close()
-        print(f"{resource['id']}\t{api.base_url}{resource['url']}\t{path}")
+        say(f"{resource['id']}\t{api.base_url}{resource['url']}\t{path}")
 
 
 def _download(api: Api, args: argparse.Namespace) -> None:
+    if args.output == "":
+        raise ClientError("-o: give a file name, or - for stdout", exit_code=2)
     bars: list[Any] = []
 
     def start(total: int) -> Callable[[int], None]:
@@ -209,23 +222,40 @@ def _download(api: Api, args: argparse.Namespace) -> None:
         bars.append(bar)
         return update
     try:
-        target, resource = download(api, args.id, args.output, start)
+        if args.output == "-":
+            resource = download_to(api, args.id, StdoutSink(), start)
+        else:
+            out = Path(args.output) if args.output else None
+            target, resource = download(api, args.id, out, start)
     finally:
         for bar in bars:
             bar.close()
-    print(f"{target}\t{resource['size']} bytes\tsha256 {resource['sha256']} verified")
+    summary = f"\t{resource['size']} bytes\tsha256 {resource['sha256']} verified"
+    if args.output == "-":
+        print(f"-{summary}", file=sys.stderr)  # stdout holds the content
+    else:
+        say(f"{target}{summary}")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _ls(api: Api, args: argparse.Namespace) -> None:
     params = {name: getattr(args, name) for name in LIST_FILTERS
               if getattr(args, name) is not None}
+    for name in ("size_greater_than", "size_less_than"):
+        if name in params:
+            params[name] = str(byte_count(params[name], _option(name)))
+    if "limit" in params:
+        params["limit"] = str(count(params["limit"], "--limit"))
     page = list_files(api, params)
     if args.json:
-        print(json.dumps(page, indent=1))
+        say(json.dumps(page, indent=1))
         return
     for item in page["files"]:
-        print(f"{item['id']}\t{item['size']}\t{item['added']}\t{item['mime_type']}\t"
-              f"{item['filename']}")
+        say(f"{item['id']}\t{item['size']}\t{item['added']}\t{item['mime_type']}\t"
+            f"{item['filename']}")
     if page["next"]:
         print(f"(more: --cursor {page['next'].split('cursor=')[-1]})", file=sys.stderr)
 
@@ -233,7 +263,7 @@ def _ls(api: Api, args: argparse.Namespace) -> None:
 def _rm(api: Api, args: argparse.Namespace) -> None:
     for file_id in args.ids:
         remove(api, file_id)
-        print(f"deleted {file_id}")
+        say(f"deleted {file_id}")
 
 
 def _link(api: Api, args: argparse.Namespace) -> None:
@@ -242,12 +272,28 @@ def _link(api: Api, args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise ClientError(f"--expires: {exc}", exit_code=2) from None
     made = make_link(api, args.id, expires_in, args.inline)
-    print(made.url)
+    say(made.url)
     print(f"{made.resource['filename']}: the link works until {made.expires}", file=sys.stderr)
 
 
 COMMANDS: dict[str, Callable[[Api, argparse.Namespace], None]] = {
     "upload": _upload, "download": _download, "ls": _ls, "rm": _rm, "link": _link}
+
+
+def _local(exc: OSError) -> str:
+    """An OSError of a local file in one line that names it."""
+    if exc.filename is None:
+        return str(exc.strerror or exc)
+    both = f"{exc.filename} → {exc.filename2}" if exc.filename2 is not None else exc.filename
+    return f"{both}: {exc.strerror or exc}"
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush meets no broken pipe
+    (Python's documented recipe, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def run(argv: Sequence[str]) -> int:
@@ -260,9 +306,12 @@ def run(argv: Sequence[str]) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"tornado-files {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"tornado-files {args.command}: error: {exc.strerror or exc}", file=sys.stderr)
-        return 3
+    except (StdoutClosed, BrokenPipeError):
+        _detach_stdout()  # the reader has gone: no message, and nothing left to flush
+        return STDOUT_CLOSED
+    except OSError as exc:  # the network's are ClientErrors (http.py): this one is local
+        print(f"tornado-files {args.command}: error: {_local(exc)}", file=sys.stderr)
+        return LOCAL_IO
     except KeyboardInterrupt:
         print(f"tornado-files {args.command}: interrupted (run it again to resume)",
               file=sys.stderr)

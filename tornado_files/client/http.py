@@ -73,6 +73,8 @@ def describe_error(status: int, body: bytes, challenge: str | None = None) -> st
 
     >>> describe_error(401, b"", 'Bearer error="invalid_token"')
     'the token was not accepted (it is wrong or has expired)'
+    >>> describe_error(507, b'{"errors": [{"code": "insufficient_storage"}]}')
+    'the server is out of space: try again once room has been freed'
     """
     error = _first_error(body)
     if error is None and status in (401, 403):
@@ -90,6 +92,8 @@ def describe_error(status: int, body: bytes, challenge: str | None = None) -> st
         return f"only {allowed} accepted here (this file is {meta.get('instance_mime_type')})"
     if code == "not_found":
         return "not found"
+    if code == "insufficient_storage":
+        return "the server is out of space: try again once room has been freed"
     if code in ("unauthorized", "forbidden", "invalid_signature"):
         return _access_refusal(code, meta, error.get("detail"), challenge)
     return f"{error.get('title', 'error')}: {error.get('detail', '')}".rstrip(": ")
@@ -163,12 +167,13 @@ class Api:
                 connection.request("GET", self._parts.path.rstrip("/") + path,
                                    headers=self.headers(headers))
                 raw = connection.getresponse()
+                refused = raw.read() if raw.status not in ok else b""
             except (OSError, http.client.HTTPException) as exc:
                 raise ClientError(f"cannot reach {self.base_url}: {_reason(exc)}",
                                   exit_code=3) from None
             if raw.status not in ok:
-                raise refusal(raw.status, raw.headers, raw.read())
-            yield Stream(raw)
+                raise refusal(raw.status, raw.headers, refused)
+            yield Stream(raw, self.base_url)
         finally:
             connection.close()
 
@@ -200,16 +205,33 @@ class Api:
 class Stream:
     """A response whose body is read in bounded chunks."""
 
-    def __init__(self, raw: http.client.HTTPResponse) -> None:
+    def __init__(self, raw: http.client.HTTPResponse, base_url: str) -> None:
         self._raw = raw
+        self._base_url = base_url
         self.status = raw.status
         self.headers = raw.headers
 
     def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
         """What has arrived, up to ``size`` bytes at a time (``read1``: a download that stops
-        midway has written everything that came, for the next run to resume from)."""
-        while chunk := self._raw.read1(size):
+        midway has written everything that came, for the next run to resume from).
+
+        Raises ``ClientError`` (exit status 3) when the connection fails or ends before the
+        body does (fewer bytes than its Content-Length); only network errors are caught
+        here, so a failure of whatever the caller does with a chunk stays its own."""
+        while True:
+            try:
+                chunk = self._raw.read1(size)
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._lost(_reason(exc)) from None
+            if not chunk:
+                break
             yield chunk
+        if self._raw.length:  # bytes still owed by Content-Length: the connection closed
+            raise self._lost(f"{self._raw.length} bytes of the answer did not arrive")
+
+    def _lost(self, reason: str) -> ClientError:
+        return ClientError(f"the connection to {self._base_url} was lost: {reason}",
+                           exit_code=3)
 
 
 def _answered(connection: http.client.HTTPConnection) -> bool:

@@ -1,13 +1,11 @@
-"""Uploads (multipart for small files, tus for large ones, resumable across runs) and
-downloads (resumed with a Range request, verified by sha256)."""
+"""Uploads (multipart for small files, tus for large ones, resumable across runs), listing
+and deletion. Downloads are in ``downloads``."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import mimetypes
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +14,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from tornado_files.client.http import Api, ClientError
+from tornado_files.client.localio import LocalFileError, local_error
+from tornado_files.client.state import ResumeState
 
 Progress = Callable[[int], None]  # called with how many bytes of the file are done
 READ = 1024 * 1024
@@ -23,16 +23,22 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 
 def _file_chunks(path: Path, start: int, end: int, progress: Progress) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        fh.seek(start)
-        position = start
-        while position < end:
-            chunk = fh.read(min(READ, end - position))
-            if not chunk:
-                raise ClientError(f"{path} changed while it was being uploaded")
-            position += len(chunk)
-            yield chunk
-            progress(position)
+    """Bytes ``start`` to ``end`` of ``path``, READ at a time. The body of a request: a
+    failure to read is ``LocalFileError`` (exit status 4, naming ``path``), never taken for
+    the network's."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            position = start
+            while position < end:
+                chunk = fh.read(min(READ, end - position))
+                if not chunk:
+                    raise LocalFileError(f"{path} changed while it was being uploaded")
+                position += len(chunk)
+                yield chunk
+                progress(position)
+    except OSError as exc:
+        raise local_error(exc, path, "read") from None
 
 
 def form_data_filename(name: str) -> str:
@@ -122,48 +128,18 @@ def _post(api: Api, path: Path, route: str, data: dict[str, Any] | None,
     return dict(response.json())
 
 
-class ResumeState:
-    """Remembers tus upload URLs per file, so a re-run after Ctrl-C continues."""
+def tus_metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
+    """``Upload-Metadata`` for a tus creation: ``filename``, ``route``, ``filetype``, and
+    ``data`` as one JSON object (the server merges it into the file's data with its types;
+    none of its keys can change the route or the name), each value base64 of UTF-8.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _load(self) -> dict[str, str]:
-        try:
-            return dict(json.loads(self.path.read_text()))
-        except (FileNotFoundError, ValueError):
-            return {}
-
-    def _save(self, entries: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(".tmp")
-        temp.write_text(json.dumps(entries, indent=1))
-        os.replace(temp, self.path)
-
-    @staticmethod
-    def fingerprint(path: Path, base_url: str, route: str) -> str:
-        stat = path.stat()
-        text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{base_url}|{route}"
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def get(self, key: str) -> str | None:
-        return self._load().get(key)
-
-    def put(self, key: str, url: str) -> None:
-        entries = self._load()
-        entries[key] = url
-        self._save(entries)
-
-    def drop(self, key: str) -> None:
-        entries = self._load()
-        if entries.pop(key, None) is not None:
-            self._save(entries)
-
-
-def _metadata(path: Path, route: str, data: dict[str, Any] | None) -> str:
+    >>> tus_metadata(Path("a.txt"), "/api/files", {"route": 1})
+    'filename YS50eHQ=,route L2FwaS9maWxlcw==,filetype dGV4dC9wbGFpbg==,data eyJyb3V0ZSI6IDF9'
+    """
     values = {"filename": path.name, "route": route,
               "filetype": mimetypes.guess_type(path.name)[0] or "application/octet-stream"}
-    values.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()})
+    if data is not None:
+        values["data"] = json.dumps(data)
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
 
@@ -172,9 +148,9 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
                retries: int = RETRIES) -> dict[str, Any]:
     """tus upload in ``chunk_size`` PATCHes; continues an upload a previous run began (one
     that belongs to another principal, begun with another token, is left alone: a new one
-    starts). After network errors, 5xx (a PATCH whose body stalled is answered 503), 408,
-    409 and 423 it waits (:class:`Backoff`), asks the server's offset with HEAD (retried
-    alike) and resumes from there."""
+    starts). After network errors, 5xx other than 507 (a PATCH whose body stalled is answered
+    503), 408, 409 and 423 it waits (:class:`Backoff`), asks the server's offset with HEAD
+    (retried alike) and resumes from there; anything else is raised at once."""
     size = path.stat().st_size
     key = ResumeState.fingerprint(path, api.base_url, route)
     backoff = Backoff(retries)
@@ -187,7 +163,7 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
         offset = None  # another principal's upload: not ours to continue
     if location is None or offset is None:
         created = api.request("POST", "/api/tus/", {
-            **TUS, "Upload-Length": str(size), "Upload-Metadata": _metadata(path, route, data)},
+            **TUS, "Upload-Length": str(size), "Upload-Metadata": tus_metadata(path, route, data)},
             b"", ok=(201,))
         location = created.headers["Location"]
         state.put(key, location)
@@ -217,7 +193,11 @@ def upload_tus(api: Api, path: Path, route: str, data: dict[str, Any] | None,
 
 
 def _retryable(exc: ClientError) -> bool:
-    return exc.exit_code == 3 or exc.status in (408, 409, 423) or (exc.status or 0) >= 500
+    """Worth another try: the network (exit status 3), 408, 409, 423 and 5xx — but not 507:
+    a full disk does not pass in minutes of back-off (the upload's state is kept, so running
+    the command again once there is room continues it)."""
+    status = exc.status or 0
+    return exc.exit_code == 3 or status in (408, 409, 423) or (status >= 500 and status != 507)
 
 
 def _offset(api: Api, location: str, backoff: Backoff) -> int | None:
@@ -231,82 +211,6 @@ def _offset(api: Api, location: str, backoff: Backoff) -> int | None:
             backoff.wait(exc, _retryable(exc))
             continue
         return int(response.headers["Upload-Offset"])
-
-
-def part_path(target: Path, sha256: str) -> Path:
-    """Where the bytes of ``target`` wait until they are all in and verified: next to it,
-    named after the content's sha256, so a later run resumes only a part file this client
-    wrote for these very bytes (a file id's content never changes; its sha256 is its ETag).
-
-    >>> part_path(Path("out/video.mp4"), "ab" * 32)
-    PosixPath('out/video.mp4.abababababababab.part')
-    """
-    return target.with_name(f"{target.name}.{sha256[:16]}.part")
-
-
-def download(api: Api, file_id: str, out: Path | None, start: Callable[[int], Progress]
-             ) -> tuple[Path, dict[str, Any]]:
-    """Fetch a file into ``out`` (default: its name) without ever touching an existing file:
-    one that is there already is refused, never resumed or overwritten, since nothing proves
-    it holds these bytes. The bytes go to :func:`part_path` first; a part file left by an
-    interrupted run is resumed with Range + If-Range on the sha256 ETag. At the end the part
-    file is checked against the server's sha256 and renamed to ``out``.
-    ``start(total)`` gives the progress callback."""
-    resource = dict(api.request("GET", f"/api/files/{quote(file_id)}").json())
-    target = out or Path(resource["filename"])
-    _refuse_existing(target)
-    part = part_path(target, resource["sha256"])
-    progress = start(resource["size"])
-    have = part.stat().st_size if part.exists() else None
-    if have != resource["size"]:  # else all bytes are in: only the check is left
-        # A longer part file is no prefix of this file: it is fetched anew (200 → "wb").
-        headers: dict[str, str] = {}
-        if have and have < resource["size"]:
-            headers = {"Range": f"bytes={have}-", "If-Range": f'"{resource["sha256"]}"'}
-        _fetch(api, file_id, part, headers, have or 0, progress)
-    digest = hashlib.sha256()
-    with part.open("rb") as fh:
-        while chunk := fh.read(READ):
-            digest.update(chunk)
-    if digest.hexdigest() != resource["sha256"]:
-        part.unlink()
-        raise ClientError(f"{target}: sha256 does not match the server's; download again")
-    _rename_no_clobber(part, target)
-    return target, resource
-
-
-def _refuse_existing(target: Path) -> None:
-    if target.exists() or target.is_symlink():
-        raise ClientError(f"{target} already exists; remove it or choose another name with -o")
-
-
-def _fetch(api: Api, file_id: str, part: Path, headers: dict[str, str], have: int,
-           progress: Progress) -> None:
-    """Append the rest to ``part`` (206), or write it whole (200: no Range was asked, or the
-    If-Range validator did not match)."""
-    with api.stream(f"/api/files/{quote(file_id)}/content", headers, ok=(200, 206)) as body:
-        position = have if body.status == 206 else 0
-        progress(position)
-        with part.open("ab" if body.status == 206 else "wb") as fh:
-            for chunk in body.chunks():
-                fh.write(chunk)
-                position += len(chunk)
-                progress(position)
-
-
-def _rename_no_clobber(part: Path, target: Path) -> None:
-    """``part`` becomes ``target`` unless a file appeared there meanwhile: a hard link fails
-    on an existing name (atomically); where links are not supported, check, then rename."""
-    try:
-        os.link(part, target)
-    except FileExistsError:
-        raise ClientError(f"{target} already exists; remove it or choose another name "
-                          f"with -o (the download is complete in {part})") from None
-    except OSError:
-        _refuse_existing(target)
-        os.replace(part, target)
-        return
-    part.unlink()
 
 
 def list_files(api: Api, params: dict[str, str]) -> dict[str, Any]:
