@@ -823,6 +823,19 @@ def test_a_missing_or_wrong_token_is_one_clear_line(auth_server, tmp_path):
     assert files_of(auth_server) == before, "nothing was uploaded by the refused ones"
 
 
+def test_a_token_from_a_windows_file_works_and_is_never_echoed(auth_server, tmp_path):
+    """``TORNADO_FILES_TOKEN="$(cat token.txt)"`` keeps a CR from a Windows file: the CLI
+    printed ``Invalid header value b'Bearer <the token>\\r'`` (the secret in a terminal or a CI
+    log). The line end is dropped; a control character inside is one line without it."""
+    token = TOKENS["alice"][0]
+    listed = cli(auth_server.url, "ls", env={"TORNADO_FILES_TOKEN": token + "\r"})
+    assert listed.returncode == 0, listed.stderr
+    broken = cli(auth_server.url, "ls", env={"TORNADO_FILES_TOKEN": token[:5] + "\x07" + token})
+    assert broken.returncode == 2
+    assert token not in broken.stderr + broken.stdout
+    assert len(broken.stderr.strip().splitlines()) == 1
+
+
 def files_of(server: ServerProcess) -> list[str]:
     request = urllib.request.Request(server.url + "/api/files?limit=1000",  # noqa: S310
                                      headers=bearer("alice"))

@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--expires", help="how long the URL works: 90s, 15m, 1h, 7d (default "
                       "1h, or the server's max_link_lifetime if that is shorter)")
     link.add_argument("--inline", action="store_true",
-                      help="browsers show the file instead of saving it (images, PDF, video)")
+                      help="browsers show the file instead of saving it (images, audio, "
+                           "video, plain text; other types are always saved)")
     for sub in (up, down, ls, rm, link):
         _common(sub)
     return parser

@@ -119,6 +119,23 @@ def _access_refusal(code: str, meta: dict[str, Any], detail: object,
     return "not allowed"
 
 
+def usable_token(token: str | None) -> str | None:
+    """``token`` as a header can carry it: the line end of a token file (``$(cat token.txt)``
+    from Windows keeps its CR) is dropped; any other control or non-ASCII character is one
+    usage line (exit 2) that does not repeat the secret.
+
+    >>> usable_token("abc-0123456789abcdef\\r\\n")
+    'abc-0123456789abcdef'
+    """
+    if token is None:
+        return None
+    token = token.strip()
+    if not token.isascii() or not token.isprintable():
+        raise ClientError("the token holds characters a header cannot carry (check the file "
+                          "or variable it comes from)", exit_code=2)
+    return token or None
+
+
 class Api:
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0) -> None:
         parts = urlsplit(base_url)
@@ -126,7 +143,7 @@ class Api:
             raise ClientError(f"not an http(s) URL: {base_url}", exit_code=2)
         self.base_url = base_url.rstrip("/")
         self._parts = parts
-        self._token = token
+        self._token = usable_token(token)
         self._timeout = timeout
 
     def _connection(self) -> http.client.HTTPConnection:
