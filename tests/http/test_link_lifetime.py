@@ -33,12 +33,17 @@ async def _file(http_client, base_url) -> str:
     return str(json.loads(response.body)["id"])
 
 
+async def _link(http_client, base_url, body: bytes):
+    """POST a link request for a fresh file; the answer, whatever it is."""
+    file_id = await _file(http_client, base_url)
+    return await http_client.fetch(
+        f"{base_url}/api/files/{file_id}/links", method="POST", body=body,
+        headers={**AUTH, "Content-Type": "application/json"}, raise_error=False)
+
+
 @pytest.mark.gen_test
 async def test_the_default_lifetime_is_capped_by_max_link_lifetime(http_client, base_url):
-    file_id = await _file(http_client, base_url)
-    response = await http_client.fetch(
-        f"{base_url}/api/files/{file_id}/links", method="POST", body=b"{}",
-        headers={**AUTH, "Content-Type": "application/json"}, raise_error=False)
+    response = await _link(http_client, base_url, b"{}")
     assert response.code == 201, response.body
     expires = datetime.fromisoformat(json.loads(response.body)["expires"].replace("Z", "+00:00"))
     assert 590 <= expires.timestamp() - time.time() <= 601
@@ -46,10 +51,7 @@ async def test_the_default_lifetime_is_capped_by_max_link_lifetime(http_client, 
 
 @pytest.mark.gen_test
 async def test_an_explicit_lifetime_over_the_maximum_is_still_refused(http_client, base_url):
-    file_id = await _file(http_client, base_url)
-    response = await http_client.fetch(
-        f"{base_url}/api/files/{file_id}/links", method="POST", body=b'{"expires_in": 601}',
-        headers={**AUTH, "Content-Type": "application/json"}, raise_error=False)
+    response = await _link(http_client, base_url, b'{"expires_in": 601}')
     assert response.code == 400
     error = json.loads(response.body)["errors"][0]
     assert error["meta"] == {"parameter": "expires_in", "max_link_lifetime": 600}
