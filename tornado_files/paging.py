@@ -8,7 +8,7 @@ batches of ``BATCH``; the client follows ``next`` as for any page.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,11 +20,12 @@ BATCH = 50
 
 
 async def bounded_page(metadata: MetadataStore, query: ListQuery,
-                       budget: int = PAGE_BUDGET
-                       ) -> tuple[list[dict[str, Any]], tuple[Any, str] | None]:
-    """The resources of one page (at most ``query.limit``, about ``budget`` bytes of JSON,
-    at least one), and the keyset position the next page starts after (None: the last)."""
-    resources: list[dict[str, Any]] = []
+                       encode: Callable[[Any], str], budget: int = PAGE_BUDGET
+                       ) -> tuple[list[str], tuple[Any, str] | None]:
+    """The resources of one page, each already ``encode``d as JSON (at most ``query.limit``,
+    about ``budget`` bytes, at least one — encoded once, to measure and to send), and the
+    keyset position the next page starts after (None: the last)."""
+    resources: list[str] = []
     size = 0
     last: tuple[Any, str] | None = None  # the position of the last file taken
     batch_query = query
@@ -32,9 +33,8 @@ async def bounded_page(metadata: MetadataStore, query: ListQuery,
         page = await metadata.list(replace(batch_query,
                                            limit=min(BATCH, query.limit - len(resources))))
         for record in page.records:
-            resource = record.to_resource()
-            cost = len(json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
-                       .encode("utf-8"))
+            resource = encode(record.to_resource())
+            cost = len(resource.encode("utf-8"))
             if resources and size + cost > budget:
                 return resources, last
             resources.append(resource)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from uuid import uuid4
 
@@ -42,6 +43,9 @@ from tornado_files.storage.base import BlobReader, PartialBlobStore
 from tornado_files.tus_protocol import upload_data
 
 log = logging.getLogger("tornado_files.resumable")
+# Sees an upload's creator and whether it is finished (a file) before anything is done to it;
+# raises to refuse. None: no check (the sweeper, tests).
+Allow = Callable[[str | None, bool], None] | None
 DEFAULT_TYPE = "application/octet-stream"
 # Completing uploads the sweeper drives per pass (each is a few idempotent steps).
 REDRIVE_BATCH = 100
@@ -126,14 +130,18 @@ class Resumable:
             raise UploadGone()
         return state
 
-    async def progress(self, upload_id: str) -> UploadState:
+    async def progress(self, upload_id: str, allow: Allow = None) -> UploadState:
         """The state HEAD reports. A completing upload is driven to its file first (an error
         there is the answer: HEAD never says complete while the file does not exist); a
-        finished one is reported from its file."""
+        finished one is reported from its file. ``allow(owner, finished)`` sees who created
+        the upload before anything is done, and raises to refuse (``Forbidden``)."""
         try:
             state = await self.get(upload_id)
         except NotFound:
-            return await self._finished_upload(upload_id)
+            finished = await self._finished_upload(upload_id)
+            _check(allow, finished.owner, True)
+            return finished
+        _check(allow, state.owner, False)
         if state.completing:
             await self.complete(state)
         return state
@@ -147,24 +155,17 @@ class Resumable:
             original_filename=record.original_filename, declared_type=record.declared_type,
             sha256=record.sha256, owner=record.owner)
 
-    async def owner_of(self, upload_id: str) -> tuple[str | None, bool]:
-        """Who created the upload (its file's owner once finished), and whether it is
-        finished; ``NotFound`` (or ``UploadGone``) when there is neither."""
-        try:
-            return (await self.get(upload_id)).owner, False
-        except NotFound:
-            return (await self.services.metadata.get(upload_id)).owner, True
-
     async def begin(self, upload_id: str, offset: int,
-                    checksum: tuple[str, bytes] | None) -> Append:
+                    checksum: tuple[str, bytes] | None, allow: Allow = None) -> Append:
         """Claim the upload's lease at ``offset`` (compare-and-set) and open its partial. A
         PATCH at the end of a completing or finished upload (a retried last PATCH) takes no
-        bytes: it finishes the completion, or finds it done."""
+        bytes: it finishes the completion, or finds it done. ``allow`` as for ``progress``."""
         try:
             state = await self.get(upload_id)
             finished = False
         except NotFound:
             state, finished = await self._finished_upload(upload_id), True
+        _check(allow, state.owner, finished)
         if state.offset != offset:
             raise UploadConflict(meta={"upload_offset": state.offset})
         if state.completing:
@@ -264,16 +265,18 @@ class Resumable:
         self.hashes.forget(state.id)
         return record
 
-    async def terminate(self, upload_id: str) -> None:
+    async def terminate(self, upload_id: str, allow: Allow = None) -> None:
         """Remove the upload: partial first, then the state. A finished upload is its file,
         and the termination extension covers completed uploads (tus 1.0.0): the file is
         deleted as ``DELETE /api/files/{id}`` deletes it (a completing one is finished first).
-        Raises ``NotFound`` when there is neither."""
+        Raises ``NotFound`` when there is neither. ``allow`` as for ``progress``."""
         try:
             state = await self.services.uploads.get_upload(upload_id)
         except NotFound:
-            await delete_file(self.services, upload_id)
+            await delete_file(self.services, upload_id,
+                              lambda record: _check(allow, record.owner, True))
             return
+        _check(allow, state.owner, bool(state.completing))
         if state.completing:
             await self.complete(state)
             await delete_file(self.services, upload_id)
@@ -310,3 +313,7 @@ class Resumable:
 async def _read(reader: BlobReader, start: int, end: int) -> bytes:
     return b"".join([chunk async for chunk in reader.iter_range(start, end)])
 
+
+def _check(allow: Allow, owner: str | None, finished: bool) -> None:
+    if allow is not None:
+        allow(owner, finished)

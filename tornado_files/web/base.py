@@ -188,9 +188,13 @@ class ApiHandler(RequestHandler):
 
     # -- JSON ---------------------------------------------------------------------------
     def write_json(self, payload: Any, status: int = 200) -> None:
+        self.write_json_text(compact_json(payload), status)
+
+    def write_json_text(self, text: str, status: int = 200) -> None:
+        """An answer already encoded (``compact_json``), e.g. assembled from parts."""
         self.set_status(status)
         self.set_header("Content-Type", JSON_TYPE)
-        self.finish(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+        self.finish(text)
 
     # -- the one error exit -------------------------------------------------------------
     async def cleanup(self) -> None:
@@ -325,6 +329,11 @@ class ApiHandler(RequestHandler):
         if self._cleaning:
             return False
         return self._cleanup_done or (edge.finished(self) and not self._connection_lost)
+
+
+def compact_json(payload: Any) -> str:
+    """How every JSON answer is written: UTF-8 as is, no spaces."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 def log_request(handler: RequestHandler) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import replace
 from typing import Any
@@ -18,7 +17,7 @@ from tornado_files.metadata.base import Precondition
 from tornado_files.models import FileRecord, utcnow
 from tornado_files.names import safe_filename
 from tornado_files.paging import bounded_page
-from tornado_files.web.base import ApiHandler
+from tornado_files.web.base import ApiHandler, compact_json
 from tornado_files.web.body import JsonBodyHandler
 from tornado_files.web.download import send_file
 
@@ -36,12 +35,11 @@ class FilesListHandler(ApiHandler):
         query = parse_list_query(args)
         private = self.services.config.auth.private_reads
         query = replace(query, owner=listing_owner(self.principal, query.owner, private))
-        resources, after = await bounded_page(self.services.metadata, query)
-        self.write_json({
-            "files": resources,
-            "next": next_url(self.request.path, args, query.sort, after)
-            if after is not None else None,
-        })
+        resources, after = await bounded_page(self.services.metadata, query, compact_json)
+        following = (next_url(self.request.path, args, query.sort, after)
+                     if after is not None else None)
+        self.write_json_text(
+            f'{{"files":[{",".join(resources)}],"next":{compact_json(following)}}}')
 
 
 class FileHandler(ApiHandler):
@@ -139,7 +137,7 @@ def if_match(header: str | None) -> Precondition | None:
 def resource_etag(record: FileRecord) -> str:
     """The ETag a GET of the file resource carries: Tornado's (a SHA-1 of the body), computed
     from the same JSON ``write_json`` sends."""
-    body = json.dumps(record.to_resource(), ensure_ascii=False, separators=(",", ":"))
+    body = compact_json(record.to_resource())
     return f'"{hashlib.sha1(body.encode("utf-8")).hexdigest()}"'  # noqa: S324 (not security)
 
 

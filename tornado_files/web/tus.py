@@ -7,6 +7,7 @@ of request: discovery (OPTIONS), creation (POST, maybe with the first chunk), th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from tornado_files import errors as e
 from tornado_files import tus_protocol as tus
@@ -37,12 +38,14 @@ class TusHandler(ApiHandler):
     def compute_etag(self) -> None:
         return None  # tus answers have no body; an ETag of nothing would make HEAD 304
 
-    async def check_creator(self, upload_id: str, scope: Scope = Scope.WRITE) -> None:
-        """Only the upload's creator (or an admin) may HEAD, PATCH or DELETE it; deleting a
-        finished one deletes a file, which needs ``delete`` too."""
-        owner, finished = await self.resumable.owner_of(upload_id)
-        check_owner(self.principal, owner, Scope.DELETE if finished and scope is Scope.DELETE
-                    else Scope.WRITE)
+    def creator_only(self, scope: Scope = Scope.WRITE) -> Callable[[str | None, bool], None]:
+        """The check ``Resumable`` runs on the upload it reads: only its creator (or an admin)
+        may HEAD, PATCH or DELETE it; deleting a finished one deletes a file, which needs
+        ``delete`` too."""
+        def allow(owner: str | None, finished: bool) -> None:
+            check_owner(self.principal, owner,
+                        Scope.DELETE if finished and scope is Scope.DELETE else Scope.WRITE)
+        return allow
 
     def respond(self, status: int, headers: dict[str, str]) -> None:
         """An answer with no body: the protocol's headers only (no Content-Type)."""
@@ -80,9 +83,9 @@ class TusBodyHandler(TusHandler, BodyHandler):
         return e.StalledAppend()
 
     async def start_append(self, upload_id: str, offset: int) -> None:
-        await self.check_creator(upload_id)
         checksum = tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
-        self.append = await self.resumable.begin(upload_id, offset, checksum)
+        self.append = await self.resumable.begin(upload_id, offset, checksum,
+                                                 self.creator_only())
 
     async def consume(self, chunk: bytes) -> None:
         if self.append is None:
@@ -209,16 +212,14 @@ class TusUploadHandler(TusHandler):
         # A finished upload is reported complete (a client whose last PATCH's answer was lost
         # learns it is done), but only once its file exists: a completing one is finished
         # first, and a failure there is the answer (503), never a premature "complete".
-        await self.check_creator(upload_id)
-        state = await self.resumable.progress(upload_id)
+        state = await self.resumable.progress(upload_id, self.creator_only())
         headers = {"Upload-Offset": str(state.offset), "Upload-Length": str(state.length)}
         if state.offset < state.length:
             headers["Upload-Expires"] = http_date(state.expires)
         self.respond(200, headers)
 
     async def delete(self, upload_id: str) -> None:
-        await self.check_creator(upload_id, Scope.DELETE)
-        await self.resumable.terminate(upload_id)
+        await self.resumable.terminate(upload_id, self.creator_only(Scope.DELETE))
         self.respond(204, {})
 
 
@@ -246,7 +247,7 @@ class TusPatchHandler(TusBodyHandler):
                 # The grant is checked again at completion: a credential that expired, or a
                 # principal that lost the upload, while a long PATCH ran cannot finish it.
                 self.principal = authorize(self.access, self.services.auth, self.request)
-                await self.check_creator(upload_id)
+                check_owner(self.principal, self.append.state.owner, Scope.WRITE)
             headers = await self.finish_append()
         except Exception as exc:
             await self.fail(exc)
