@@ -9,6 +9,10 @@ from typing import Any
 SORT_KEYS: tuple[str, ...] = ("added", "-added", "size", "-size", "filename", "-filename")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+# Derivative images (docs/media.md), in the order the resource lists them.
+DERIVATIVE_KINDS: tuple[str, ...] = ("thumbnail", "square_thumbnail", "fullsize")
+# A file's ``processing``: a job is due or running, it ran, it could not, or nothing applies.
+PROCESSING_STATES: tuple[str, ...] = ("pending", "done", "failed", "none")
 
 
 def utcnow() -> datetime:
@@ -50,6 +54,21 @@ class StoredBlob:
 
 
 @dataclass(frozen=True)
+class Derivative:
+    """A derivative image of a file, stored in the file's own blob store under ``key`` (a
+    generated key, like the file's): ``size`` bytes of ``media_type`` (``image/webp`` or
+    ``image/jpeg``), ``width`` by ``height`` pixels, hashed ``sha256`` (its ETag)."""
+
+    kind: str  # one of DERIVATIVE_KINDS
+    key: str
+    size: int
+    media_type: str
+    width: int
+    height: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class FileRecord:
     """One stored file's metadata: the source of the API's file resource."""
 
@@ -69,6 +88,12 @@ class FileRecord:
     owner: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The media job's state (PROCESSING_STATES); "pending" makes the record a due job.
+    processing: str = "none"
+    derivatives: tuple[Derivative, ...] = ()
+
+    def derivative(self, kind: str) -> Derivative | None:
+        return next((d for d in self.derivatives if d.kind == kind), None)
 
     def to_resource(self) -> dict[str, Any]:
         """The file resource of docs/api.md."""
@@ -92,11 +117,12 @@ class FileRecord:
             "modified": iso(self.modified),
             "data": self.data,
             "metadata": self.metadata,
+            "processing": self.processing,
+            "has_derivative_images": bool(self.derivatives),
             "file_urls": {
                 "original": content,
-                "thumbnail": None,
-                "square_thumbnail": None,
-                "fullsize": None,
+                **{kind: (f"{url}/derivatives/{kind}" if self.derivative(kind) else None)
+                   for kind in DERIVATIVE_KINDS},
             },
         }
 
@@ -115,6 +141,8 @@ class ListQuery:
     owner: str | None = None
     sha256: str | None = None
     data_equals: tuple[tuple[str, str], ...] = ()
+    processing: str | None = None  # one of PROCESSING_STATES
+    has_derivative_images: bool | None = None
     sort: str = "-added"
     limit: int = DEFAULT_LIMIT
     # Keyset cursor: the sort value and id of the last item of the previous page.
@@ -143,6 +171,17 @@ def position_of(record: FileRecord, sort: str) -> tuple[Any, str]:
     value: Any = {"added": record.added, "size": record.size,
                   "filename": record.filename}[sort.lstrip("-")]
     return value, record.id
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """A media job taken under a lease: the file's record as it was claimed, the lease's
+    ``token``, and ``attempt`` (1 for the first run; it counts every claim since the job was
+    queued, so a job whose worker keeps dying stops being retried)."""
+
+    record: FileRecord
+    token: str
+    attempt: int
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from tornado_files.models import BlobRef, FileRecord, Intent, ListQuery, Page, UploadState
+from tornado_files.models import (
+    BlobRef,
+    Derivative,
+    FileRecord,
+    Intent,
+    JobClaim,
+    ListQuery,
+    Page,
+    UploadState,
+)
 
 # Checks the current record inside an atomic change; raises to refuse it.
 Precondition = Callable[[FileRecord], None]
@@ -54,7 +63,8 @@ class MetadataStore(Protocol):
         ``precondition`` as for ``update``."""
 
     async def delete(self, file_id: str) -> FileRecord:
-        """Remove and return the record; raises ``NotFound``."""
+        """Remove and return the record (with its derivatives, whose blobs the caller then
+        removes); raises ``NotFound``."""
 
     async def list(self, query: ListQuery) -> Page:
         """Records matching every filter of ``query``, ordered by ``query.sort`` with the id
@@ -64,11 +74,13 @@ class MetadataStore(Protocol):
         ``filename`` → str."""
 
     async def has_blob(self, storage: str, key: str) -> bool:
-        """Whether a record points at blob ``key`` of that storage (one indexed lookup)."""
+        """Whether a record points at blob ``key`` of that storage, as its content or as one
+        of its derivatives (indexed lookups)."""
 
     async def referenced_blobs(self, storage: str, keys: Sequence[str]) -> set[str]:
-        """Those of ``keys`` that a record of that storage points at. One query per call
-        (``keys`` is a page of a blob store listing), memory bounded by ``len(keys)``."""
+        """Those of ``keys`` that a record of that storage points at, as content or as a
+        derivative. Bounded queries per call (``keys`` is a page of a blob store listing),
+        memory bounded by ``len(keys)``."""
 
     async def blob_refs_page(self, storage: str, after: str | None, limit: int
                              ) -> builtins.list[BlobRef]:
@@ -153,3 +165,45 @@ class IntentJournal(Protocol):
         """Intents created before ``before``, oldest first (ties by store, then key),
         strictly after ``after`` in that order (from the start when None), at most ``limit``:
         a caller pages through any number of them in bounded memory."""
+
+
+class JobQueue(Protocol):
+    """Media jobs (docs/media.md), kept on the file records themselves: a record inserted or
+    requeued with ``processing == "pending"`` is a due job, so a job exists exactly when its
+    file does and is gone with it. Jobs are claimed under a lease (as tus PATCHes are): any
+    process sharing the store runs any job, and one whose process died is claimed again once
+    its lease ran out. Backends raise ``BackendUnavailable`` for driver failures."""
+
+    async def startup(self) -> None:
+        """Create what the queue needs (indexes)."""
+
+    async def claim_job(self, token: str, until: datetime, now: datetime) -> JobClaim | None:
+        """Atomically take the lease (``token`` until ``until``) of one pending file whose job
+        is due (its due time ≤ ``now``) and holds no unexpired lease, the earliest due first;
+        counts the attempt. None when no job is due."""
+
+    async def renew_job(self, file_id: str, token: str, until: datetime) -> bool:
+        """Extend the lease iff ``token`` still holds it (False: requeued, or the file is
+        gone)."""
+
+    async def finish_job(self, file_id: str, token: str, *, processing: str,
+                         metadata: dict[str, Any], derivatives: Sequence[Derivative]
+                         ) -> tuple[FileRecord, tuple[Derivative, ...]] | None:
+        """Iff ``token`` holds the lease: set ``processing`` ("done" or "failed"),
+        ``metadata`` and ``derivatives`` (replacing the old ones) and release the lease, in
+        one atomic change. Returns the new record and the derivatives it replaced (whose
+        blobs the caller removes), or None when the lease was lost or the file is gone (the
+        caller removes the blobs it wrote). ``modified`` is not changed: it tracks the
+        client's changes."""
+
+    async def retry_job(self, file_id: str, token: str, due: datetime) -> bool:
+        """Iff ``token`` holds the lease: release it and make the job due again at ``due``
+        (a transient failure, retried with back-off). False when the lease was lost."""
+
+    async def requeue_job(self, file_id: str, now: datetime) -> FileRecord:
+        """Make the file's job pending and due at ``now`` with no attempt counted, dropping
+        any lease (a job still running under it cannot finish). Metadata and derivatives stay
+        until the new run replaces them. Returns the record; raises ``NotFound``."""
+
+    async def count_jobs(self, limit: int) -> int:
+        """Pending jobs, counting at most ``limit`` (bounded work)."""
