@@ -16,6 +16,8 @@ from typing import Any
 
 from tornado_files.auth.settings import KEYS as AUTH_KEYS
 from tornado_files.auth.settings import AuthSettings, check_bind, parse_auth
+from tornado_files.processing.settings import KEY as MEDIA_KEY
+from tornado_files.processing.settings import MediaSettings, parse_media
 from tornado_files.tables import table
 
 KIB = 1024
@@ -96,6 +98,8 @@ class RouteConfig:
     max_files: int | None = None
     allowed_mime_types: tuple[str, ...] = ()
     storage: str | None = None
+    # False: files uploaded here get no media job (docs/media.md).
+    derivatives: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ class Config:
     min_free_space: int = 256 * MIB
     # Tokens, JWT, signed links, private_reads (auth/settings.py): empty means open.
     auth: AuthSettings = field(default_factory=AuthSettings)
+    # Media jobs: derivative images and extracted metadata ([derivatives]).
+    media: MediaSettings = field(default_factory=MediaSettings)
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -182,7 +188,7 @@ _SCALARS: dict[str, Any] = {
     "min_free_space": parse_size,
 }
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
-               "storage"}
+               "storage", "derivatives"}
 _FUTURE_KEYS = {
     "processes": "--processes is not available yet",
 }
@@ -268,6 +274,9 @@ def _route(raw: object, index: int, default_storage: str) -> RouteConfig:
         isinstance(m, str) and _MIME_RE.match(m) for m in mimes
     ):
         raise ConfigError(f"{where}.allowed_mime_types: expected a list like [\"image/png\"]")
+    derivatives = raw.get("derivatives", True)
+    if not isinstance(derivatives, bool):
+        raise ConfigError(f"{where}.derivatives: expected true or false, got {derivatives!r}")
     storage = raw.get("storage", default_storage)
     if storage not in STORAGE_KINDS:
         raise ConfigError(f"{where}.storage: {storage!r} is not one of {list(STORAGE_KINDS)}")
@@ -278,6 +287,7 @@ def _route(raw: object, index: int, default_storage: str) -> RouteConfig:
         max_files=max_files,
         allowed_mime_types=tuple(mimes),
         storage=storage,
+        derivatives=derivatives,
     )
 
 
@@ -292,7 +302,7 @@ def build_config(
     for key, message in _FUTURE_KEYS.items():
         if key in merged:
             raise ConfigError(message)
-    known = set(_SCALARS) | {"routes", "cors_origins"} | set(AUTH_KEYS)
+    known = set(_SCALARS) | {"routes", "cors_origins", MEDIA_KEY} | set(AUTH_KEYS)
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
@@ -308,9 +318,10 @@ def build_config(
                           f"{format_size(MAX_SNIFF_BYTES)}")
     try:
         auth = parse_auth(merged)
+        media = parse_media(merged.get(MEDIA_KEY), parse_size)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    config = replace(Config(), **values, config_file=config_file, auth=auth)
+    config = replace(Config(), **values, config_file=config_file, auth=auth, media=media)
     if config.storage not in STORAGE_KINDS:
         raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
     _check_mongo(config)
