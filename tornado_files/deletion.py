@@ -21,11 +21,24 @@ async def delete_file(services: Services, file_id: str,
     found = await services.metadata.get(file_id)
     if allow is not None:
         allow(found)
-    await services.intents.add_intent(found.blob_key, found.storage, utcnow())
+    for key in _keys(found):
+        await services.intents.add_intent(key, found.storage, utcnow())
     record = await services.metadata.delete(file_id)
+    # Derivatives made between the read and the delete (a media job finishing) are in the
+    # deleted record: journalled too before their blobs go.
+    keys = _keys(record)
     try:
-        await services.blob_store(record.storage).delete(record.blob_key)
-        await services.intents.clear_intents(record.storage, [record.blob_key])
+        for key in set(keys) - set(_keys(found)):
+            await services.intents.add_intent(key, record.storage, utcnow())
+        store = services.blob_store(record.storage)
+        for key in keys:
+            await store.delete(key)
+        await services.intents.clear_intents(record.storage, list({*keys, *_keys(found)}))
     except Exception:
-        log.exception("blob %s of deleted file %s: removal not finished; the sweeper "
-                      "finishes it", record.blob_key, file_id)
+        log.exception("blobs %s of deleted file %s: removal not finished; the sweeper "
+                      "finishes it", keys, file_id)
+
+
+def _keys(record: FileRecord) -> list[str]:
+    """The record's content blob first, then its derivatives'."""
+    return [record.blob_key, *(d.key for d in record.derivatives)]

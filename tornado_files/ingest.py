@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tornado_files.blocking import Lane
+from tornado_files.media.kinds import media_kind
 from tornado_files.models import FileRecord, StoredBlob, utcnow
 from tornado_files.names import safe_filename
 from tornado_files.sniff import Sniffed, Sniffer
@@ -54,16 +55,20 @@ class FileOrigin:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def build_record(origin: FileOrigin, facts: FileFacts, blob: StoredBlob) -> FileRecord:
-    """The file record of an upload, whichever protocol brought it."""
+def build_record(origin: FileOrigin, facts: FileFacts, blob: StoredBlob, *,
+                 derive: bool = True) -> FileRecord:
+    """The file record of an upload, whichever protocol brought it. With ``derive`` (the
+    route's ``derivatives``) a media type gets a media job: ``processing`` "pending"."""
     now = utcnow()
+    mime_type = facts.sniffed.mime_type
+    processing = "pending" if derive and media_kind(mime_type) is not None else "none"
     return FileRecord(
         id=origin.id, filename=safe_filename(origin.original_filename),
         original_filename=origin.original_filename, size=facts.size,
         mime_type=facts.sniffed.mime_type, declared_type=origin.declared_type,
         type_os=facts.sniffed.type_os, sha256=facts.sha256, route=origin.route,
         storage=origin.storage, blob_key=blob.key, added=now, modified=now,
-        owner=origin.owner, data=origin.data)
+        owner=origin.owner, data=origin.data, processing=processing)
 
 
 class FileIngest:

@@ -28,10 +28,13 @@ class UploadPolicy:
     max_files: int = DEFAULT_MAX_FILES
     allowed_mime_types: tuple[str, ...] = ()
     storage: str = "disk"
+    # Files uploaded here get a media job (docs/media.md).
+    derivatives: bool = True
 
     @classmethod
     def from_route(cls, route: RouteConfig, default_storage: str,
-                   default_max_files: int = DEFAULT_MAX_FILES) -> UploadPolicy:
+                   default_max_files: int = DEFAULT_MAX_FILES,
+                   media_enabled: bool = True) -> UploadPolicy:
         file_cap = route.max_file_size
         return cls(
             path=route.path,
@@ -40,6 +43,7 @@ class UploadPolicy:
             max_files=route.max_files or default_max_files,
             allowed_mime_types=route.allowed_mime_types,
             storage=route.storage or default_storage,
+            derivatives=route.derivatives and media_enabled,
         )
 
     def precheck(self, declared: int | None) -> None:
@@ -88,5 +92,6 @@ class UploadPolicy:
 
 def build_policies(config: Config) -> tuple[UploadPolicy, ...]:
     """Every route's policy, the default route first."""
-    return tuple(UploadPolicy.from_route(r, config.storage, config.max_files)
+    return tuple(UploadPolicy.from_route(r, config.storage, config.max_files,
+                                         config.media.enabled)
                  for r in config.all_routes())

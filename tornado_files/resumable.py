@@ -245,6 +245,13 @@ class Resumable:
             await reader.close()
         return hasher.hexdigest()
 
+    def _derives(self, route: str) -> bool:
+        """Whether the upload's route gives its files media jobs (a route removed from the
+        configuration since the upload began: the default's setting)."""
+        policies = self.services.policies
+        return next((p.derivatives for p in policies if p.path == route),
+                    policies[0].derivatives)
+
     async def complete(self, state: UploadState) -> FileRecord:
         """Drive a completing upload to its file; every step is idempotent, so any number of
         callers may run this at once or again after a crash."""
@@ -256,11 +263,13 @@ class Resumable:
                             storage=state.storage, owner=state.owner, data=state.data)
         facts = FileFacts(state.length, state.sha256,
                           Sniffed(state.mime_type, state.type_os or ""))
-        record = build_record(origin, facts, blob)
+        record = build_record(origin, facts, blob, derive=self._derives(state.route))
         try:
             await self.services.metadata.insert_many([record])
         except DuplicateKey:
             record = await self.services.metadata.get(state.id)  # another caller was first
+        if record.processing == "pending":
+            self.services.job_signals.queued()
         await self.services.uploads.delete_upload(state.id)
         self.hashes.forget(state.id)
         return record

@@ -1,21 +1,44 @@
-"""File content: streamed with bounded memory, Range and conditional requests (docs/api.md)."""
+"""File content and derivative images: streamed with bounded memory, Range and conditional
+requests (docs/api.md, docs/media.md)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from tornado.iostream import StreamClosedError
 
 from tornado_files import errors as e
 from tornado_files.auth.principal import Scope
 from tornado_files.auth.rules import check_read
+from tornado_files.models import DERIVATIVE_KINDS
 from tornado_files.names import content_disposition, inline_allowed
 from tornado_files.ranges import decide, http_date, strong_etag
 from tornado_files.sniff import media_type_with_charset
 from tornado_files.web.base import ApiHandler
 
+# Derivatives are replaced only when a file is processed again: browsers may keep them an
+# hour without asking (a listing page shows many); ``private`` as they follow the file's
+# access rules.
+DERIVATIVE_CACHE_CONTROL = "private, max-age=3600"
+
+
+@dataclass(frozen=True)
+class Blob:
+    """What a response needs to know about the stored bytes it sends."""
+
+    storage: str
+    key: str
+    size: int
+    sha256: str
+    last_modified: datetime
+    media_type: str
+    disposition: str
+    cache_control: str | None = None
+
 
 async def send_file(handler: ApiHandler, file_id: str) -> None:
-    """Decide (pure, ``ranges.decide``), then render: headers, then the bytes in chunks, each
-    flushed before the next is read so memory stays bounded whatever the size."""
+    """The content of a file, ``disposition`` (``attachment`` or ``inline``) as asked."""
     services = handler.services
     record = await services.metadata.get(file_id)
     check_read(handler.principal, record.owner, services.config.auth.private_reads)
@@ -23,25 +46,35 @@ async def send_file(handler: ApiHandler, file_id: str) -> None:
     if disposition not in ("attachment", "inline"):
         raise e.InvalidParameter(detail="disposition must be 'attachment' or 'inline'",
                                  meta={"parameter": "disposition"})
-    reader = await services.blob_store(record.storage).open_reader(record.blob_key)
+    inline = disposition == "inline" and inline_allowed(record.mime_type)
+    await send_blob(handler, Blob(
+        record.storage, record.blob_key, record.size, record.sha256, record.added,
+        media_type_with_charset(record.mime_type, record.type_os),
+        content_disposition(record.filename, inline)))
+
+
+async def send_blob(handler: ApiHandler, blob: Blob) -> None:
+    """Decide (pure, ``ranges.decide``), then render: headers, then the bytes in chunks, each
+    flushed before the next is read so memory stays bounded whatever the size."""
+    reader = await handler.services.blob_store(blob.storage).open_reader(blob.key)
     try:
-        etag = strong_etag(record.sha256)
-        decision = decide(handler.request.method or "GET", record.size, etag, record.added,
+        etag = strong_etag(blob.sha256)
+        decision = decide(handler.request.method or "GET", blob.size, etag, blob.last_modified,
                           handler.request.headers)
         if decision.status == 416:
-            raise e.RangeNotSatisfiable(meta={"size": record.size})
+            raise e.RangeNotSatisfiable(meta={"size": blob.size})
         handler.set_status(decision.status)
         handler.set_header("ETag", etag)
-        handler.set_header("Last-Modified", http_date(record.added))
+        handler.set_header("Last-Modified", http_date(blob.last_modified))
         handler.set_header("Accept-Ranges", "bytes")
+        if blob.cache_control is not None:
+            handler.set_header("Cache-Control", blob.cache_control)
         if decision.status == 304:
             handler.finish()
             return
-        inline = disposition == "inline" and inline_allowed(record.mime_type)
-        media_type = media_type_with_charset(record.mime_type, record.type_os)
-        handler.set_header("Content-Type", media_type)
+        handler.set_header("Content-Type", blob.media_type)
         handler.set_header("X-Content-Type-Options", "nosniff")
-        handler.set_header("Content-Disposition", content_disposition(record.filename, inline))
+        handler.set_header("Content-Disposition", blob.disposition)
         for name, value in decision.headers.items():
             handler.set_header(name, value)
         if handler.request.method == "HEAD":
@@ -65,3 +98,27 @@ class ContentHandler(ApiHandler):
 
     async def get(self, file_id: str) -> None:
         await send_file(self, file_id)
+
+
+class DerivativeHandler(ApiHandler):
+    """``/api/files/{id}/derivatives/{kind}``: GET and HEAD of a derivative image, inline,
+    under the file's read rules; 404 for an unknown kind or one not made (yet)."""
+
+    access = {"GET": Scope.READ}
+
+    async def get(self, file_id: str, kind: str) -> None:
+        services = self.services
+        record = await services.metadata.get(file_id)
+        check_read(self.principal, record.owner, services.config.auth.private_reads)
+        derivative = record.derivative(kind) if kind in DERIVATIVE_KINDS else None
+        if derivative is None:
+            raise e.NotFound(detail=f"This file has no {kind} derivative"
+                             if kind in DERIVATIVE_KINDS else
+                             f"Derivatives are {', '.join(DERIVATIVE_KINDS)}")
+        extension = "webp" if derivative.media_type == "image/webp" else "jpg"
+        stem = record.filename.rsplit(".", 1)[0] or "file"
+        await send_blob(self, Blob(
+            record.storage, derivative.key, derivative.size, derivative.sha256, record.modified,
+            derivative.media_type,
+            content_disposition(f"{stem}-{kind}.{extension}", inline=True),
+            DERIVATIVE_CACHE_CONTROL))

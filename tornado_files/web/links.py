@@ -18,7 +18,7 @@ from tornado_files.auth.links import LinkSigner
 from tornado_files.auth.principal import Principal, Scope
 from tornado_files.auth.rules import check_read
 from tornado_files.jsondata import check_data_keys, check_data_size
-from tornado_files.models import iso
+from tornado_files.models import DERIVATIVE_KINDS, iso
 from tornado_files.numbers import whole
 from tornado_files.policy import UploadPolicy
 from tornado_files.web.body import JsonBodyHandler
@@ -56,9 +56,9 @@ class LinkHandler(JsonBodyHandler):
 
 
 class FileLinksHandler(LinkHandler):
-    """``POST /api/files/{id}/links`` ``{"expires_in": s, "disposition": …}`` → 201
-    ``{"url", "expires"}``: GET and HEAD of the content (Range too) for anyone holding it.
-    Needs ``read`` on that file."""
+    """``POST /api/files/{id}/links`` ``{"expires_in": s, "disposition": …, "derivative":
+    kind}`` → 201 ``{"url", "expires"}``: GET and HEAD of the content (Range too), or of the
+    named derivative image, for anyone holding it. Needs ``read`` on that file."""
 
     access = {"POST": Scope.READ}
 
@@ -66,16 +66,26 @@ class FileLinksHandler(LinkHandler):
         if self.failed:
             return
         body = self.json_object()
-        _known(body, {"expires_in", "disposition"})
+        _known(body, {"expires_in", "disposition", "derivative"})
         disposition = body.get("disposition", "attachment")
         if disposition not in ("attachment", "inline"):
             raise e.InvalidParameter(detail="disposition must be 'attachment' or 'inline'",
                                      meta={"parameter": "disposition"})
+        derivative = body.get("derivative")
+        if derivative is not None and derivative not in DERIVATIVE_KINDS:
+            raise e.InvalidParameter(
+                detail=f"derivative must be one of {', '.join(DERIVATIVE_KINDS)}",
+                meta={"parameter": "derivative"})
         expires = self.expiry(body)
         record = await self.services.metadata.get(file_id)
         check_read(self.principal, record.owner, self.services.config.auth.private_reads)
-        path = f"/api/files/{file_id}/content"
-        params = {"disposition": disposition} if disposition == "inline" else {}
+        if derivative is not None:
+            # A link to a derivative not made yet is fine: it works once the job ran.
+            path = f"/api/files/{file_id}/derivatives/{derivative}"
+            params = {}
+        else:
+            path = f"/api/files/{file_id}/content"
+            params = {"disposition": disposition} if disposition == "inline" else {}
         self.answer(path, self.signer().sign("GET", path, params, expires), expires)
 
 

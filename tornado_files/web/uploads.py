@@ -12,6 +12,7 @@ from tornado_files.models import FileRecord
 from tornado_files.multipart import MultipartBridge
 from tornado_files.names import raw_upload_filename
 from tornado_files.policy import UploadPolicy
+from tornado_files.processing.prefer import preferred_wait, wait_for_jobs
 from tornado_files.session import DEFAULT_DECLARED_TYPE, FilePart, UploadSession
 from tornado_files.web import edge
 from tornado_files.web.body import BodyHandler
@@ -148,6 +149,11 @@ class UploadHandler(BodyHandler):
         except Exception as exc:
             await self.fail(exc)
             return
+        if any(r.processing == "pending" for r in records):
+            self.services.job_signals.queued()
+            # Prefer: wait (RFC 7240): the 201 may carry the derivatives' URLs.
+            records = await wait_for_jobs(self.services, records,
+                                          preferred_wait(self.request.headers))
         if single:
             self.set_header("Location", f"/api/files/{records[0].id}")
             self.write_json(records[0].to_resource(), status=201)
@@ -159,4 +165,4 @@ class UploadHandler(BodyHandler):
         assert part.blob is not None
         data = {**data, **self.link_data}
         origin = part.origin(self.policy.path, self.policy.storage, data, self.principal.name)
-        return build_record(origin, part.facts, part.blob)
+        return build_record(origin, part.facts, part.blob, derive=self.policy.derivatives)
