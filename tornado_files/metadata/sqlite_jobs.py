@@ -25,11 +25,13 @@ from tornado_files.metadata.sqlite_rows import (
 )
 from tornado_files.models import Derivative, FileRecord, JobClaim, to_micros
 
-# ``processing = 'pending'`` is written out (not a parameter) so the partial index applies.
-_CLAIM = (
+# ``processing = 'pending'`` is written out (not a parameter) so the partial index applies;
+# INDEXED BY, since without statistics the planner prefers files_processing and a sort.
+CLAIM_SQL = (
     "UPDATE files SET job_token = ?, job_until_us = ?, job_due_us = ?,"
     " job_attempts = job_attempts + 1 WHERE id = ("
-    " SELECT id FROM files WHERE processing = 'pending' AND job_due_us <= ?"
+    " SELECT id FROM files INDEXED BY files_jobs_due"
+    " WHERE processing = 'pending' AND job_due_us <= ?"
     " AND (job_until_us IS NULL OR job_until_us < ?) ORDER BY job_due_us, id LIMIT 1)"
     " RETURNING *")
 _FINISHED = ("done", "failed")
@@ -47,7 +49,7 @@ class SqliteJobQueue:
     async def claim_job(self, token: str, until: datetime, now: datetime) -> JobClaim | None:
         lease, moment = to_micros(until), to_micros(now)
         row = await self._run(lambda db: db.execute(
-            _CLAIM, (token, lease, lease, moment, moment)).fetchone())
+            CLAIM_SQL, (token, lease, lease, moment, moment)).fetchone())
         if row is None:
             return None
         return JobClaim(record_of(row), token, row["job_attempts"])
