@@ -171,6 +171,10 @@ async def test_mongo_documents_from_before_media_jobs_read_as_none(standin):
     await store.startup()
     await jobs.startup()
     try:
+        indexes = {tuple(ix["key"]): ix async for ix in await db["files"].list_indexes()}
+        assert ("storage", "derivatives.key") in indexes
+        assert indexes[("job.due_us", "_id")]["partialFilterExpression"] == {
+            "processing": "pending"}
         legacy: Document = document_of(record(1))
         for name in ("processing", "derivatives", "job"):
             del legacy[name]

@@ -2,8 +2,8 @@
 
 One connection, used only from the offload pool and serialised by a lock: SQLite allows one
 writer at a time anyway, and a single connection keeps WAL readers and the writer in one
-place. Times are stored as integer microseconds (exact ordering); ``data`` and ``metadata``
-as JSON text.
+place. Times are stored as integer microseconds (exact ordering); ``data``, ``metadata`` and
+``derivatives`` as JSON text (rows ↔ records: ``sqlite_rows``; media jobs: ``sqlite_jobs``).
 """
 
 from __future__ import annotations
