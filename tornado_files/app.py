@@ -19,10 +19,11 @@ from tornado_files.auth.links import LinkSigner
 from tornado_files.auth.tokens import TokenTable
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
-from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
+from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
 from tornado_files.metadata.headroom import Headroom
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_intents import SqliteIntentJournal
+from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
 from tornado_files.models import utcnow
 from tornado_files.policy import build_policies
@@ -72,14 +73,16 @@ def build_services(config: Config) -> Services:
     metadata: MetadataStore
     uploads: UploadStateStore
     intents: IntentJournal
+    jobs: JobQueue
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        metadata, uploads, intents, closers = _add_mongodb(config.mongodb_uri, config,
-                                                           blob_stores)
+        metadata, uploads, intents, jobs, closers = _add_mongodb(config.mongodb_uri, config,
+                                                                 blob_stores)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload,
                                      Headroom(data_dir / "metadata.sqlite3-headroom"))
         metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
+        jobs = SqliteJobQueue(sqlite)
     return Services(
         config=config,
         policies=build_policies(config),
@@ -89,6 +92,7 @@ def build_services(config: Config) -> Services:
         offload=offload,
         uploads=uploads,
         intents=intents,
+        jobs=jobs,
         auth=build_authenticator(config),
         closers=closers,
     )
@@ -104,12 +108,13 @@ def build_authenticator(config: Config) -> Authenticator:
 
 def _add_mongodb(
     uri: str, config: Config, blob_stores: dict[str, BlobStore],
-) -> tuple[MetadataStore, UploadStateStore, IntentJournal,
+) -> tuple[MetadataStore, UploadStateStore, IntentJournal, JobQueue,
            tuple[Callable[[], Awaitable[None]], ...]]:
     """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
     embedded default never loads it (about 10 MiB of resident memory less)."""
     from tornado_files.metadata.mongo import MongoMetadataStore
     from tornado_files.metadata.mongo_intents import MongoIntentJournal
+    from tornado_files.metadata.mongo_jobs import MongoJobQueue
     from tornado_files.metadata.mongo_uploads import MongoUploadStore
     from tornado_files.mongo import database_of, make_client
     from tornado_files.storage.gridfs import GridFSBlobStore
@@ -118,7 +123,8 @@ def _add_mongodb(
     db = database_of(client)
     gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
     blob_stores["gridfs"] = gridfs
-    return MongoMetadataStore(db), MongoUploadStore(db), MongoIntentJournal(db), (client.close,)
+    return (MongoMetadataStore(db), MongoUploadStore(db), MongoIntentJournal(db),
+            MongoJobQueue(db), (client.close,))
 
 
 def build_sweeper(services: Services, clock: Callable[[], datetime] = utcnow) -> Sweeper:

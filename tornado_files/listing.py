@@ -11,13 +11,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tornado_files.errors import InvalidParameter
-from tornado_files.models import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS, ListQuery
+from tornado_files.models import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    PROCESSING_STATES,
+    SORT_KEYS,
+    ListQuery,
+)
 from tornado_files.numbers import MAX_INT64, whole
 
 _STRINGS = ("mime_type", "filename", "route", "owner", "sha256")
 _SIZES = ("size_greater_than", "size_less_than")
 _DATES = ("added_since", "modified_since")
-_KNOWN = {*_STRINGS, *_SIZES, *_DATES, "sort", "limit", "cursor"}
+_KNOWN = {*_STRINGS, *_SIZES, *_DATES, "sort", "limit", "cursor", "processing",
+          "has_derivative_images"}
+_BOOLEANS = {"true": True, "false": False}
 
 
 def _bad(name: str, detail: str) -> InvalidParameter:
@@ -56,6 +64,19 @@ def _limit(value: str) -> int:
     if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise _bad("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return limit
+
+
+def _processing(value: str) -> str:
+    if value not in PROCESSING_STATES:
+        raise _bad("processing", f"processing must be one of {', '.join(PROCESSING_STATES)}")
+    return value
+
+
+def _boolean(name: str, value: str) -> bool:
+    """``true`` or ``false``, exactly (as the resource shows them)."""
+    if value not in _BOOLEANS:
+        raise _bad(name, f"{name} must be true or false")
+    return _BOOLEANS[value]
 
 
 def encode_cursor(sort: str, after: tuple[Any, str]) -> str:
@@ -135,6 +156,11 @@ def parse_list_query(args: Mapping[str, Sequence[str]]) -> ListQuery:
     filters: dict[str, Any] = {name: values[name] for name in _STRINGS if name in values}
     filters.update({name: _size(name, values[name]) for name in _SIZES if name in values})
     filters.update({name: parse_when(name, values[name]) for name in _DATES if name in values})
+    if "processing" in values:
+        filters["processing"] = _processing(values["processing"])
+    if "has_derivative_images" in values:
+        filters["has_derivative_images"] = _boolean("has_derivative_images",
+                                                    values["has_derivative_images"])
     return ListQuery(
         **filters,
         data_equals=tuple(sorted((k[5:], v) for k, v in values.items() if k.startswith("data."))),

@@ -14,7 +14,7 @@ from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
 from tornado_files.ingest import HashCache
-from tornado_files.metadata.base import IntentJournal, MetadataStore, UploadStateStore
+from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, PartialBlobStore, partial_store
@@ -42,6 +42,8 @@ class Services:
     # Which blobs may exist without a record (metadata/base.py ``IntentJournal``): add an
     # intent before a blob's first byte or before a delete, clear it when settled.
     intents: IntentJournal
+    # Media jobs (metadata/base.py ``JobQueue``), kept on the file records.
+    jobs: JobQueue
     # Who is asking (tokens, JWT, signed links; open when none is configured).
     auth: Authenticator
     # The running sha256 of resumable uploads, shared by every handler and the sweeper.
@@ -64,6 +66,7 @@ class Services:
 
     async def startup(self) -> None:
         await self.metadata.startup()
+        await self.jobs.startup()
         await self.uploads.startup()
         await self.intents.startup()
         # Before a store creates its folders: an absent or foreign one is refused, not

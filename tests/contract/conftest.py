@@ -12,6 +12,10 @@ from tornado.ioloop import IOLoop
 from tests.contract.stores import GRIDFS_CHUNK, DiskProbe, GridFSProbe
 from tests.mongo_support import STACKS, fresh_database
 from tornado_files.blocking import Offload
+from tornado_files.metadata.mongo import MongoMetadataStore
+from tornado_files.metadata.mongo_jobs import MongoJobQueue
+from tornado_files.metadata.sqlite import SqliteMetadataStore
+from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
 from tornado_files.mongo import database_of, make_client
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.storage.gridfs import GridFSBlobStore
@@ -69,3 +73,26 @@ def disk(tmp_path: Path, offload: Offload, io_loop: IOLoop) -> tuple[Any, DiskPr
 def gridfs(request: pytest.FixtureRequest, io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
     """The GridFS store alone, for what only chunk documents show."""
     yield from _gridfs(request, io_loop)
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+def media(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
+          io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
+    """A started metadata store and its job queue, on every metadata backend (the stand-in
+    for MongoDB, a database of its own per test)."""
+    if request.param == "sqlite":
+        sqlite = SqliteMetadataStore(tmp_path / "meta.sqlite3", offload)
+        jobs: Any = SqliteJobQueue(sqlite)
+        io_loop.run_sync(sqlite.startup)
+        io_loop.run_sync(jobs.startup)
+        yield sqlite, jobs
+        io_loop.run_sync(sqlite.close)
+        return
+    client = make_client(request.getfixturevalue("standin").uri(fresh_database()))
+    db = database_of(client)
+    mongo, jobs = MongoMetadataStore(db), MongoJobQueue(db)
+    io_loop.run_sync(mongo.startup)
+    io_loop.run_sync(jobs.startup)
+    yield mongo, jobs
+    io_loop.run_sync(lambda: client.drop_database(db.name))
+    io_loop.run_sync(client.close)

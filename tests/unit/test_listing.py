@@ -83,3 +83,42 @@ def test_next_url_keeps_parameters_and_replaces_the_cursor():
     assert query["sort"] == ["size"]
     assert query["filename"] == ["a b"]
     assert parse(sort="size", cursor=query["cursor"][0]).after == (5, "id1")
+
+
+@pytest.mark.parametrize("state", ["pending", "done", "failed", "none"])
+def test_processing_is_one_of_the_states(state):
+    assert parse(processing=state) == ListQuery(processing=state)
+
+
+@pytest.mark.parametrize(("value", "wanted"), [("true", True), ("false", False)])
+def test_has_derivative_images_is_a_boolean(value, wanted):
+    assert parse(has_derivative_images=value) == ListQuery(has_derivative_images=wanted)
+
+
+@pytest.mark.parametrize("params", [
+    {"processing": "Pending"}, {"processing": ""}, {"processing": "running"},
+    {"has_derivative_images": "1"}, {"has_derivative_images": "True"},
+    {"has_derivative_images": "yes"}, {"has_derivative_images": ""},
+])
+def test_invalid_media_filters_name_their_parameter(params):
+    with pytest.raises(InvalidParameter) as caught:
+        parse(**params)
+    assert caught.value.meta["parameter"] == next(iter(params))
+
+
+def test_media_filters_combine_with_the_others_and_a_cursor():
+    query = parse(processing="done", has_derivative_images="false", mime_type="image/*",
+                  sort="size", cursor=encode_cursor("size", (5, "f" * 32)))
+    assert query == ListQuery(processing="done", has_derivative_images=False,
+                              mime_type="image/*", sort="size", after=(5, "f" * 32))
+
+
+def test_next_url_keeps_the_media_filters():
+    args = {"processing": ["failed"], "has_derivative_images": ["true"], "cursor": ["old"]}
+    moment = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    query = parse_qs(urlparse(next_url("/api/files", args, "-added", (moment, "id1"))).query)
+    assert query["processing"] == ["failed"]
+    assert query["has_derivative_images"] == ["true"]
+    followed = parse_list_query({k: v for k, v in query.items()})
+    assert (followed.processing, followed.has_derivative_images) == ("failed", True)
+    assert followed.after == (moment, "id1")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,7 +20,8 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from tornado_files.errors import BackendUnavailable, DuplicateKey, NotFound
 from tornado_files.metadata.base import Precondition
-from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
+from tornado_files.metadata.mongo_docs import document_of, filters, record_of, referenced_keys
+from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, to_micros
 from tornado_files.mongo import Document, driver_errors
 
 log = logging.getLogger("tornado_files.metadata.mongo")
@@ -30,60 +30,6 @@ _BATCH = 200
 _DUPLICATE_KEY = 11000  # MongoDB's error code
 # A conditional change re-reads a record that changed under it at most this often.
 _CAS_TRIES = 20
-
-
-def _document(record: FileRecord) -> Document:
-    return {
-        "_id": record.id, "filename": record.filename,
-        "original_filename": record.original_filename, "size": record.size,
-        "mime_type": record.mime_type, "declared_type": record.declared_type,
-        "type_os": record.type_os, "sha256": record.sha256, "route": record.route,
-        "storage": record.storage, "blob_key": record.blob_key, "owner": record.owner,
-        "added": record.added, "added_us": to_micros(record.added),
-        "modified": record.modified, "modified_us": to_micros(record.modified),
-        "data": record.data, "metadata": record.metadata,
-    }
-
-
-def _record(doc: Document) -> FileRecord:
-    return FileRecord(
-        id=doc["_id"], filename=doc["filename"], original_filename=doc["original_filename"],
-        size=doc["size"], mime_type=doc["mime_type"], declared_type=doc["declared_type"],
-        type_os=doc["type_os"], sha256=doc["sha256"], route=doc["route"],
-        storage=doc["storage"], blob_key=doc["blob_key"], owner=doc.get("owner"),
-        added=from_micros(doc["added_us"]), modified=from_micros(doc["modified_us"]),
-        data=doc.get("data") or {}, metadata=doc.get("metadata") or {},
-    )
-
-
-def _filters(query: ListQuery) -> Document:
-    where: Document = {}
-    if query.mime_type is not None:
-        if query.mime_type.endswith("/*"):
-            where["mime_type"] = {"$regex": "^" + re.escape(query.mime_type[:-1])}
-        else:
-            where["mime_type"] = query.mime_type
-    for name in ("route", "owner", "sha256"):
-        value = getattr(query, name)
-        if value is not None:
-            where[name] = value
-    size: Document = {}
-    if query.size_greater_than is not None:
-        size["$gt"] = query.size_greater_than
-    if query.size_less_than is not None:
-        size["$lt"] = query.size_less_than
-    if size:
-        where["size"] = size
-    if query.added_since is not None:
-        where["added_us"] = {"$gte": to_micros(query.added_since)}
-    if query.modified_since is not None:
-        where["modified_us"] = {"$gte": to_micros(query.modified_since)}
-    if query.filename is not None:
-        where["filename"] = {"$regex": re.escape(query.filename), "$options": "i"}
-    for key, value in query.data_equals:
-        # Equality with a string matches only string values, as in SQLite.
-        where[f"data.{key}"] = value
-    return where
 
 
 class MongoMetadataStore:
@@ -101,7 +47,9 @@ class MongoMetadataStore:
                    [("modified_us", ASCENDING)], [("mime_type", ASCENDING)],
                    [("route", ASCENDING)], [("owner", ASCENDING)], [("sha256", ASCENDING)],
                    [("storage", ASCENDING), ("blob_key", ASCENDING)],
-                   [("storage", ASCENDING), ("_id", ASCENDING)]]
+                   [("storage", ASCENDING), ("_id", ASCENDING)],
+                   [("storage", ASCENDING), ("derivatives.key", ASCENDING)],  # multikey
+                   [("processing", ASCENDING)]]
         with driver_errors("create indexes"):
             for keys in indexes:
                 await self._files.create_index(keys)
@@ -116,7 +64,7 @@ class MongoMetadataStore:
     async def insert_many(self, records: Sequence[FileRecord]) -> None:
         if not records:
             return
-        docs = [_document(r) for r in records]
+        docs = [document_of(r) for r in records]
         try:
             await self._files.insert_many(docs, ordered=True)
         except BulkWriteError as exc:
@@ -148,7 +96,7 @@ class MongoMetadataStore:
             doc = await self._files.find_one({"_id": file_id})
         if doc is None:
             raise NotFound()
-        return _record(doc)
+        return record_of(doc)
 
     async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
                      modified: datetime, precondition: Precondition | None = None
@@ -190,13 +138,13 @@ class MongoMetadataStore:
                     current = await self._files.find_one({"_id": file_id})
                 if current is None:
                     raise NotFound()
-                precondition(_record(current))
+                precondition(record_of(current))
                 where["modified_us"] = current["modified_us"]
             with driver_errors("update"):
                 doc = await self._files.find_one_and_update(
                     where, update, return_document=ReturnDocument.AFTER)
             if doc is not None:
-                return _record(doc)
+                return record_of(doc)
             if precondition is None:
                 raise NotFound()
         log.error("mongodb: file %s kept changing during a conditional update", file_id)
@@ -207,10 +155,10 @@ class MongoMetadataStore:
             doc = await self._files.find_one_and_delete({"_id": file_id})
         if doc is None:
             raise NotFound()
-        return _record(doc)
+        return record_of(doc)
 
     async def list(self, query: ListQuery) -> Page:
-        where = _filters(query)
+        where = filters(query)
         field = query.sort.lstrip("-")
         column = _SORT_FIELDS[field]
         descending = query.sort.startswith("-")
@@ -225,20 +173,31 @@ class MongoMetadataStore:
             cursor = self._files.find(where, batch_size=min(query.limit + 1, _BATCH))
             cursor = cursor.sort([(column, direction), ("_id", direction)]).limit(query.limit + 1)
             docs = [doc async for doc in cursor]
-        return Page.of([_record(d) for d in docs], query)
+        return Page.of([record_of(d) for d in docs], query)
 
     async def has_blob(self, storage: str, key: str) -> bool:
+        # Each branch of the $or on an index of its own (storage + blob_key, the multikey
+        # storage + derivatives.key).
+        where = {"$or": [{"storage": storage, "blob_key": key},
+                         {"storage": storage, "derivatives.key": key}]}
         with driver_errors("has blob"):
-            doc = await self._files.find_one({"storage": storage, "blob_key": key}, {"_id": 1})
+            doc = await self._files.find_one(where, {"_id": 1})
         return doc is not None
 
     async def referenced_blobs(self, storage: str, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
+        wanted = set(keys)
+        where = {"$or": [{"storage": storage, "blob_key": {"$in": list(keys)}},
+                         {"storage": storage, "derivatives.key": {"$in": list(keys)}}]}
+        found: set[str] = set()
+        # Each document matched holds one of ``keys`` (keys are unique): at most len(keys).
         with driver_errors("referenced blobs"):
-            cursor = self._files.find({"storage": storage, "blob_key": {"$in": list(keys)}},
-                                      {"blob_key": 1, "_id": 0}, batch_size=len(keys))
-            return {doc["blob_key"] async for doc in cursor}
+            cursor = self._files.find(where, {"blob_key": 1, "derivatives.key": 1, "_id": 0},
+                                      batch_size=min(len(keys), _BATCH))
+            async for doc in cursor:
+                found |= referenced_keys(doc, wanted)
+        return found
 
     async def blob_refs_page(self, storage: str, after: str | None, limit: int
                              ) -> builtins.list[BlobRef]:

@@ -2,8 +2,8 @@
 
 One connection, used only from the offload pool and serialised by a lock: SQLite allows one
 writer at a time anyway, and a single connection keeps WAL readers and the writer in one
-place. Times are stored as integer microseconds (exact ordering); ``data`` and ``metadata``
-as JSON text.
+place. Times are stored as integer microseconds (exact ordering); ``data``, ``metadata`` and
+``derivatives`` as JSON text (rows ↔ records: ``sqlite_rows``; media jobs: ``sqlite_jobs``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,21 @@ from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable, DuplicateKey, InsufficientStorage, NotFound
 from tornado_files.metadata.base import Precondition
 from tornado_files.metadata.headroom import Headroom
-from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, from_micros, to_micros
+from tornado_files.metadata.sqlite_rows import (
+    COLUMNS,
+    NO_DERIVATIVES,
+    filters,
+    index_derivatives,
+    lower,
+    record_of,
+    write_transaction,
+)
+from tornado_files.metadata.sqlite_rows import row as row_of
+from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
-SCHEMA_VERSION = 5
-_COLUMNS = ("id", "filename", "original_filename", "size", "mime_type", "declared_type",
-            "type_os", "sha256", "route", "storage", "blob_key", "owner", "added_us",
-            "modified_us", "data", "metadata")
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE files (
@@ -76,68 +83,29 @@ MIGRATIONS: dict[int, str] = {
     5: """
     CREATE TABLE stores (name TEXT PRIMARY KEY, store_id TEXT NOT NULL);
     """,
+    # Media jobs live on the records (sqlite_jobs): a pending record is due at job_due_us;
+    # a claim holds job_token until job_until_us. derivative_blobs indexes the derivatives'
+    # keys (kept with each change of ``derivatives``) for has_blob / referenced_blobs.
+    6: """
+    ALTER TABLE files ADD COLUMN processing TEXT NOT NULL DEFAULT 'none';
+    ALTER TABLE files ADD COLUMN derivatives TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE files ADD COLUMN job_token TEXT;
+    ALTER TABLE files ADD COLUMN job_until_us INTEGER;
+    ALTER TABLE files ADD COLUMN job_due_us INTEGER;
+    ALTER TABLE files ADD COLUMN job_attempts INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX files_jobs_due ON files (job_due_us, id) WHERE processing = 'pending';
+    CREATE INDEX files_processing ON files (processing);
+    CREATE TABLE derivative_blobs (
+        storage TEXT NOT NULL, key TEXT NOT NULL, file_id TEXT NOT NULL,
+        PRIMARY KEY (storage, key)
+    );
+    CREATE INDEX derivative_blobs_file ON derivative_blobs (file_id);
+    """,
 }
 # SQLite before 3.32 took at most 999 parameters per statement.
 IN_BATCH = 500
 # Sort name → column; only these names ever reach SQL text.
 _SORT_COLUMNS = {"added": "added_us", "size": "size", "filename": "filename"}
-
-
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value is not None else None
-
-
-def _row(record: FileRecord) -> tuple[Any, ...]:
-    return (record.id, record.filename, record.original_filename, record.size,
-            record.mime_type, record.declared_type, record.type_os, record.sha256,
-            record.route, record.storage, record.blob_key, record.owner, to_micros(record.added),
-            to_micros(record.modified), json.dumps(record.data), json.dumps(record.metadata))
-
-
-def _record(row: sqlite3.Row) -> FileRecord:
-    return FileRecord(
-        id=row["id"], filename=row["filename"], original_filename=row["original_filename"],
-        size=row["size"], mime_type=row["mime_type"], declared_type=row["declared_type"],
-        type_os=row["type_os"], sha256=row["sha256"], route=row["route"],
-        storage=row["storage"], blob_key=row["blob_key"], owner=row["owner"],
-        added=from_micros(row["added_us"]), modified=from_micros(row["modified_us"]),
-        data=json.loads(row["data"]), metadata=json.loads(row["metadata"]),
-    )
-
-
-def _filters(query: ListQuery) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if query.mime_type is not None:
-        if query.mime_type.endswith("/*"):
-            where.append("substr(mime_type, 1, ?) = ?")
-            prefix = query.mime_type[:-1]
-            params += [len(prefix), prefix]
-        else:
-            where.append("mime_type = ?")
-            params.append(query.mime_type)
-    simple = {"route": query.route, "owner": query.owner, "sha256": query.sha256}
-    for column, value in simple.items():
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    ranges = [("size > ?", query.size_greater_than), ("size < ?", query.size_less_than),
-              ("added_us >= ?", query.added_since and to_micros(query.added_since)),
-              ("modified_us >= ?", query.modified_since and to_micros(query.modified_since))]
-    for clause, bound in ranges:
-        if bound is not None:
-            where.append(clause)
-            params.append(bound)
-    if query.filename is not None:
-        # instr, not LIKE: the user's % and _ are plain characters here. Python's lower()
-        # (not SQLite's ASCII-only one) so non-ASCII names match as in MongoDB.
-        where.append("instr(py_lower(filename), py_lower(?)) > 0")
-        params.append(query.filename)
-    for key, value in query.data_equals:
-        path = '$."' + key.replace('"', '') + '"'
-        where.append("json_type(data, ?) = 'text' AND json_extract(data, ?) = ?")
-        params += [path, path, value]
-    return where, params
 
 
 class SqliteMetadataStore:
@@ -208,7 +176,7 @@ class SqliteMetadataStore:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
-            db.create_function("py_lower", 1, _lower, deterministic=True)
+            db.create_function("py_lower", 1, lower, deterministic=True)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=5000")
@@ -236,25 +204,22 @@ class SqliteMetadataStore:
             await self._offload(self._headroom.ensure)  # back once the disk has room
 
     async def insert_many(self, records: Sequence[FileRecord]) -> None:
-        marks = ", ".join("?" for _ in _COLUMNS)
-        sql = f"INSERT INTO files ({', '.join(_COLUMNS)}) VALUES ({marks})"  # noqa: S608
+        marks = ", ".join("?" for _ in COLUMNS)
+        sql = f"INSERT INTO files ({', '.join(COLUMNS)}) VALUES ({marks})"  # noqa: S608
 
         def work(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(sql, [_row(r) for r in records])
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        await self.run(work)
+            db.executemany(sql, [row_of(r) for r in records])
+            for record in records:
+                if record.derivatives:
+                    index_derivatives(db, record.id, record.storage, record.derivatives)
+        await self.run(lambda db: write_transaction(db, work))
 
     async def get(self, file_id: str) -> FileRecord:
         row = await self.run(
             lambda db: db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
         if row is None:
             raise NotFound()
-        return _record(row)
+        return record_of(row)
 
     async def update(self, file_id: str, *, filename: str | None, data: dict[str, Any],
                      modified: datetime, precondition: Precondition | None = None
@@ -286,7 +251,7 @@ class SqliteMetadataStore:
                     db.execute("ROLLBACK")
                     return None
                 if precondition is not None:
-                    precondition(_record(row))
+                    precondition(record_of(row))
                 data = new_data(json.loads(row["data"]))
                 found: sqlite3.Row | None = db.execute(
                     "UPDATE files SET filename = coalesce(?, filename), data = ?, modified_us = ?"
@@ -300,17 +265,22 @@ class SqliteMetadataStore:
         row = await self.run(work)
         if row is None:
             raise NotFound()
-        return _record(row)
+        return record_of(row)
 
     async def delete(self, file_id: str) -> FileRecord:
-        row = await self.run(lambda db: db.execute(
-            "DELETE FROM files WHERE id = ? RETURNING *", (file_id,)).fetchone())
+        def work(db: sqlite3.Connection) -> sqlite3.Row | None:
+            found: sqlite3.Row | None = db.execute(
+                "DELETE FROM files WHERE id = ? RETURNING *", (file_id,)).fetchone()
+            if found is not None and found["derivatives"] != NO_DERIVATIVES:
+                index_derivatives(db, file_id, found["storage"], ())
+            return found
+        row = await self.run(lambda db: write_transaction(db, work))
         if row is None:
             raise NotFound()
-        return _record(row)
+        return record_of(row)
 
     async def list(self, query: ListQuery) -> Page:
-        where, params = _filters(query)
+        where, params = filters(query)
         field = query.sort.lstrip("-")
         column = _SORT_COLUMNS[field]
         op, order = ("<", "DESC") if query.sort.startswith("-") else (">", "ASC")
@@ -324,12 +294,13 @@ class SqliteMetadataStore:
                f" ORDER BY {column} {order}, id {order} LIMIT ?")
         params.append(query.limit + 1)
         rows = await self.run(lambda db: db.execute(sql, params).fetchall())
-        return Page.of([_record(r) for r in rows], query)
+        return Page.of([record_of(r) for r in rows], query)
 
     async def has_blob(self, storage: str, key: str) -> bool:
         row = await self.run(lambda db: db.execute(
-            "SELECT 1 FROM files WHERE storage = ? AND blob_key = ? LIMIT 1",
-            (storage, key)).fetchone())
+            "SELECT 1 FROM files WHERE storage = ? AND blob_key = ? UNION ALL"
+            " SELECT 1 FROM derivative_blobs WHERE storage = ? AND key = ? LIMIT 1",
+            (storage, key, storage, key)).fetchone())
         return row is not None
 
     async def referenced_blobs(self, storage: str, keys: Sequence[str]) -> set[str]:
@@ -339,8 +310,9 @@ class SqliteMetadataStore:
                 batch = list(keys[start:start + IN_BATCH])
                 marks = ", ".join("?" for _ in batch)
                 found.update(row[0] for row in db.execute(
-                    f"SELECT blob_key FROM files WHERE storage = ? AND blob_key IN ({marks})",  # noqa: S608
-                    [storage, *batch]))
+                    f"SELECT blob_key FROM files WHERE storage = ? AND blob_key IN ({marks})"  # noqa: S608
+                    f" UNION ALL SELECT key FROM derivative_blobs WHERE storage = ?"
+                    f" AND key IN ({marks})", [storage, *batch, storage, *batch]))
             return found
         return await self.run(work)
 
