@@ -27,6 +27,8 @@ from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
 from tornado_files.models import utcnow
 from tornado_files.policy import build_policies
+from tornado_files.processing.pool import WorkerPool
+from tornado_files.processing.runner import JobRunner
 from tornado_files.resumable import Resumable
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffer
@@ -34,8 +36,9 @@ from tornado_files.storage.base import BlobStore
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.sweeper import Sweeper
 from tornado_files.web.base import log_request
-from tornado_files.web.download import ContentHandler
+from tornado_files.web.download import ContentHandler, DerivativeHandler
 from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
+from tornado_files.web.jobs import ProcessHandler
 from tornado_files.web.links import FileLinksHandler, UploadLinksHandler
 from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
 from tornado_files.web.routing import Endpoint, NotFoundHandler, RouteTable
@@ -134,6 +137,12 @@ def build_sweeper(services: Services, clock: Callable[[], datetime] = utcnow) ->
                    services.config.sweep_grace, clock=clock, expire=Resumable(services).sweep)
 
 
+def build_runner(services: Services, poll: float = 1.0) -> JobRunner:
+    """The media job runner and its worker processes (``start()`` it; ``stop()`` at
+    shutdown)."""
+    return JobRunner(services, WorkerPool(services.config.media), poll=poll)
+
+
 def make_app(services: Services, static_dir: Path | None = None) -> Application:
     """Every endpoint, each method on the handler for it (``web.routing``)."""
     static_dir = static_dir or find_static_dir()
@@ -143,6 +152,9 @@ def make_app(services: Services, static_dir: Path | None = None) -> Application:
         Endpoint(r"/api/files", [(FilesListHandler, {}), (UploadHandler, {"policy": default})]),
         Endpoint(rf"/api/files/{FILE_ID}", [(FileHandler, {}), (FileUpdateHandler, {})]),
         Endpoint(rf"/api/files/{FILE_ID}/content", [(ContentHandler, {})]),
+        Endpoint(rf"/api/files/{FILE_ID}/derivatives/([A-Za-z0-9_]+)",
+                 [(DerivativeHandler, {})]),
+        Endpoint(rf"/api/files/{FILE_ID}/process", [(ProcessHandler, {})]),
         Endpoint(rf"/api/files/{FILE_ID}/links", [(FileLinksHandler, {})]),
         Endpoint(r"/api/upload-links", [(UploadLinksHandler, {})]),
         Endpoint(r"/api/routes", [(RoutesHandler, {})]),

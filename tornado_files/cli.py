@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
-from tornado_files.app import build_services, build_sweeper, make_app
+from tornado_files.app import build_runner, build_services, build_sweeper, make_app
 from tornado_files.auth.settings import startup_warnings
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
@@ -122,6 +122,8 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
                                idle_connection_timeout=120)
     server.add_sockets(sockets)
     periodic.start()
+    runner = build_runner(services)
+    runner.start()
     started()
     log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
              config.host, config.port, config.data_dir.resolve(),
@@ -137,6 +139,7 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     periodic.stop()
     server.stop()
     await server.close_all_connections()
+    await runner.stop()  # jobs in flight are claimed again after their lease
     # Closed connections run their requests' clean-up: a tus PATCH keeps every byte that
     # reached storage (as for a client that vanished), an upload removes what it wrote. The
     # stores must still be open for that; a bounded wait, then they close regardless.

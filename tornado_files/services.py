@@ -16,6 +16,7 @@ from tornado_files.errors import InternalError
 from tornado_files.ingest import HashCache
 from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
+from tornado_files.processing.signals import JobSignals
 from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore, PartialBlobStore, partial_store
 from tornado_files.store_identity import verify_stores
@@ -46,6 +47,9 @@ class Services:
     jobs: JobQueue
     # Who is asking (tokens, JWT, signed links; open when none is configured).
     auth: Authenticator
+    # Uploads tell this process's job runner that a job is due; the runner tells waiting
+    # requests (``Prefer: wait``) that one ended.
+    job_signals: JobSignals = field(default_factory=JobSignals)
     # The running sha256 of resumable uploads, shared by every handler and the sweeper.
     hashes: HashCache = field(default_factory=HashCache)
     # Called last at close (e.g. the MongoDB client shared by the stores).

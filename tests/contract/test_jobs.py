@@ -129,7 +129,7 @@ async def test_finishing_sets_the_results_and_returns_what_they_replaced(media):
     assert redone[0].derivatives == (derivative(3, "fullsize"), derivative(4))
     assert redone[0].processing == "failed"
     assert redone[1] == (derivative(1), derivative(2, "square_thumbnail"))
-    with pytest.raises(ValueError, match="done or failed"):
+    with pytest.raises(ValueError, match="done, failed or none"):
         await jobs.finish_job(record(1).id, "c" * 32, processing="pending", metadata={},
                               derivatives=[])
 

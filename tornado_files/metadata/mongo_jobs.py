@@ -28,7 +28,7 @@ from tornado_files.metadata.mongo_docs import (
 from tornado_files.models import Derivative, FileRecord, JobClaim, to_micros
 from tornado_files.mongo import Document, driver_errors
 
-_FINISHED = ("done", "failed")
+_FINISHED = ("done", "failed", "none")
 
 
 def _held(file_id: str, token: str) -> Document:
@@ -73,10 +73,10 @@ class MongoJobQueue:
     async def finish_job(self, file_id: str, token: str, *, processing: str,
                          metadata: dict[str, Any], derivatives: Sequence[Derivative]
                          ) -> tuple[FileRecord, tuple[Derivative, ...]] | None:
-        """As ``JobQueue.finish_job``; ``processing`` other than "done" or "failed" is a
+        """As ``JobQueue.finish_job``; ``processing`` other than "done", "failed" or "none" is a
         ``ValueError``. The replaced derivatives exclude any whose key the new ones reuse."""
         if processing not in _FINISHED:
-            raise ValueError(f"a finished job is done or failed, not {processing!r}")
+            raise ValueError(f"a finished job is done, failed or none, not {processing!r}")
         new = tuple(derivatives)
         change = {"$set": {"processing": processing, "metadata": metadata,
                            "derivatives": derivative_documents(new), "job": None}}

@@ -34,7 +34,7 @@ CLAIM_SQL = (
     " WHERE processing = 'pending' AND job_due_us <= ?"
     " AND (job_until_us IS NULL OR job_until_us < ?) ORDER BY job_due_us, id LIMIT 1)"
     " RETURNING *")
-_FINISHED = ("done", "failed")
+_FINISHED = ("done", "failed", "none")
 
 
 class SqliteJobQueue:
@@ -64,10 +64,10 @@ class SqliteJobQueue:
     async def finish_job(self, file_id: str, token: str, *, processing: str,
                          metadata: dict[str, Any], derivatives: Sequence[Derivative]
                          ) -> tuple[FileRecord, tuple[Derivative, ...]] | None:
-        """As ``JobQueue.finish_job``; ``processing`` other than "done" or "failed" is a
+        """As ``JobQueue.finish_job``; ``processing`` other than "done", "failed" or "none" is a
         ``ValueError``. The replaced derivatives exclude any whose key the new ones reuse."""
         if processing not in _FINISHED:
-            raise ValueError(f"a finished job is done or failed, not {processing!r}")
+            raise ValueError(f"a finished job is done, failed or none, not {processing!r}")
         new = tuple(derivatives)
 
         def work(db: sqlite3.Connection) -> tuple[sqlite3.Row, str] | None:
