@@ -184,10 +184,11 @@ class Residue:
     def close(self) -> None:
         return None
 
-    def assert_clean(self, committed: int = 0) -> None:
-        """Nothing but ``committed`` blobs and exactly as many records."""
+    def assert_clean(self, committed: int = 0, derivatives: int = 0) -> None:
+        """Nothing but ``committed`` records, their blobs and ``derivatives`` derivative
+        images (docs/media.md)."""
         assert self.temp_files() == [], "temporary or partial files left behind"
-        assert len(self.blobs()) == committed, f"blobs: {self.blobs()}"
+        assert len(self.blobs()) == committed + derivatives, f"blobs: {self.blobs()}"
         assert self.rows() == committed
         assert self.uploads() == 0, "upload state left behind"
         assert self.intents() == [], "intents left for the sweeper"

@@ -104,8 +104,13 @@ class WorkerPool:
 
     @property
     def pids(self) -> list[int]:
-        """The PIDs of the live workers (for tests and the health page)."""
+        """The PIDs of the live workers."""
         return [w.pid for w in (*self._idle, *self._busy)]
+
+    @property
+    def busy_pids(self) -> list[int]:
+        """The PIDs of the workers running a job now."""
+        return [w.pid for w in self._busy]
 
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request (``tornado_files.media.process``'s shape) in a worker; its answer.

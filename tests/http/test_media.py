@@ -1,0 +1,233 @@
+"""Media jobs through HTTP (docs/media.md): uploads get derivative images and metadata from
+real worker processes, on every stack; failures leave the server healthy; deletion and
+re-processing leave no blob behind."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from tornado.httpclient import AsyncHTTPClient
+from tornado.ioloop import IOLoop
+
+from tests.media_support import camera_jpeg, png_declaring
+from tests.support import Part, error_of, multipart
+from tornado_files.app import build_runner
+from tornado_files.processing.runner import JobRunner
+from tornado_files.services import Services
+
+JSON = "application/json; charset=UTF-8"
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    return {
+        "derivatives": {"retry_delay": 0.05, "workers": 2},
+        "routes": [{"path": "/api/plain", "max_body_size": "10MiB", "derivatives": False}],
+    }
+
+
+@pytest.fixture
+def runner(services: Services, io_loop: IOLoop) -> Iterator[JobRunner]:
+    started = build_runner(services, poll=0.1)
+    io_loop.run_sync(lambda: asyncio.sleep(0))
+    io_loop.add_callback(started.start)
+    yield started
+    io_loop.run_sync(started.stop, timeout=20)
+
+
+def picture(size: tuple[int, int] = (120, 80), fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (30, 120, 200)).save(out, fmt)
+    return out.getvalue()
+
+
+async def upload(client: AsyncHTTPClient, base_url: str, content: bytes, name: str,
+                 wait: int | None = 30, path: str = "/api/files") -> dict[str, Any]:
+    body, content_type = multipart([Part("file", content, name, "application/octet-stream")])
+    headers = {"Content-Type": content_type}
+    if wait is not None:
+        headers["Prefer"] = f"wait={wait}"
+    response = await client.fetch(base_url + path, method="POST", body=body, headers=headers)
+    assert response.code == 201
+    return dict(json.loads(response.body))
+
+
+async def get(client: AsyncHTTPClient, url: str, **kwargs: Any) -> Any:
+    return await client.fetch(url, raise_error=False, **kwargs)
+
+
+async def settled(client: AsyncHTTPClient, base_url: str, file_id: str,
+                  within: float = 60) -> dict[str, Any]:
+    """The resource once its job is no longer pending."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        resource = json.loads((await get(client, f"{base_url}/api/files/{file_id}")).body)
+        if resource["processing"] != "pending" or loop.time() > deadline:
+            return dict(resource)
+        await asyncio.sleep(0.1)
+
+
+def camera_bytes(tmp_path: Path) -> bytes:
+    camera_jpeg(tmp_path / "camera.jpg")
+    return (tmp_path / "camera.jpg").read_bytes()
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=90)
+async def test_a_camera_jpeg_gets_oriented_derivatives_without_its_exif(
+        http_client, base_url, runner, residue, tmp_path):
+    created = await upload(http_client, base_url, camera_bytes(tmp_path), "camera.jpg")
+    assert created["processing"] == "done"
+    assert created["has_derivative_images"] is True
+    image = created["metadata"]["image"]
+    assert (image["width"], image["height"], image["orientation"]) == (1600, 1200, 6)
+    gps = image["exif"]["gps"]
+    assert gps["latitude"] < 0 and gps["longitude"] < 0
+    urls = created["file_urls"]
+    expected = {"thumbnail": (150, 200), "square_thumbnail": (200, 200), "fullsize": (600, 800)}
+    for kind, size in expected.items():
+        assert urls[kind] == f"/api/files/{created['id']}/derivatives/{kind}"
+        response = await get(http_client, base_url + urls[kind])
+        assert response.code == 200
+        assert response.headers["Content-Type"] == "image/webp"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "private, max-age=3600"
+        assert response.headers["Content-Disposition"].startswith("inline;")
+        with Image.open(io.BytesIO(response.body)) as derived:
+            assert derived.size == size
+            assert len(derived.getexif()) == 0
+            assert "icc_profile" not in derived.info and "exif" not in derived.info
+        again = await get(http_client, base_url + urls[kind],
+                          headers={"If-None-Match": response.headers["ETag"]})
+        assert again.code == 304
+    # The content blob and three derivatives; nothing journalled.
+    residue.assert_clean(committed=1, derivatives=3)
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=90)
+async def test_delete_removes_the_derivatives(http_client, base_url, runner, residue):
+    created = await upload(http_client, base_url, picture(), "small.png")
+    assert created["processing"] == "done"
+    fullsize = await get(http_client, base_url + created["file_urls"]["fullsize"])
+    with Image.open(io.BytesIO(fullsize.body)) as derived:
+        assert derived.size == (120, 80)  # never upscaled
+    response = await get(http_client, base_url + created["url"], method="DELETE")
+    assert response.code == 204
+    gone = await get(http_client, base_url + created["file_urls"]["thumbnail"])
+    error_of(gone, 404, "not_found")
+    residue.assert_clean(committed=0)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_without_prefer_the_upload_answers_pending_at_once(http_client, base_url,
+                                                                  runner):
+    created = await upload(http_client, base_url, picture(), "later.png", wait=None)
+    assert created["processing"] == "pending"
+    assert created["file_urls"]["thumbnail"] is None
+    missing = await get(http_client, base_url + f"/api/files/{created['id']}/derivatives/"
+                        "thumbnail")
+    if missing.code != 200:  # the job may already have finished on a fast machine
+        error_of(missing, 404, "not_found")
+    done = await settled(http_client, base_url, created["id"])
+    assert done["processing"] == "done"
+    assert done["file_urls"]["thumbnail"] is not None
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_what_gets_no_job(http_client, base_url, runner):
+    text = await upload(http_client, base_url, b"just words\n", "notes.txt")
+    assert (text["processing"], text["has_derivative_images"], text["metadata"]) == (
+        "none", False, {})
+    plain = await upload(http_client, base_url, picture(), "a.png", path="/api/plain")
+    assert plain["processing"] == "none"
+    unknown = await get(http_client, base_url + f"/api/files/{text['id']}/derivatives/poster")
+    error_of(unknown, 404, "not_found")
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_bomb_and_a_truncated_jpeg_fail_and_other_jobs_go_on(
+        http_client, base_url, runner, tmp_path):
+    png_declaring(tmp_path / "bomb.png", 20000, 20000, bit_depth=8, rows=True)
+    bomb = await upload(http_client, base_url, (tmp_path / "bomb.png").read_bytes(),
+                        "bomb.png")
+    assert bomb["processing"] == "failed"
+    assert "max_image_pixels" in bomb["metadata"]["error"]
+    assert bomb["file_urls"]["thumbnail"] is None
+    truncated = await upload(http_client, base_url, picture((900, 700), "JPEG")[:3000],
+                             "cut.jpg")
+    assert truncated["processing"] == "failed"
+    assert truncated["metadata"]["error"]
+    fine = await upload(http_client, base_url, picture(), "fine.png")
+    assert fine["processing"] == "done"
+    health = await get(http_client, base_url + "/healthz")
+    assert health.code == 200
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_worker_killed_mid_job_is_retried(http_client, base_url, runner, tmp_path):
+    # A big noisy PNG keeps the worker busy long enough to be killed while it decodes.
+    noise = Image.frombytes("RGB", (3000, 3000), os.urandom(3000 * 3000 * 3))
+    out = io.BytesIO()
+    noise.save(out, "PNG", compress_level=0)
+    created = await upload(http_client, base_url, out.getvalue(), "noise.png", wait=None)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not runner.pool.busy_pids and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    [victim] = runner.pool.busy_pids
+    os.kill(victim, 9)
+    done = await settled(http_client, base_url, created["id"])
+    assert done["processing"] == "done", done["metadata"]
+    assert victim not in runner.pool.pids
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=120)
+async def test_process_again_replaces_the_derivatives(http_client, base_url, runner,
+                                                       residue):
+    created = await upload(http_client, base_url, picture(), "again.png")
+    before = await get(http_client, base_url + created["file_urls"]["thumbnail"])
+    response = await get(http_client, base_url + created["url"] + "/process", method="POST",
+                         body=b"", headers={"Prefer": "wait=30"})
+    assert response.code == 200
+    redone = json.loads(response.body)
+    assert redone["processing"] == "done"
+    after = await get(http_client, base_url + redone["file_urls"]["thumbnail"])
+    assert after.body == before.body  # the same picture, made again
+    residue.assert_clean(committed=1, derivatives=3)
+    queued = await get(http_client, base_url + created["url"] + "/process", method="POST",
+                       body=b"")
+    assert queued.code == 202
+    assert json.loads(queued.body)["processing"] == "pending"
+    missing = await get(http_client, base_url + "/api/files/" + "0" * 32 + "/process",
+                        method="POST", body=b"")
+    error_of(missing, 404, "not_found")
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=120)
+async def test_listing_filters(http_client, base_url, runner):
+    image = await upload(http_client, base_url, picture(), "listed.png")
+    text = await upload(http_client, base_url, b"text\n", "listed.txt")
+
+    async def ids(query: str) -> list[str]:
+        response = await get(http_client, f"{base_url}/api/files?{query}")
+        assert response.code == 200, response.body
+        return [f["id"] for f in json.loads(response.body)["files"]]
+
+    assert await ids("has_derivative_images=true") == [image["id"]]
+    assert await ids("has_derivative_images=false") == [text["id"]]
+    assert await ids("processing=done") == [image["id"]]
+    assert await ids("processing=none") == [text["id"]]
+    error_of(await get(http_client, f"{base_url}/api/files?processing=maybe"), 400,
+             "invalid_parameter")
