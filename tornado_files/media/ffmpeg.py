@@ -1,0 +1,90 @@
+"""Running ffprobe and ffmpeg (Debian's programs, exec'd, never linked) on untrusted input.
+
+Each run is an argv list (no shell) with stdin from /dev/null, in its own process group
+that is SIGKILLed on timeout, so nothing it started outlives it. The child inherits the
+worker's rlimits (RLIMIT_AS, RLIMIT_CPU). Inputs are opened with ``-protocol_whitelist
+file`` and ``-format_whitelist`` of the container demuxers below: playlists (HLS, concat,
+…) that would make ffmpeg read other files or the network are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from typing import Any
+
+from tornado_files.media.request import MediaFailure
+
+DEMUXERS = ",".join((
+    "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "ogg", "flv", "asf", "mpegts",
+    "mpeg", "mpegvideo", "m4v", "h264", "hevc", "ivf", "nut", "rm", "mp3", "aac", "ac3",
+    "eac3", "dts", "flac", "wav", "aiff", "caf", "ape", "wv", "amr", "amrnb", "amrwb",
+    "truehd", "w64", "au", "voc", "mpc", "mpc8", "tta", "dsf", "gif",
+))
+INPUT_OPTIONS = ("-protocol_whitelist", "file", "-format_whitelist", DEMUXERS)
+MAX_OUTPUT = 4 * 1024 * 1024  # bytes of ffprobe JSON read at most
+
+
+def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """Runs ``argv`` capturing stdout and stderr; returns whatever the exit status.
+    Raises MediaFailure when it runs longer than ``timeout`` seconds (the whole process
+    group is killed) or the program is missing."""
+    try:
+        child = subprocess.Popen(  # noqa: S603 - an argv list from this module, no shell
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)
+    except OSError as error:
+        raise MediaFailure(f"{os.path.basename(argv[0])} could not be started.") from error
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        _kill_group(child)
+        raise MediaFailure(
+            f"{os.path.basename(argv[0])} took longer than the {timeout:g} s timeout.") \
+            from error
+    except BaseException:
+        _kill_group(child)
+        raise
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.kill()
+    child.communicate()
+
+
+def probe(source: str, timeout: float) -> dict[str, Any]:
+    """ffprobe's ``-show_format -show_streams`` JSON for ``source``: ``{"format": {...},
+    "streams": [...]}``. Raises MediaFailure if ffprobe cannot read the file."""
+    result = run(["ffprobe", "-v", "error", *INPUT_OPTIONS, "-print_format", "json",
+                  "-show_format", "-show_streams", "file:" + source], timeout)
+    if result.returncode != 0 or len(result.stdout) > MAX_OUTPUT:
+        raise MediaFailure("ffprobe could not read the file: it is corrupt or not a media "
+                           "format this server reads.")
+    try:
+        answer = json.loads(result.stdout)
+    except ValueError as error:
+        raise MediaFailure("ffprobe's answer could not be read.") from error
+    if not isinstance(answer, dict) or not isinstance(answer.get("format"), dict):
+        raise MediaFailure("ffprobe could not read the file's format.")
+    streams = answer.get("streams")
+    answer["streams"] = [s for s in streams if isinstance(s, dict)] \
+        if isinstance(streams, list) else []
+    return answer
+
+
+def first_stream(probed: dict[str, Any], codec_type: str) -> dict[str, Any] | None:
+    """The first stream of ``codec_type`` ("video", "audio"), skipping attached pictures
+    (cover art in MP4/Matroska/MP3 is a one-frame "video" stream)."""
+    for stream in probed["streams"]:
+        disposition = stream.get("disposition")
+        attached = isinstance(disposition, dict) and disposition.get("attached_pic") == 1
+        if stream.get("codec_type") == codec_type and not attached:
+            found: dict[str, Any] = stream
+            return found
+    return None
