@@ -25,8 +25,8 @@ from tornado_files.media.exif import exif_fields, orientation
 from tornado_files.media.request import MediaFailure, MediaRequest, Outcome
 from tornado_files.media.values import compact
 
-# The Pillow plugins tried, nothing else (MPO: a JPEG with a second picture, as phones write).
-FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF")
+# The Pillow plugins tried, nothing else (JPEG also opens MPO, the two-picture JPEG of phones).
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF")
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
                  TypeError, KeyError, ZeroDivisionError)
 
