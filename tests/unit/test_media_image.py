@@ -57,11 +57,13 @@ def test_camera_jpeg_oriented_thumbnails_without_metadata(tmp_path):
     image = response["metadata"]["image"]
     assert (image["width"], image["height"], image["orientation"]) == (1600, 1200, 6)
     exif = image["exif"]
-    assert exif["make"] == "TestCam" and exif["model"] == "Model X"
+    assert exif["make"] == "TestCam"
+    assert exif["model"] == "Model X"
     assert exif["lens"] == "50mm f/2.8"
     assert exif["datetime_original"] == "2026-11-22T10:00:00"
     assert exif["exposure_time"] == pytest.approx(0.004)
-    assert exif["f_number"] == pytest.approx(2.8) and exif["iso"] == 400
+    assert exif["f_number"] == pytest.approx(2.8)
+    assert exif["iso"] == 400
     assert exif["focal_length"] == pytest.approx(50.0)
     assert exif["gps"]["latitude"] == pytest.approx(-(33 + 52 / 60 + 30 / 3600), abs=1e-6)
     assert exif["gps"]["longitude"] == pytest.approx(-(151 + 12 / 60 + 36 / 3600), abs=1e-6)
@@ -77,7 +79,8 @@ def test_camera_jpeg_oriented_thumbnails_without_metadata(tmp_path):
         assert d["media_type"] == "image/webp"
         assert d["path"] == str(tmp_path / "out" / f"{d['kind']}.webp")
         with Image.open(d["path"]) as written:
-            assert written.format == "WEBP" and written.size == (d["width"], d["height"])
+            assert written.format == "WEBP"
+            assert written.size == (d["width"], d["height"])
         assert_clean(d["path"])
     assert sorted(os.listdir(tmp_path / "out")) == [
         "fullsize.webp", "square_thumbnail.webp", "thumbnail.webp"]
@@ -89,14 +92,16 @@ def test_jpeg_output_is_clean_and_flattens_alpha_onto_white(tmp_path):
                                format="jpeg", quality=70))
     assert response["ok"] is True, response
     for d in response["derivatives"]:
-        assert d["media_type"] == "image/jpeg" and d["path"].endswith(".jpg")
+        assert d["media_type"] == "image/jpeg"
+        assert d["path"].endswith(".jpg")
         assert_clean(d["path"])
     transparent = Image.new("RGBA", (120, 80), (0, 0, 0, 0))
     transparent.save(tmp_path / "alpha.png")
     response = process(request(tmp_path / "alpha.png", "image/png", tmp_path / "out2",
                                format="jpeg"))
     with Image.open(by_kind(response)["fullsize"]["path"]) as flat:
-        assert flat.mode == "RGB" and min(flat.getpixel((60, 40))) > 245
+        assert flat.mode == "RGB"
+        assert min(flat.getpixel((60, 40))) > 245
 
 
 def test_small_png_is_not_upscaled_in_fullsize(tmp_path):
@@ -135,14 +140,17 @@ def test_animated_gif_gives_its_first_frame(tmp_path):
     response = process(request(tmp_path / "anim.gif", "image/gif", tmp_path / "out"))
     with Image.open(by_kind(response)["fullsize"]["path"]) as first:
         red, green, blue = first.convert("RGB").getpixel((50, 50))
-    assert red > 200 and green < 50 and blue < 50
+    assert red > 200
+    assert green < 50
+    assert blue < 50
 
 
 def test_a_bomb_is_refused_from_its_header_and_nothing_is_written(tmp_path):
     png_declaring(tmp_path / "bomb.png", 20000, 20000)
     response = process(request(tmp_path / "bomb.png", "image/png", tmp_path / "out"))
     assert response["ok"] is False
-    assert "max_image_pixels" in response["error"] and "/" not in response["error"]
+    assert "max_image_pixels" in response["error"]
+    assert "/" not in response["error"]
     assert response["metadata"] == {"image": {"width": 20000, "height": 20000}}
     assert os.listdir(tmp_path / "out") == []
 
@@ -152,8 +160,9 @@ def test_pillow_guard_stays_at_the_request_bound(tmp_path):
     before = Image.MAX_IMAGE_PIXELS
     response = process(request(tmp_path / "a.png", "image/png", tmp_path / "out",
                                max_image_pixels=9999))
-    assert response["ok"] is False and "max_image_pixels (9999)" in response["error"]
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert response["ok"] is False
+    assert "max_image_pixels (9999)" in response["error"]
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 def test_truncated_and_garbage_images_fail_cleanly(tmp_path):
@@ -167,7 +176,8 @@ def test_truncated_and_garbage_images_fail_cleanly(tmp_path):
     assert os.listdir(tmp_path / "out") == []
     (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
     response = process(request(tmp_path / "junk.png", "image/png", tmp_path / "out"))
-    assert response["ok"] is False and response["metadata"] == {}
+    assert response["ok"] is False
+    assert response["metadata"] == {}
 
 
 @pytest.mark.parametrize("bad", [
@@ -176,7 +186,8 @@ def test_truncated_and_garbage_images_fail_cleanly(tmp_path):
     {"max_image_pixels": True}])
 def test_bad_requests_are_failures_naming_the_field(tmp_path, bad):
     response = process({**request(tmp_path / "x.png", "image/png", tmp_path / "out"), **bad})
-    assert response["ok"] is False and "request" in response["error"]
+    assert response["ok"] is False
+    assert "request" in response["error"]
     assert process(["not", "an", "object"])["ok"] is False
 
 

@@ -74,25 +74,29 @@ def open_header(path: str, limit: int) -> ImageFile.ImageFile:
     return image
 
 
-def image_metadata(image: Image.Image) -> dict[str, Any]:
+def image_metadata(image: Image.Image, width: int, height: int) -> dict[str, Any]:
     """``{"width", "height", "orientation", "exif": {...}}`` (docs/media.md), keys only
-    where known."""
+    where known. ``width``/``height`` are the header's (``draft`` may have shrunk the
+    image); call it after ``load``, since PNG's ``getexif`` loads the pixels."""
     try:
         exif = image.getexif()
     except DECODE_ERRORS:
         exif = Image.Exif()
-    return compact({"width": image.width, "height": image.height,
+    return compact({"width": width, "height": height,
                     "orientation": orientation(exif), "exif": exif_fields(exif)})
 
 
-def decode(image: ImageFile.ImageFile, request: MediaRequest) -> Image.Image:
+def decode(image: ImageFile.ImageFile, request: MediaRequest, metadata: dict[str, Any]
+           ) -> Image.Image:
     """The first frame decoded and oriented (EXIF orientation applied), under the pixel
-    bound. JPEG and HEIF decode at a reduced scale when the derivatives need no more."""
+    bound; ``metadata["image"]`` is completed from the loaded image's EXIF. JPEG and HEIF
+    decode at a reduced scale when the derivatives need no more."""
     largest = request.sizes.largest()
     with pixel_limit(request.max_image_pixels):
         image.seek(0)
         image.draft(None, (largest, largest))
         image.load()
+        metadata["image"] = image_metadata(image, **metadata["image"])
         oriented = ImageOps.exif_transpose(image)
     return oriented
 
@@ -102,9 +106,9 @@ def process_image(request: MediaRequest) -> Outcome:
     MediaFailure (with the dimensions when known) for anything undecodable or too big."""
     image = open_header(request.source, request.max_image_pixels)
     with image:
-        metadata = {"image": image_metadata(image)}
+        metadata = {"image": {"width": image.width, "height": image.height}}
         try:
-            picture = decode(image, request)
+            picture = decode(image, request, metadata)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise MediaFailure(
                 "A frame of the image has more pixels than max_image_pixels "
