@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import logging
 import os
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     responses = private_stdout()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s media-worker[%(process)d] %(levelname)s %(message)s")
-    serve(sys.stdin, responses)
+    requests = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    serve(requests, responses)  # a line that is not UTF-8 is answered as not JSON
     return 0
 
 
