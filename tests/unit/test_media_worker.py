@@ -33,18 +33,20 @@ sys.exit(worker.main(sys.argv[1:]))
 """
 
 
-def start(*, memory: int = 2 * GIB, noisy: bool = False) -> subprocess.Popen[str]:
+def start(*, memory: int = 2 * GIB, noisy: bool = False) -> subprocess.Popen[bytes]:
     head = ["-c", NOISY] if noisy else ["-m", "tornado_files.media.worker"]
     return subprocess.Popen(
         [sys.executable, *head, "--memory-bytes", str(memory), "--cpu-seconds", "60"],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def talk(worker: subprocess.Popen[str], lines: list[str]) -> tuple[list[dict], str, int]:
-    """Sends the lines, closes stdin, returns (answers, stderr, exit status)."""
-    out, err = worker.communicate("".join(line + "\n" for line in lines), timeout=60)
-    return [json.loads(line) for line in out.splitlines()], err, worker.returncode
+def talk(worker: subprocess.Popen[bytes], lines: list[str]) -> tuple[list[dict], str, int]:
+    """Sends the lines (a lone surrogate is sent as the byte it escapes), closes stdin,
+    returns (answers, stderr, exit status)."""
+    sent = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
+    out, err = worker.communicate(sent, timeout=60)
+    answers = [json.loads(line) for line in out.decode("utf-8").splitlines()]
+    return answers, err.decode("utf-8", "replace"), worker.returncode
 
 
 @pytest.fixture
@@ -81,6 +83,18 @@ def test_memory_error_under_rlimit_as_is_an_answer_and_the_worker_goes_on(tmp_pa
     assert answers[0]["metadata"] == {"image": {"width": 16000, "height": 16000}}
     assert answers[1]["ok"] is True
     assert list((tmp_path / "a").iterdir()) == []
+
+
+def test_ffmpeg_that_cannot_load_under_the_memory_limit_is_a_clean_failure(tmp_path):
+    song = tmp_path / "song.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=d=0.2",
+                    str(song)], check=True, timeout=60)
+    answers, err, status = talk(start(memory=150 * 1024**2), [
+        json.dumps(request(song, "audio/x-wav", tmp_path / "a")), "\udcff not utf-8"])
+    assert status == 0, err
+    assert answers[0] == {"ok": False, "metadata": {},
+                          "error": "ffprobe could not start within the worker's memory limit."}
+    assert answers[1]["ok"] is False
 
 
 def test_stdout_stays_pure_json_and_unexpected_errors_are_answered(tmp_path, picture):

@@ -25,13 +25,17 @@ DEMUXERS = ",".join((
     "truehd", "w64", "au", "voc", "mpc", "mpc8", "tta", "dsf", "gif",
 ))
 INPUT_OPTIONS = ("-protocol_whitelist", "file", "-format_whitelist", DEMUXERS)
+# One decoding thread: ffmpeg's default is one per CPU, each with its own stack and frame
+# buffers, which on a many-core host needs more address space than RLIMIT_AS leaves.
+DECODE_OPTIONS = ("-threads", "1", "-filter_threads", "1")
 MAX_OUTPUT = 4 * 1024 * 1024  # bytes of ffprobe JSON read at most
 
 
 def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-    """Runs ``argv`` capturing stdout and stderr; returns whatever the exit status.
-    Raises MediaFailure when it runs longer than ``timeout`` seconds (the whole process
-    group is killed) or the program is missing."""
+    """Runs ``argv`` capturing stdout and stderr; returns the result for any other exit
+    status. Raises MediaFailure when it runs longer than ``timeout`` seconds (the whole
+    process group is killed), is missing, or ran out of memory: under RLIMIT_AS the dynamic
+    loader cannot even map Debian's ffmpeg's libraries below roughly 300 MB."""
     try:
         child = subprocess.Popen(  # noqa: S603 - an argv list from this module, no shell
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -48,6 +52,11 @@ def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
     except BaseException:
         _kill_group(child)
         raise
+    name = os.path.basename(argv[0])
+    if child.returncode == 127 or b"error while loading shared libraries" in err:
+        raise MediaFailure(f"{name} could not start within the worker's memory limit.")
+    if child.returncode != 0 and b"Cannot allocate memory" in err:
+        raise MediaFailure(f"{name} ran out of memory within the worker's memory limit.")
     return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 

@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from tornado_files.media.audio import audio_fields
-from tornado_files.media.ffmpeg import INPUT_OPTIONS, first_stream, probe, run
+from tornado_files.media.ffmpeg import DECODE_OPTIONS, INPUT_OPTIONS, first_stream, probe, run
 from tornado_files.media.image import process_image
 from tornado_files.media.request import MediaFailure, MediaRequest, Outcome
 from tornado_files.media.values import compact, integer, number, ratio, text
@@ -49,7 +49,8 @@ def _poster(request: MediaRequest, seek: float, path: str) -> bool:
     side = request.sizes.largest()
     scale = (f"scale=w='min(iw,{side})':h='min(ih,{side})'"
              ":force_original_aspect_ratio=decrease")
-    run(["ffmpeg", "-nostdin", "-v", "error", "-y", *INPUT_OPTIONS, "-ss", f"{seek:.3f}",
+    run(["ffmpeg", "-nostdin", "-v", "error", "-y", *DECODE_OPTIONS, *INPUT_OPTIONS,
+         "-ss", f"{seek:.3f}",
          "-i", "file:" + request.source, "-map", "0:V:0", "-an", "-sn", "-dn",
          "-vf", f"{scale},thumbnail=n={POSTER_CANDIDATES}", "-frames:v", "1",
          "-f", "image2", "-c:v", "png", "file:" + path], request.timeout)
