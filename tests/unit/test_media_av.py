@@ -88,7 +88,7 @@ def test_not_media_and_timeouts_are_clean_failures(media, tmp_path):
     response = process(request(media / "clip.mp4", "video/mp4", tmp_path / "out",
                                timeout=0.001))
     assert response == {"ok": False, "metadata": {},
-                        "error": "ffprobe took longer than the 0.001 s timeout."}
+                        "error": "ffprobe did not finish within the job's 0.001 s timeout."}
     assert os.listdir(tmp_path / "out") == []
 
 

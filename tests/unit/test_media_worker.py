@@ -71,6 +71,29 @@ def test_requests_in_a_row_and_a_failure_does_not_stop_the_worker(tmp_path, pict
     assert answers[3]["derivatives"][0]["path"] == str(tmp_path / "c" / "thumbnail.jpg")
 
 
+def test_each_answer_comes_before_the_next_request_is_sent(tmp_path, picture):
+    worker = start()
+    assert worker.stdin is not None
+    assert worker.stdout is not None
+    try:
+        for name in ("a", "b"):
+            line = json.dumps(request(picture, "image/png", tmp_path / name)) + "\n"
+            worker.stdin.write(line.encode())
+            worker.stdin.flush()
+            answer = json.loads(worker.stdout.readline())
+            assert answer["derivatives"][2]["path"] == str(tmp_path / name / "fullsize.webp")
+        worker.stdin.close()
+        assert worker.wait(timeout=30) == 0
+        assert worker.stdout.read() == b""
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait(timeout=30)
+        for stream in (worker.stdin, worker.stdout, worker.stderr):
+            if stream is not None:
+                stream.close()
+
+
 def test_memory_error_under_rlimit_as_is_an_answer_and_the_worker_goes_on(tmp_path, picture):
     big = tmp_path / "big.png"  # 16000x16000 1-bit: 32 MB of rows, 256 MB once decoded
     png_declaring(big, 16000, 16000, rows=True)

@@ -60,7 +60,7 @@ def audio_fields(probed: dict[str, Any], stream: dict[str, Any] | None) -> dict[
 def process_audio(request: MediaRequest) -> Outcome:
     """Metadata ``{"audio": {...}}`` of an audio file; no derivatives. Raises MediaFailure
     when ffprobe cannot read it or it has no audio stream."""
-    probed = probe(request.source, request.timeout)
+    probed = probe(request)
     stream = first_stream(probed, "audio")
     if stream is None:
         raise MediaFailure("The file has no audio stream.")

@@ -16,7 +16,7 @@ import signal
 import subprocess
 from typing import Any
 
-from tornado_files.media.request import MediaFailure
+from tornado_files.media.request import MediaFailure, MediaRequest
 
 DEMUXERS = ",".join((
     "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "ogg", "flv", "asf", "mpegts",
@@ -31,28 +31,30 @@ DECODE_OPTIONS = ("-threads", "1", "-filter_threads", "1")
 MAX_OUTPUT = 4 * 1024 * 1024  # bytes of ffprobe JSON read at most
 
 
-def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+def run(argv: list[str], request: MediaRequest) -> subprocess.CompletedProcess[bytes]:
     """Runs ``argv`` capturing stdout and stderr; returns the result for any other exit
-    status. Raises MediaFailure when it runs longer than ``timeout`` seconds (the whole
-    process group is killed), is missing, or ran out of memory: under RLIMIT_AS the dynamic
-    loader cannot even map Debian's ffmpeg's libraries below roughly 300 MB."""
+    status. Raises MediaFailure when it would outlast the request's timeout (what remains
+    of it: the whole process group is killed at that point), is missing, or ran out of
+    memory: under RLIMIT_AS the loader cannot even map Debian's ffmpeg's libraries below
+    roughly 300 MB."""
+    name = os.path.basename(argv[0])
+    late = MediaFailure(f"{name} did not finish within the job's {request.timeout:g} s timeout.")
+    if request.remaining() <= 0:
+        raise late
     try:
         child = subprocess.Popen(  # noqa: S603 - an argv list from this module, no shell
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
     except OSError as error:
-        raise MediaFailure(f"{os.path.basename(argv[0])} could not be started.") from error
+        raise MediaFailure(f"{name} could not be started.") from error
     try:
-        out, err = child.communicate(timeout=timeout)
+        out, err = child.communicate(timeout=max(request.remaining(), 0.001))
     except subprocess.TimeoutExpired as error:
         _kill_group(child)
-        raise MediaFailure(
-            f"{os.path.basename(argv[0])} took longer than the {timeout:g} s timeout.") \
-            from error
+        raise late from error
     except BaseException:
         _kill_group(child)
         raise
-    name = os.path.basename(argv[0])
     if child.returncode == 127 or b"error while loading shared libraries" in err:
         raise MediaFailure(f"{name} could not start within the worker's memory limit.")
     if child.returncode != 0 and b"Cannot allocate memory" in err:
@@ -67,11 +69,11 @@ def _kill_group(child: subprocess.Popen[bytes]) -> None:
     child.communicate()
 
 
-def probe(source: str, timeout: float) -> dict[str, Any]:
-    """ffprobe's ``-show_format -show_streams`` JSON for ``source``: ``{"format": {...},
+def probe(request: MediaRequest) -> dict[str, Any]:
+    """ffprobe's ``-show_format -show_streams`` JSON for the request's source: ``{"format": {...},
     "streams": [...]}``. Raises MediaFailure if ffprobe cannot read the file."""
     result = run(["ffprobe", "-v", "error", *INPUT_OPTIONS, "-print_format", "json",
-                  "-show_format", "-show_streams", "file:" + source], timeout)
+                  "-show_format", "-show_streams", "file:" + request.source], request)
     if result.returncode != 0 or len(result.stdout) > MAX_OUTPUT:
         raise MediaFailure("ffprobe could not read the file: it is corrupt or not a media "
                            "format this server reads.")

@@ -88,17 +88,18 @@ def image_metadata(image: Image.Image, width: int, height: int) -> dict[str, Any
 
 def decode(image: ImageFile.ImageFile, request: MediaRequest, metadata: dict[str, Any]
            ) -> Image.Image:
-    """The first frame decoded and oriented (EXIF orientation applied), under the pixel
-    bound; ``metadata["image"]`` is completed from the loaded image's EXIF. JPEG and HEIF
-    decode at a reduced scale when the derivatives need no more."""
+    """The first frame decoded and oriented in place (EXIF orientation applied, no copy),
+    under the pixel bound; ``metadata["image"]`` is completed from the loaded image's EXIF.
+    JPEG and HEIF decode at a reduced scale when the derivatives need no more. The result
+    is ``image`` itself: use it before closing the file."""
     largest = request.sizes.largest()
     with pixel_limit(request.max_image_pixels):
         image.seek(0)
         image.draft(None, (largest, largest))
         image.load()
         metadata["image"] = image_metadata(image, **metadata["image"])
-        oriented = ImageOps.exif_transpose(image)
-    return oriented
+        ImageOps.exif_transpose(image, in_place=True)
+    return image
 
 
 def process_image(request: MediaRequest) -> Outcome:
@@ -119,9 +120,10 @@ def process_image(request: MediaRequest) -> Outcome:
                 from error
         except MemoryError as error:
             raise MediaFailure("Decoding the image ran out of memory.", metadata) from error
-    try:
-        return Outcome(metadata, derivatives(picture, request))
-    except MemoryError as error:
-        raise MediaFailure("Making the derivatives ran out of memory.", metadata) from error
-    except DECODE_ERRORS as error:
-        raise MediaFailure("The derivatives could not be written.", metadata) from error
+        try:
+            return Outcome(metadata, derivatives(picture, request))
+        except MemoryError as error:
+            raise MediaFailure("Making the derivatives ran out of memory.", metadata) \
+                from error
+        except DECODE_ERRORS as error:
+            raise MediaFailure("The derivatives could not be written.", metadata) from error

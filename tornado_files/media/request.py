@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +47,10 @@ class Sizes:
 
 @dataclass(frozen=True)
 class MediaRequest:
-    """A validated request. ``timeout`` is in seconds (each ffmpeg/ffprobe run);
-    ``max_image_pixels`` bounds width x height of anything decoded as an image."""
+    """A validated request. ``timeout`` is in seconds, the budget of all the job's
+    ffmpeg/ffprobe runs together (counted from ``started``, a ``time.monotonic()``), so
+    each run is also within it; ``max_image_pixels`` bounds width x height of anything
+    decoded as an image."""
 
     source: str
     mime_type: str
@@ -57,6 +60,11 @@ class MediaRequest:
     quality: int = 80
     max_image_pixels: int = 100_000_000
     timeout: float = 60.0
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float:
+        """Seconds left of ``timeout`` (may be zero or negative)."""
+        return self.started + self.timeout - time.monotonic()
 
     def output_path(self, kind: str) -> str:
         """``out_dir/<kind>.<ext>`` (``kind`` is one of DERIVATIVE_KINDS or ``"poster"``)."""

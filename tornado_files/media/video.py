@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import replace
 from typing import Any
 
 from tornado_files.media.audio import audio_fields
@@ -53,7 +54,7 @@ def _poster(request: MediaRequest, seek: float, path: str) -> bool:
          "-ss", f"{seek:.3f}",
          "-i", "file:" + request.source, "-map", "0:V:0", "-an", "-sn", "-dn",
          "-vf", f"{scale},thumbnail=n={POSTER_CANDIDATES}", "-frames:v", "1",
-         "-f", "image2", "-c:v", "png", "file:" + path], request.timeout)
+         "-f", "image2", "-c:v", "png", "file:" + path], request)
     return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
@@ -70,7 +71,7 @@ def poster_frame(request: MediaRequest, duration: float | None) -> str:
 def process_video(request: MediaRequest) -> Outcome:
     """Metadata ``{"video": {...}}`` and the three derivatives of the poster frame (the
     PNG is removed afterwards). Raises MediaFailure when ffprobe/ffmpeg cannot read it."""
-    probed = probe(request.source, request.timeout)
+    probed = probe(request)
     stream = first_stream(probed, "video")
     if stream is None:
         audio = first_stream(probed, "audio")
@@ -80,10 +81,7 @@ def process_video(request: MediaRequest) -> Outcome:
     metadata = {"video": video_fields(probed, stream)}
     try:
         path = poster_frame(request, metadata["video"].get("duration"))
-        poster = MediaRequest(path, "image/png", request.out_dir, request.sizes,
-                              request.format, request.quality, request.max_image_pixels,
-                              request.timeout)
-        outcome = process_image(poster)
+        outcome = process_image(replace(request, source=path, mime_type="image/png"))
     except MediaFailure as failure:
         raise MediaFailure(failure.message, metadata) from failure
     finally:
