@@ -9,6 +9,8 @@ import pytest
 
 from tests.media_support import brightness, ffmpeg, request
 from tornado_files.media.process import process
+from tornado_files.media.request import parse_request
+from tornado_files.media.video import poster_frame
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,10 @@ def test_playlists_are_not_followed(media, tmp_path):
     playlist.write_text(f"#EXTM3U\n#EXTINF:2,\n{media / 'song.mp3'}\n")
     response = process(request(playlist, "video/mp4", tmp_path / "out"))
     assert response["ok"] is False
+
+
+def test_a_seek_past_the_end_is_retried_from_the_start(media, tmp_path):
+    (tmp_path / "out").mkdir()
+    clip = parse_request(request(media / "one-frame.mp4", "video/mp4", tmp_path / "out"))
+    path = poster_frame(clip, duration=100.0)  # a wrong duration: the 3 s seek finds nothing
+    assert brightness(path) > 200
