@@ -8,7 +8,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageCms
+from PIL.TiffImagePlugin import IFDRational
 
 SIZES = {"thumbnail": 200, "square_thumbnail": 200, "fullsize": 800}
 
@@ -53,3 +54,27 @@ def png_declaring(path: Path, width: int, height: int, *, bit_depth: int = 1,
         body = zlib.compress(b"\x00" * 64)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", body)
                      + _chunk(b"IEND", b""))
+
+
+def camera_jpeg(path):
+    """1600x1200 with EXIF orientation 6, camera fields, GPS south-west, an ICC profile and
+    a comment."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "TestCam"
+    exif[0x0110] = "Model X\x00"
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x9003] = "2026:11:22 10:00:00"
+    ifd[0x829A] = IFDRational(1, 250)
+    ifd[0x829D] = IFDRational(28, 10)
+    ifd[0x8827] = 400
+    ifd[0x920A] = IFDRational(50, 1)
+    ifd[0xA434] = "50mm f/2.8"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[3] = "S", "W"
+    gps[2] = (IFDRational(33, 1), IFDRational(52, 1), IFDRational(30, 1))
+    gps[4] = (IFDRational(151, 1), IFDRational(12, 1), IFDRational(36, 1))
+    gps[5], gps[6] = b"\x01", IFDRational(25, 2)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.new("RGB", (1600, 1200), (180, 40, 40)).save(
+        path, "JPEG", exif=exif, icc_profile=icc, comment=b"secret comment")

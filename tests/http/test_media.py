@@ -91,7 +91,8 @@ async def test_a_camera_jpeg_gets_oriented_derivatives_without_its_exif(
     image = created["metadata"]["image"]
     assert (image["width"], image["height"], image["orientation"]) == (1600, 1200, 6)
     gps = image["exif"]["gps"]
-    assert gps["latitude"] < 0 and gps["longitude"] < 0
+    assert gps["latitude"] < 0
+    assert gps["longitude"] < 0
     urls = created["file_urls"]
     expected = {"thumbnail": (150, 200), "square_thumbnail": (200, 200), "fullsize": (600, 800)}
     for kind, size in expected.items():
@@ -105,7 +106,8 @@ async def test_a_camera_jpeg_gets_oriented_derivatives_without_its_exif(
         with Image.open(io.BytesIO(response.body)) as derived:
             assert derived.size == size
             assert len(derived.getexif()) == 0
-            assert "icc_profile" not in derived.info and "exif" not in derived.info
+            assert "icc_profile" not in derived.info
+            assert "exif" not in derived.info
         again = await get(http_client, base_url + urls[kind],
                           headers={"If-None-Match": response.headers["ETag"]})
         assert again.code == 304

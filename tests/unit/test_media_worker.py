@@ -139,9 +139,17 @@ def test_limits_are_set_and_bad_arguments_refused():
         [sys.executable, "-c", "import resource, sys\n"
          "from tornado_files.media.worker import set_limits\n"
          "set_limits(3 * 1024**3, 77)\n"
-         "print(resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_CPU))"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
-    assert probe.stdout.strip() == f"{(3 * GIB, 3 * GIB)} (77, 77)"
+         "print(resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_CPU))\n"
+         "sum(i * i for i in range(30_000_000))  # about a CPU second or more\n"
+         "from tornado_files.media.worker import limit_next_job\n"
+         "limit_next_job(77)\n"
+         "print(resource.getrlimit(resource.RLIMIT_CPU)[0])"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    first, later = probe.stdout.strip().splitlines()
+    # Each job gets its 77 CPU seconds on top of what the worker used before it.
+    assert first.startswith(f"{(3 * GIB, 3 * GIB)} (77, ") or first.startswith(
+        f"{(3 * GIB, 3 * GIB)} (78, ")
+    assert int(later) >= 78
     refused = subprocess.run(
         [sys.executable, "-m", "tornado_files.media.worker", "--memory-bytes", "0",
          "--cpu-seconds", "5"], cwd=ROOT, capture_output=True, text=True, timeout=30)

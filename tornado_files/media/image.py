@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pillow_heif
+import pi_heif
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from tornado_files.media.derive import derivatives
@@ -54,7 +54,7 @@ def too_many_pixels(width: int, height: int, limit: int) -> MediaFailure:
 def open_header(path: str, limit: int) -> ImageFile.ImageFile:
     """Opens ``path`` reading only its header and refuses it (MediaFailure) if it is not a
     supported image or has more than ``limit`` pixels. The caller closes the image."""
-    pillow_heif.register_heif_opener()
+    pi_heif.register_heif_opener()
     try:
         # Image.open parses headers only; Pillow's own check would run after the plugin's
         # header parsing anyway, so lifting it here decodes nothing more and lets the

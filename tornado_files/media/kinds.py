@@ -7,7 +7,7 @@ The names are the ones libmagic (``tornado_files.sniff``) reports for real files
 
 from __future__ import annotations
 
-# Raster images Pillow (with pillow-heif for HEIC/HEIF) decodes. libmagic says image/bmp
+# Raster images Pillow (with pi-heif for HEIC/HEIF) decodes. libmagic says image/bmp
 # (older magic databases: image/x-ms-bmp), image/heic for HEVC-coded HEIF, image/heif for
 # other HEIF brands, image/avif for AVIF.
 IMAGE_TYPES = frozenset({

@@ -1,9 +1,11 @@
 """The media worker process: ``python -m tornado_files.media.worker --memory-bytes N
 --cpu-seconds S``.
 
-1. Sets RLIMIT_AS to N bytes and RLIMIT_CPU to S seconds (soft and hard; ffmpeg children
-   inherit both). RLIMIT_CPU counts the worker's whole life: past it the kernel ends the
-   process with SIGXCPU, and the server must start a new worker.
+1. Sets RLIMIT_AS to N bytes (soft and hard; ffmpeg children inherit it) and, before each
+   request, RLIMIT_CPU's soft limit to the CPU seconds used so far plus S: a job past S CPU
+   seconds is ended by the kernel (SIGXCPU), however many jobs the worker ran before. The
+   server's wall-clock limit per job (``job_timeout``) kills the whole process group anyway;
+   this is the second line.
 2. Keeps the real stdout private (a duplicate of fd 1) and points fd 1 at stderr, so no
    library's or child's output can corrupt the protocol.
 3. Serves: reads one JSON line from stdin, runs ``process``, writes one JSON line (compact,
@@ -20,6 +22,7 @@ import gc
 import io
 import json
 import logging
+import math
 import os
 import resource
 import sys
@@ -31,9 +34,20 @@ LOG = logging.getLogger("tornado_files.media.worker")
 
 
 def set_limits(memory_bytes: int, cpu_seconds: int) -> None:
-    """RLIMIT_AS = ``memory_bytes`` and RLIMIT_CPU = ``cpu_seconds``, soft and hard."""
+    """RLIMIT_AS = ``memory_bytes`` (soft and hard), and the CPU limit of the next job."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    limit_next_job(cpu_seconds)
+
+
+def limit_next_job(cpu_seconds: int) -> None:
+    """RLIMIT_CPU's soft limit = CPU seconds used so far + ``cpu_seconds`` (never above the
+    hard limit, which is left as it is)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_seconds
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def private_stdout() -> IO[str]:
@@ -63,9 +77,12 @@ def answer(line: str) -> dict[str, Any]:
         return failure("The job failed unexpectedly.")
 
 
-def serve(requests: IO[str], responses: IO[str]) -> None:
-    """Answers each line of ``requests`` with one line on ``responses`` until EOF."""
+def serve(requests: IO[str], responses: IO[str], cpu_seconds: int | None = None) -> None:
+    """Answers each line of ``requests`` with one line on ``responses`` until EOF; each
+    request gets ``cpu_seconds`` of CPU (``limit_next_job``) when given."""
     for line in requests:
+        if cpu_seconds is not None:
+            limit_next_job(cpu_seconds)
         response = answer(line)
         try:
             encoded = json.dumps(response, ensure_ascii=False, allow_nan=False,
@@ -82,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-bytes", type=int, required=True,
                         help="RLIMIT_AS for the worker and its ffmpeg children, in bytes")
     parser.add_argument("--cpu-seconds", type=int, required=True,
-                        help="RLIMIT_CPU for the worker's whole life, in seconds")
+                        help="CPU seconds each job may use (RLIMIT_CPU, reset per job)")
     args = parser.parse_args(argv)
     if args.memory_bytes < 1 or args.cpu_seconds < 1:
         parser.error("--memory-bytes and --cpu-seconds must be positive")
@@ -91,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s media-worker[%(process)d] %(levelname)s %(message)s")
     requests = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    serve(requests, responses)  # a line that is not UTF-8 is answered as not JSON
+    serve(requests, responses, args.cpu_seconds)  # a line that is not UTF-8 is answered as not JSON
     return 0
 
 
