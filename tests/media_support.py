@@ -6,7 +6,7 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, ImageCms
 from PIL.TiffImagePlugin import IFDRational
@@ -26,8 +26,8 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=60)
 
 
-def brightness(path: str) -> float:
-    """Mean grey level (0-255) of an image file."""
+def brightness(path: str | BinaryIO) -> float:
+    """Mean grey level (0-255) of an image file (a path or an open file)."""
     with Image.open(path) as image:
         grey = image.convert("L")
         histogram = grey.histogram()

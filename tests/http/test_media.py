@@ -17,7 +17,7 @@ from PIL import Image
 from tornado.httpclient import AsyncHTTPClient
 from tornado.ioloop import IOLoop
 
-from tests.media_support import camera_jpeg, png_declaring
+from tests.media_support import brightness, camera_jpeg, png_declaring
 from tests.support import Part, error_of, multipart
 from tornado_files.app import build_runner
 from tornado_files.processing.runner import JobRunner
@@ -233,3 +233,89 @@ async def test_listing_filters(http_client, base_url, runner):
     assert await ids("processing=none") == [text["id"]]
     error_of(await get(http_client, f"{base_url}/api/files?processing=maybe"), 400,
              "invalid_parameter")
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s MP4 whose first half second is black, a 2 s MP3 with tags, a one-page PDF, a
+    HEIC, an AVIF and an animated GIF."""
+    import pillow_heif
+
+    from tests.media_support import ffmpeg
+
+    folder = tmp_path_factory.mktemp("samples")
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=320x240:r=25:d=0.5",
+           "-f", "lavfi", "-i", "color=c=0xF0E040:s=320x240:r=25:d=1.5",
+           "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(folder / "clip.mp4"))
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "libmp3lame",
+           "-metadata", "title=A Song", "-metadata", "artist=Someone", str(folder / "song.mp3"))
+    Image.new("RGB", (850, 1100), "white").save(folder / "doc.pdf", "PDF", title="Report",
+                                                 author="Ann")
+    pillow_heif.from_pillow(Image.new("RGB", (640, 480), (20, 200, 20))).save(
+        folder / "photo.heic", quality=80)
+    Image.new("RGB", (400, 300), (200, 20, 20)).save(folder / "photo.avif", "AVIF")
+    frames = [Image.new("RGB", (100, 100), colour) for colour in ("blue", "red", "green")]
+    frames[0].save(folder / "moving.gif", save_all=True, append_images=frames[1:], duration=50)
+    return folder
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=120)
+async def test_video_audio_and_pdf(http_client, base_url, runner, samples):
+    clip = await upload(http_client, base_url, (samples / "clip.mp4").read_bytes(), "clip.mp4")
+    assert clip["processing"] == "done", clip["metadata"]
+    video = clip["metadata"]["video"]
+    assert abs(video["duration"] - 2.0) < 0.3
+    assert (video["width"], video["height"], video["codec"]) == (320, 240, "h264")
+    poster = await get(http_client, base_url + clip["file_urls"]["fullsize"])
+    with Image.open(io.BytesIO(poster.body)) as frame:
+        assert frame.size == (320, 240)
+    assert brightness(io.BytesIO(poster.body)) > 100  # not the black first frame
+    song = await upload(http_client, base_url, (samples / "song.mp3").read_bytes(), "song.mp3")
+    assert song["processing"] == "done"
+    assert song["has_derivative_images"] is False
+    audio = song["metadata"]["audio"]
+    assert abs(audio["duration"] - 2.0) < 0.3
+    assert audio["tags"]["title"] == "A Song"
+    doc = await upload(http_client, base_url, (samples / "doc.pdf").read_bytes(), "doc.pdf")
+    assert doc["metadata"]["document"] == {"pages": 1, "title": "Report", "author": "Ann"}
+    assert doc["file_urls"]["thumbnail"] is not None
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_heic_avif_and_the_first_frame_of_a_gif(http_client, base_url, runner, samples):
+    expected = {"photo.heic": ((640, 480), (20, 200, 20)), "photo.avif": ((400, 300),
+                (200, 20, 20)), "moving.gif": ((100, 100), (0, 0, 255))}
+    for name, (size, colour) in expected.items():
+        created = await upload(http_client, base_url, (samples / name).read_bytes(), name)
+        assert created["processing"] == "done", (name, created["metadata"])
+        assert (created["metadata"]["image"]["width"],
+                created["metadata"]["image"]["height"]) == size
+        fullsize = await get(http_client, base_url + created["file_urls"]["fullsize"])
+        with Image.open(io.BytesIO(fullsize.body)) as derived:
+            pixel = derived.convert("RGB").getpixel((size[0] // 2, size[1] // 2))
+        assert all(abs(a - b) < 40 for a, b in zip(pixel, colour, strict=True)), (name, pixel)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts(
+        http_client, base_url, runner, services):
+    created = await upload(http_client, base_url, picture((2500, 2500)), "doomed.png",
+                           wait=None)
+    killed: set[int] = set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while loop.time() < deadline:
+        for pid in runner.pool.busy_pids:
+            if pid not in killed:
+                killed.add(pid)
+                os.kill(pid, 9)
+        resource = json.loads((await get(http_client, base_url + created["url"])).body)
+        if resource["processing"] != "pending":
+            break
+        await asyncio.sleep(0.001)
+    assert resource["processing"] == "failed"
+    assert resource["metadata"]["error"] == ("Processing failed 3 times: the worker process "
+                                             "ended")
+    assert len(killed) == services.config.media.max_attempts
