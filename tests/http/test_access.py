@@ -121,6 +121,13 @@ ROWS = [
         lambda w, h: _on_file(w, h, "GET", "/content")),
     Row(FILE + "/content", "HEAD", Scope.READ, False, (200,),
         lambda w, h: _on_file(w, h, "HEAD", "/content")),
+    # No job runs in these in-process apps: an allowed caller finds no derivative yet (404).
+    Row(FILE + "/derivatives/([A-Za-z0-9_]+)", "GET", Scope.READ, False, (404,),
+        lambda w, h: _on_file(w, h, "GET", "/derivatives/thumbnail")),
+    Row(FILE + "/derivatives/([A-Za-z0-9_]+)", "HEAD", Scope.READ, False, (404,),
+        lambda w, h: _on_file(w, h, "HEAD", "/derivatives/thumbnail")),
+    Row(FILE + "/process", "POST", Scope.ADMIN, True, (202,),
+        lambda w, h: _on_file(w, h, "POST", "/process")),
     Row(FILE + "/links", "POST", Scope.READ, False, (201,),
         lambda w, h: _on_file(w, h, "POST", "/links", b"{}", **JSON)),
     Row("/api/upload-links", "POST", Scope.WRITE, False, (201,),
@@ -142,13 +149,15 @@ PUBLIC = [("GET", "/"), ("GET", "/static/upload.js"), ("GET", "/healthz"), ("HEA
 
 def _callers(row: Row) -> list[tuple[str, dict[str, str], str]]:
     """(caller, headers, expected: "ok" | "401" | "401-invalid" | "403")."""
-    lacking = {Scope.READ: "writer", Scope.WRITE: "reader", Scope.DELETE: "rw"}
+    lacking = {Scope.READ: "writer", Scope.WRITE: "reader", Scope.DELETE: "rw",
+               Scope.ADMIN: "rw"}
+    admin_only = row.scope == Scope.ADMIN
     callers = [
         ("none", {}, "401"),
         ("bad", {"Authorization": "Bearer not-a-token-at-all-1234"}, "401-invalid"),
         ("expired", {"Authorization": f"JWT {expired_jwt()}"}, "401-invalid"),
         ("other owner", bearer("bob"), "403" if row.owned else "ok"),
-        ("owner", bearer("alice"), "ok"),
+        ("owner", bearer("alice"), "403" if admin_only else "ok"),
         ("admin", {"X-Auth-Token": TOKENS["admin"][0]}, "ok"),
     ]
     if row.scope is not None:

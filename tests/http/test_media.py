@@ -319,3 +319,49 @@ async def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts(
     assert resource["metadata"]["error"] == ("Processing failed 3 times: the worker process "
                                              "ended")
     assert len(killed) == services.config.media.max_attempts
+
+
+class TestSecured:
+    """Derivatives follow the content's read rules; a signed link may name one."""
+
+    @pytest.fixture
+    def config_overrides(self) -> dict[str, Any]:
+        from tests.tokens import tokens_setting
+
+        return {"tokens": tokens_setting(), "private_reads": True,
+                "signing_key": "a-signing-key-of-at-least-32-characters",
+                "derivatives": {"retry_delay": 0.05}}
+
+    @pytest.mark.gen_test(timeout=90)
+    async def test_read_rules_and_signed_links(self, http_client, base_url, runner):
+        from tests.tokens import bearer
+
+        body, content_type = multipart([Part("file", picture(), "mine.png")])
+        response = await http_client.fetch(
+            base_url + "/api/files", method="POST", body=body,
+            headers={"Content-Type": content_type, "Prefer": "wait=30", **bearer("alice")})
+        created = json.loads(response.body)
+        url = base_url + created["file_urls"]["thumbnail"]
+        assert (await get(http_client, url, headers=bearer("alice"))).code == 200
+        error_of(await get(http_client, url, headers=bearer("bob")), 403, "forbidden")
+        error_of(await get(http_client, url), 401, "unauthorized")
+        made = await get(http_client, f"{base_url}/api/files/{created['id']}/links",
+                         method="POST", body=json.dumps({"derivative": "thumbnail"}),
+                         headers={"Content-Type": "application/json", **bearer("alice")})
+        assert made.code == 201, made.body
+        link = json.loads(made.body)["url"]
+        assert link.startswith(f"/api/files/{created['id']}/derivatives/thumbnail?")
+        shown = await get(http_client, base_url + link)
+        assert shown.code == 200
+        assert shown.headers["Content-Type"] == "image/webp"
+        # The link grants the derivative only, not the content.
+        other = link.replace("/derivatives/thumbnail", "/content")
+        assert (await get(http_client, base_url + other)).code == 403  # a signature that fails
+        bad = await get(http_client, f"{base_url}/api/files/{created['id']}/links",
+                        method="POST", body=json.dumps({"derivative": "poster"}),
+                        headers={"Content-Type": "application/json", **bearer("alice")})
+        error_of(bad, 400, "invalid_parameter")
+        # Processing again is for admins.
+        again = await get(http_client, f"{base_url}/api/files/{created['id']}/process",
+                          method="POST", body=b"", headers=bearer("alice"))
+        error_of(again, 403, "forbidden")
