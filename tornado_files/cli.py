@@ -27,6 +27,7 @@ from tornado_files.config import Config, ConfigError, build_config, env_settings
 from tornado_files.errors import BackendUnavailable
 from tornado_files.fsck import PAGE_SIZE, Fsck, FsckReport
 from tornado_files.heap import keep_buffers_in_heap
+from tornado_files.processing.settings import startup_warnings as media_warnings
 from tornado_files.services import Services
 from tornado_files.store_identity import verify_stores
 from tornado_files.web.edge import build_http_server
@@ -128,7 +129,7 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
              config.host, config.port, config.data_dir.resolve(),
              _records_at(config))
-    for warning in startup_warnings(config.auth):
+    for warning in (*startup_warnings(config.auth), *media_warnings(config.media)):
         log.warning("%s", warning)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,7 +6,7 @@ import pytest
 
 from tornado_files.config import ConfigError, build_config
 from tornado_files.policy import build_policies
-from tornado_files.processing.settings import MediaSettings
+from tornado_files.processing.settings import MediaSettings, startup_warnings
 
 
 def test_defaults():
@@ -60,3 +60,11 @@ def test_a_route_switch_must_be_a_boolean():
     with pytest.raises(ConfigError, match=r"routes\[0\].derivatives: expected true or false"):
         build_config({"routes": [{"path": "/api/x", "max_body_size": 1,
                                   "derivatives": "no"}]}, {}, {})
+
+
+def test_a_missing_ffmpeg_is_a_startup_warning(monkeypatch):
+    assert startup_warnings(MediaSettings()) == ()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    [warning] = startup_warnings(MediaSettings())
+    assert warning.startswith("ffprobe and ffmpeg not found on PATH")
+    assert startup_warnings(MediaSettings(enabled=False)) == ()

@@ -1,7 +1,8 @@
 """Running ffprobe and ffmpeg (Debian's programs, exec'd, never linked) on untrusted input.
 
-Each run is an argv list (no shell) with stdin from /dev/null, in its own process group
-that is SIGKILLed on timeout, so nothing it started outlives it. The child inherits the
+Each run is an argv list (no shell) with stdin from /dev/null, SIGKILLed at the job's
+timeout, and in the worker's process group, so the server's kill of a job that outlived
+job_timeout takes ffmpeg with the worker. The child inherits the
 worker's rlimits (RLIMIT_AS, RLIMIT_CPU). Inputs are opened with ``-protocol_whitelist
 file`` and ``-format_whitelist`` of the container demuxers below: playlists (HLS, concat,
 …) that would make ffmpeg read other files or the network are refused.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 from typing import Any
 
@@ -34,7 +34,7 @@ MAX_OUTPUT = 4 * 1024 * 1024  # bytes of ffprobe JSON read at most
 def run(argv: list[str], request: MediaRequest) -> subprocess.CompletedProcess[bytes]:
     """Runs ``argv`` capturing stdout and stderr; returns the result for any other exit
     status. Raises MediaFailure when it would outlast the request's timeout (what remains
-    of it: the whole process group is killed at that point), is missing, or ran out of
+    of it: the program is killed at that point), is missing, or ran out of
     memory: under RLIMIT_AS the loader cannot even map Debian's ffmpeg's libraries below
     roughly 300 MB."""
     name = os.path.basename(argv[0])
@@ -42,18 +42,19 @@ def run(argv: list[str], request: MediaRequest) -> subprocess.CompletedProcess[b
     if request.remaining() <= 0:
         raise late
     try:
+        # In the worker's own process group (no new session): when the server kills a job
+        # that outlived job_timeout, it kills that group, and ffmpeg with it.
         child = subprocess.Popen(  # noqa: S603 - an argv list from this module, no shell
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as error:
         raise MediaFailure(f"{name} could not be started.") from error
     try:
         out, err = child.communicate(timeout=max(request.remaining(), 0.001))
     except subprocess.TimeoutExpired as error:
-        _kill_group(child)
+        _kill(child)
         raise late from error
     except BaseException:
-        _kill_group(child)
+        _kill(child)
         raise
     if child.returncode == 127 or b"error while loading shared libraries" in err:
         raise MediaFailure(f"{name} could not start within the worker's memory limit.")
@@ -62,10 +63,10 @@ def run(argv: list[str], request: MediaRequest) -> subprocess.CompletedProcess[b
     return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 
-def _kill_group(child: subprocess.Popen[bytes]) -> None:
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to ffmpeg (which starts no processes of its own), then reap it."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signal.SIGKILL)
-    child.kill()
+        child.kill()
     child.communicate()
 
 

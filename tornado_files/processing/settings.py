@@ -7,6 +7,7 @@ into a ``ConfigError``).
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,3 +110,15 @@ def parse_media(raw: object, parse_size: Any) -> MediaSettings:
         max_attempts=_whole(values, "max_attempts", 1, 100, defaults.max_attempts),
         retry_delay=_seconds(values, "retry_delay", 0.01, 3600, defaults.retry_delay),
     )
+
+
+def startup_warnings(settings: MediaSettings) -> tuple[str, ...]:
+    """What start-up logs as warnings: media jobs on, but Debian's ffmpeg missing (videos
+    and audio would all end ``failed``)."""
+    if not settings.enabled or settings.workers == 0:
+        return ()
+    missing = [name for name in ("ffprobe", "ffmpeg") if shutil.which(name) is None]
+    if not missing:
+        return ()
+    return (f"{' and '.join(missing)} not found on PATH: videos and audio files will get "
+            "processing \"failed\" (install Debian's ffmpeg package)",)
