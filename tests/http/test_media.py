@@ -365,3 +365,19 @@ class TestSecured:
         again = await get(http_client, f"{base_url}/api/files/{created['id']}/process",
                           method="POST", body=b"", headers=bearer("alice"))
         error_of(again, 403, "forbidden")
+
+
+@pytest.mark.stores
+@pytest.mark.gen_test(timeout=90)
+async def test_a_tus_upload_gets_its_job_too(http_client, base_url, runner):
+    content = picture((90, 60), "JPEG")
+    created = await http_client.fetch(
+        base_url + "/api/tus/", method="POST", body=content,
+        headers={"Tus-Resumable": "1.0.0", "Upload-Length": str(len(content)),
+                 "Content-Type": "application/offset+octet-stream",
+                 "Upload-Metadata": "filename dHVzLmpwZw=="})
+    assert created.code == 201
+    file_id = created.headers["Location"].rsplit("/", 1)[1]
+    done = await settled(http_client, base_url, file_id)
+    assert done["processing"] == "done"
+    assert done["metadata"]["image"]["width"] == 90
