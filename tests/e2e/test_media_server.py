@@ -106,3 +106,22 @@ def test_server_memory_does_not_grow_with_the_images_decoded(tmp_path: Path):
         with urllib.request.urlopen(server.url + created["file_urls"]["thumbnail"],  # noqa: S310
                                     timeout=10) as answer:
             assert Image.open(io.BytesIO(answer.read())).size == (200, 200)
+
+
+def test_sigterm_mid_job_leaves_it_for_the_next_start_at_once(tmp_path: Path):
+    big = tmp_path / "noise.png"
+    Image.effect_noise((6000, 6000), 60).convert("RGB").save(big, "PNG", compress_level=1)
+    with running_server(tmp_path) as server:
+        created = upload(server, big)
+        deadline = time.monotonic() + 20
+        while not children(server.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert children(server.process.pid), "no worker started"
+        server.process.terminate()
+        assert server.process.wait(timeout=15) == 0
+    started = time.monotonic()
+    with running_server(tmp_path) as server:
+        done = settled(server, created["id"])
+        # Well within the 30 s lease: the stopping server gave the job back.
+        assert time.monotonic() - started < 20
+        assert done["processing"] == "done", done["metadata"]

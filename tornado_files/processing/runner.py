@@ -87,6 +87,11 @@ class JobRunner:
                 now = self.clock()
                 claim = await self.services.jobs.claim_job(
                     uuid4().hex, now + timedelta(seconds=self.lease), now)
+            except TornadoFilesError as exc:  # the store said why where it failed
+                self._slots.release()
+                log.warning("media jobs: cannot claim a job (%s)", exc.code)
+                await asyncio.sleep(self.poll)
+                continue
             except Exception:
                 self._slots.release()
                 log.exception("media jobs: cannot claim a job")
@@ -117,6 +122,9 @@ class JobRunner:
             await self._transient(claim, exc)
             return
         except asyncio.CancelledError:
+            # Shutdown: the job is due again at once for whichever process runs next, rather
+            # than after its lease.
+            await asyncio.shield(self._release(claim))
             raise
         except Exception as exc:
             log.exception("media job of %s", record.id)
@@ -127,6 +135,12 @@ class JobRunner:
         await self._finish(claim, outcome)
         log.info("media job of %s: %s in %.2fs (attempt %d)", record.id, outcome.processing,
                  time.monotonic() - started, claim.attempt)
+
+    async def _release(self, claim: JobClaim) -> None:
+        try:
+            await self.services.jobs.retry_job(claim.record.id, claim.token, self.clock())
+        except Exception:
+            log.warning("media job of %s: left to its lease at shutdown", claim.record.id)
 
     async def _renew(self, file_id: str, token: str) -> None:
         while True:
