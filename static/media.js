@@ -15,7 +15,7 @@ window.tfMedia = (function () {
   }
   // Seconds as people read them: "2.0 s" under a minute, "1:02" or "1:02:03" above.
   function duration(seconds) {
-    if (seconds < 60) return seconds.toFixed(1) + " s";
+    if (seconds < 59.95) return seconds.toFixed(1) + " s";
     const whole = Math.round(seconds);
     const h = Math.floor(whole / 3600);
     const m = Math.floor((whole % 3600) / 60);
