@@ -1,7 +1,8 @@
 // The upload page: multipart POST for small files, tus (written here) for large ones,
 // with progress, cancel, retry with back-off and resume after a reload; the list with
-// download (through a signed link when the server makes them) and delete. Every request
-// carries the access token, if one is entered. Public API only.
+// download (through a signed link when the server makes them) and delete; thumbnails,
+// processing state and media details come from media.js. Every request carries the access
+// token, if one is entered. Public API only.
 "use strict";
 (function () {
   const TUS_THRESHOLD = 16 * 1024 * 1024;
@@ -379,16 +380,9 @@
     const li = document.createElement("li");
     li.dataset.id = file.id;
     li.dataset.sha256 = file.sha256;
-    const thumb = file.file_urls && file.file_urls.thumbnail;
     li.innerHTML = '<div><span class="name"></span><div class="stats"></div></div>' +
       '<div class="actions"><a class="button">Download</a>' +
       '<button type="button">Delete</button></div>';
-    if (thumb) {
-      const img = document.createElement("img");
-      img.src = thumb;
-      img.alt = "";
-      li.prepend(img);
-    }
     li.querySelector(".name").textContent = file.filename;
     li.querySelector(".stats").textContent = file.mime_type + " · " + human(file.size) +
       " · " + file.added.replace("T", " ").replace("Z", " UTC") +
@@ -408,8 +402,11 @@
       if (r.status === 204) { li.remove(); $("list-status").textContent = "Deleted " + file.filename; }
       else $("list-status").textContent = explain(r);
     });
+    window.tfMedia.attach(li, file, MEDIA);
     $("file-list").appendChild(li);
   }
+  // What static/media.js needs to fetch thumbnails and poll pending files as this page does.
+  const MEDIA = { headers: () => headers(), timeout: () => setting("requestTimeoutSeconds", 60) };
 
   // -- downloads ---------------------------------------------------------------------------
   // A link (<a href>) cannot carry the token, so the page asks the server for a signed link

@@ -18,7 +18,9 @@ from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from tests.media_support import camera_jpeg, ffmpeg
 from tests.mounts import tmpfs
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server, terminate
 from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
@@ -402,6 +404,39 @@ def test_ls_size_filters_take_units(server, tmp_path):
     result = cli(server.url, "ls", "--filename", "units-", "--size-greater-than", "2KiB")
     assert result.returncode == 0, result.stderr
     assert [line.split("\t")[-1] for line in result.stdout.splitlines()] == ["units-big.bin"]
+
+
+def test_ls_long_shows_media_facts_and_the_processing_state(server, tmp_path):
+    """A photo, a song, a three-page PDF, a truncated JPEG and a text file, listed with
+    --long once the server's media jobs have ended (pending until then)."""
+    camera_jpeg(tmp_path / "long-photo.jpg")
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "libmp3lame",
+           str(tmp_path / "long-song.mp3"))
+    pages = [Image.new("RGB", (300, 400), colour) for colour in ("red", "green", "blue")]
+    pages[0].save(tmp_path / "long-doc.pdf", save_all=True, append_images=pages[1:])
+    whole = (tmp_path / "long-photo.jpg").read_bytes()
+    (tmp_path / "long-broken.jpg").write_bytes(whole[: len(whole) // 3])
+    (tmp_path / "long-note.txt").write_text("no media here\n")
+    names = ["long-photo.jpg", "long-song.mp3", "long-doc.pdf", "long-broken.jpg",
+             "long-note.txt"]
+    result = cli(server.url, "upload", *(str(tmp_path / name) for name in names))
+    assert result.returncode == 0, result.stderr
+    columns: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    while True:
+        listing = cli(server.url, "ls", "--filename", "long-", "--long")
+        assert listing.returncode == 0, listing.stderr
+        rows = [line.split("\t") for line in listing.stdout.splitlines()]
+        assert all(len(row) == 6 for row in rows), rows
+        columns = {row[5]: row[4] for row in rows}
+        if "pending" not in " ".join(columns.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert columns == {"long-photo.jpg": "1600×1200", "long-song.mp3": "2.0s",
+                       "long-doc.pdf": "3 pages", "long-broken.jpg": "1600×1200 failed",
+                       "long-note.txt": "-"}
+    short = cli(server.url, "ls", "--filename", "long-")
+    assert {len(line.split("\t")) for line in short.stdout.splitlines()} == {5}
 
 
 @pytest.mark.parametrize(("route", "content", "message"), [

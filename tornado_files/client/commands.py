@@ -24,6 +24,7 @@ from tornado_files.client.durations import parse_duration
 from tornado_files.client.http import Api, ClientError
 from tornado_files.client.links import make_link
 from tornado_files.client.localio import LOCAL_IO, STDOUT_CLOSED, StdoutClosed, StdoutSink, say
+from tornado_files.client.mediafacts import media_column
 from tornado_files.client.options import byte_count, count, positive_size
 from tornado_files.client.state import ResumeState
 from tornado_files.client.transfers import (
@@ -130,10 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         "name made safe: leading dots and spaces removed, / and \\ as _, so .bash_profile "
         "is saved as bash_profile)"))
     ls = _command(commands, "ls", "list files", (
-        "List files, newest first: id, size, added, type and name per line. Filters "
-        "combine; a full page ends with the --cursor of the next one."))
+        "List files, newest first: id, size, added, type and name per line (with --long, "
+        "a media column before the name). Filters combine; a full page ends with the "
+        "--cursor of the next one."))
     for name in LIST_FILTERS:
         ls.add_argument("--" + name.replace("_", "-"), dest=name, help=LIST_HELP[name])
+    ls.add_argument("-l", "--long", action="store_true", help=(
+        "add a media column before the name: dimensions (1600×1200), duration (2.0s, "
+        "1:02:03) or pages (3 pages), and pending or failed while the media job has not "
+        "ended well; - when there is nothing to say"))
     ls.add_argument("--json", action="store_true", help="print the raw JSON page")
     rm = _command(commands, "rm", "delete files",
                   "Delete files by id, their records and contents; this cannot be undone.")
@@ -255,7 +261,8 @@ def _ls(api: Api, args: argparse.Namespace) -> None:
         say(json.dumps(page, indent=1))
         return
     for item in page["files"]:
-        say(f"{item['id']}\t{item['size']}\t{item['added']}\t{item['mime_type']}\t"
+        media = f"{media_column(item)}\t" if args.long else ""
+        say(f"{item['id']}\t{item['size']}\t{item['added']}\t{item['mime_type']}\t{media}"
             f"{item['filename']}")
     if page["next"]:
         print(f"(more: --cursor {page['next'].split('cursor=')[-1]})", file=sys.stderr)
