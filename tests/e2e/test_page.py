@@ -15,7 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, Route, sync_playwright
+from playwright.sync_api import Dialog, Page, Route
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.test_cli import start_server
@@ -25,10 +25,6 @@ from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
 ARTIFACTS = ROOT / "artifacts"
 CONFIG = """
 [[routes]]
@@ -52,15 +48,6 @@ max_body_size = "1.5MB"
 path = "/api/odd"
 max_body_size = 1234567
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is part of the test set-up (scripts/test.sh)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

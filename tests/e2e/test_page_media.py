@@ -11,23 +11,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route
 
-from tests.e2e.test_page import ARGS, CHROMIUM, enter_token, files_on_server
+from tests.e2e.test_page import enter_token, files_on_server
 from tests.media_support import camera_jpeg, ffmpeg
 from tests.serverproc import ServerProcess, running_server
 from tests.tokens import TOKENS, tokens_toml
 
 pytestmark = pytest.mark.slow
 HOSTILE = '<img src=x onerror="window.pwned=1">'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

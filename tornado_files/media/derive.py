@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from PIL import Image, ImageOps
 
-from tornado_files.media.request import Derivative, MediaRequest
+from tornado_files.media.request import Derivative, MediaFailure, MediaRequest, Outcome
 
 LANCZOS = Image.Resampling.LANCZOS
 REDUCING_GAP = 2.0  # Pillow's fast integer reduce first, then Lanczos for the last step
@@ -95,3 +96,15 @@ def derivatives(image: Image.Image, request: MediaRequest) -> list[Derivative]:
     ]
     return [_save(make(), request, kind) for kind, make in makers]
 
+
+def derived(image: Image.Image, request: MediaRequest, metadata: dict[str, Any],
+            errors: tuple[type[Exception], ...] = (OSError, ValueError)) -> Outcome:
+    """``metadata`` and the derivatives of ``image`` (``derivatives``); running out of memory
+    or one of ``errors`` (a decoder may still read pixels here) is a ``MediaFailure`` that
+    keeps ``metadata``."""
+    try:
+        return Outcome(metadata, derivatives(image, request))
+    except MemoryError as error:
+        raise MediaFailure("Making the derivatives ran out of memory.", metadata) from error
+    except errors as error:
+        raise MediaFailure("The derivatives could not be written.", metadata) from error

@@ -20,7 +20,7 @@ from typing import Any
 import pi_heif
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from tornado_files.media.derive import derivatives
+from tornado_files.media.derive import derived
 from tornado_files.media.exif import exif_fields, orientation
 from tornado_files.media.request import MediaFailure, MediaRequest, Outcome
 from tornado_files.media.values import compact
@@ -120,10 +120,4 @@ def process_image(request: MediaRequest) -> Outcome:
                 from error
         except MemoryError as error:
             raise MediaFailure("Decoding the image ran out of memory.", metadata) from error
-        try:
-            return Outcome(metadata, derivatives(picture, request))
-        except MemoryError as error:
-            raise MediaFailure("Making the derivatives ran out of memory.", metadata) \
-                from error
-        except DECODE_ERRORS as error:
-            raise MediaFailure("The derivatives could not be written.", metadata) from error
+        return derived(picture, request, metadata, DECODE_ERRORS)

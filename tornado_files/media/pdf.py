@@ -9,7 +9,7 @@ from typing import Any
 
 import pypdfium2
 
-from tornado_files.media.derive import derivatives
+from tornado_files.media.derive import derived
 from tornado_files.media.request import MediaFailure, MediaRequest, Outcome
 from tornado_files.media.values import compact, text
 
@@ -69,10 +69,6 @@ def process_pdf(request: MediaRequest) -> Outcome:
                 from error
         except MemoryError as error:
             raise MediaFailure("Rendering the PDF ran out of memory.", metadata) from error
-        try:
-            return Outcome(metadata, derivatives(picture, request))
-        except MemoryError as error:
-            raise MediaFailure("Making the derivatives ran out of memory.", metadata) \
-                from error
+        return derived(picture, request, metadata)
     finally:
         pdf.close()
