@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.serverproc import ServerProcess, running_server
+from tests.tokens import tokens_toml
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -22,3 +25,10 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def auth_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that requires tokens (tests/tokens.py)."""
+    with running_server(tmp_path, config=tokens_toml()) as running:
+        yield running

@@ -21,7 +21,7 @@ from playwright.sync_api import Error as PlaywrightError
 from tests.e2e.test_cli import start_server
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server, terminate
 from tests.support import Part, multipart
-from tests.tokens import TOKENS, WRONG_TOKEN, bearer, tokens_toml
+from tests.tokens import TOKENS, WRONG_TOKEN, bearer
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -435,12 +435,6 @@ def test_download_in_open_mode_is_direct(page, server, tmp_path):
 
 NEEDS_TOKEN = "This server needs an access token: enter yours under \u201cAccess token\u201d"
 NOT_ACCEPTED = "The access token was not accepted (it is wrong or has expired)"
-
-
-@pytest.fixture
-def auth_server(tmp_path) -> Iterator[ServerProcess]:
-    with running_server(tmp_path, config=tokens_toml()) as running:
-        yield running
 
 
 @pytest.fixture

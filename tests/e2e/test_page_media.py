@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Locator, Page, Route
 from tests.e2e.test_page import enter_token, files_on_server
 from tests.media_support import camera_jpeg, ffmpeg
 from tests.serverproc import ServerProcess, running_server
-from tests.tokens import TOKENS, tokens_toml
+from tests.tokens import TOKENS
 
 pytestmark = pytest.mark.slow
 HOSTILE = '<img src=x onerror="window.pwned=1">'
@@ -188,12 +188,6 @@ def test_hostile_names_and_tags_stay_text(page, server, tmp_path):
 
 
 # -- a server that requires tokens ----------------------------------------------------------
-
-@pytest.fixture
-def auth_server(tmp_path) -> Iterator[ServerProcess]:
-    with running_server(tmp_path, config=tokens_toml()) as running:
-        yield running
-
 
 @pytest.fixture
 def auth_page(browser, auth_server) -> Iterator[Page]:
