@@ -51,6 +51,7 @@ from tests.serverproc import ServerProcess, running_server  # noqa: E402
 MIB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
 CORES = os.cpu_count() or 1
+LOADS: list[float] = []  # the 1-minute load average at the start, after each phase, at the end
 JOB_LINE = re.compile(r"media job of (\w+): (\w+) in ([0-9.]+)s \(attempt (\d+)\)")
 
 
@@ -303,6 +304,7 @@ def job_log(server: ServerProcess) -> list[tuple[str, str, float, int]]:
 def jobs_phase(server: ServerProcess, sampler: Sampler, kind: str, paths: list[Path],
                timeout: float) -> dict[str, Any]:
     """Upload ``paths`` one after another without ``Prefer``; time until none is pending."""
+    LOADS.append(os.getloadavg()[0])
     sampler.set_phase(kind)
     logged_before = len(job_log(server))
     cpu0, server0 = sampler.jobs_cpu(), _own_cpu(server.process.pid)
@@ -340,6 +342,7 @@ def uploads_phase(server: ServerProcess, sampler: Sampler, case: str, blob: Path
                   clients: int, work: Path, backlog: list[Path] | None = None) -> dict[str, Any]:
     """``clients`` raw uploads of ``blob`` at once (``curl -T``); with ``backlog``, JPEG jobs
     uploaded just before, so workers run while the bytes stream in."""
+    LOADS.append(os.getloadavg()[0])
     warm_up(work, blob, clients)
     sampler.set_phase(case)
     queued = 0
@@ -490,7 +493,9 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], samples: dic
              f"Versions: {versions()}.", "",
              f"Command: `.venv/bin/python bench/media.py {' '.join(sys.argv[1:])}`".rstrip()
              + f" ({time.monotonic() - started:.0f} s in all; the sampler and this script took "
-             f"{bench_cpu:.1f} CPU s).", "",
+             f"{bench_cpu:.1f} CPU s, making the samples included). Load average (1 min): "
+             f"{LOADS[0]:.2f} at the start, {LOADS[-1]:.2f} at the end, "
+             f"{min(LOADS):.2f}-{max(LOADS):.2f} between phases.", "",
              "Settings: `[derivatives]` defaults (webp, quality 80, thumbnail 200, square 200, "
              "fullsize 800, job_timeout 120 s, worker_memory 1 GiB, worker_max_jobs 100) with "
              f"`workers` = {', '.join(str(r['workers']) for r in results)}, one server run each; "
@@ -555,15 +560,17 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], samples: dic
         lines += ["", "Each window under jobs against the mean of the idle windows either side "
                   "of it:", "",
                   "| workers | round | MB/s idle (before / after) | MB/s under jobs | ratio | "
-                  "workers' share of CPU in the window | 1 - share |",
-                  "|---|---|---|---|---|---|---|"]
+                  "workers' share of CPU in the window | 1 - share | JPEG jobs/s in the window "
+                  "(without uploads) |", "|---|---|---|---|---|---|---|---|"]
         for r in results:
+            pace = next((j["jobs_per_s"] for j in r["jobs"] if j["kind"] == "jpeg"), math.nan)
             for i, (before, busy, after) in enumerate(_triples(r["uploads"]), 1):
                 mean = (before["mb_s"] + after["mb_s"]) / 2
                 lines.append(f"| {r['workers']} | {i} | {mean:.0f} ({before['mb_s']:.0f} / "
                              f"{after['mb_s']:.0f}) | {busy['mb_s']:.0f} | "
                              f"{busy['mb_s'] / mean:.2f} | {busy['jobs_share']:.0%} | "
-                             f"{1 - busy['jobs_share']:.2f} |")
+                             f"{1 - busy['jobs_share']:.2f} | "
+                             f"{busy['done_in_window'] / busy['wall']:.2f} ({pace:.2f}) |")
     failed = [f for r in results for f in r["failures"]]
     lines += ["", "## Failures", ""]
     if failed:
@@ -596,7 +603,11 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], samples: dic
               "\"uploads must not slow by more than the CPU the jobs take\", reads: the ratio "
               "(under jobs / idle) should not fall much below 1 - share, where share is the "
               "workers' CPU seconds in the window over wall x cores. A ratio well below that "
-              "would mean the jobs starve uploads beyond their CPU (locks, I/O, the event loop).",
+              "would mean the jobs starve uploads beyond their CPU (locks, I/O, the event loop). "
+              "The other way round, the last column compares the JPEG jobs finished per second "
+              "during the window with their pace without uploads: far below it, and with a "
+              "small CPU share, the uploads starve the jobs (each job's hand-over runs in the "
+              "server process, beside the uploads).",
               "- One run on a shared VM: differences of ~10 % between runs are noise; nothing "
               "here is asserted."]
     return "\n".join(lines)
@@ -631,6 +642,7 @@ def main() -> None:
         args.jpegs, args.videos, args.video_seconds = 6, 2, 4
         args.uploads, args.upload_mib, args.rounds = 4, 64, 1
     started = time.monotonic()
+    LOADS.append(os.getloadavg()[0])
     counts = [int(w) for w in args.workers.split(",")]
     results = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
@@ -648,6 +660,7 @@ def main() -> None:
         print(f"samples ready in {time.monotonic() - started:.0f} s: {samples}", flush=True)
         for workers in counts:
             results.append(run_workers(args, work, workers, jpegs, videos, blob))
+    LOADS.append(os.getloadavg()[0])
     usage = resource.getrusage(resource.RUSAGE_SELF)
     text = render(args, results, samples, started, usage.ru_utime + usage.ru_stime)
     out = ROOT / "bench" / "results"
