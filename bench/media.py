@@ -17,7 +17,7 @@ run in turn:
 Nothing is asserted: this writes a report (``bench/results/media-latest.md``, a dated copy,
 and the raw figures as JSON). Setup: the project's ``.venv`` and Debian's ffmpeg.
 Usage: .venv/bin/python bench/media.py [--quick] [--workers 1,2] [--jpegs 24] [--videos 8]
-       [--uploads 8] [--upload-mib 256] [--out media-latest]
+       [--uploads 8] [--upload-mib 256] [--rounds 2] [--logs DIR] [--out media-latest]
 """
 
 from __future__ import annotations
@@ -571,14 +571,15 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], samples: dic
                              f"{busy['mb_s'] / mean:.2f} | {busy['jobs_share']:.0%} | "
                              f"{1 - busy['jobs_share']:.2f} | "
                              f"{busy['done_in_window'] / busy['wall']:.2f} ({pace:.2f}) |")
-    failed = [f for r in results for f in r["failures"]]
+    retried = sum(r["retries_logged"] for r in results)
     lines += ["", "## Failures", ""]
-    if failed:
+    if any(r["failures"] for r in results):
+        lines += ["`metadata.error` of every failed job (`GET /api/files?processing=failed`); "
+                  f"jobs retried after a transient error: {retried}.", ""]
         lines += [f"- workers={r['workers']}: {f}" for r in results for f in r["failures"]]
     else:
         lines.append("No job failed (`GET /api/files?processing=failed` empty in every run); "
-                     f"jobs retried after a transient error: "
-                     f"{sum(r['retries_logged'] for r in results)}.")
+                     f"jobs retried after a transient error: {retried}.")
     lines += ["", "## How to read this", "",
               "- **jobs/s** is the number of jobs over the wall time from the first upload's "
               "start until `GET /api/files?processing=pending&limit=1` came back empty (polled "
