@@ -139,6 +139,9 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     log.info("shutting down")
     periodic.stop()
     server.stop()
+    # Uploads waiting for their jobs (Prefer: wait) answer now, with what they have.
+    await services.job_signals.release_waiters(SETTLE_SECONDS)
+    await asyncio.sleep(0.05)  # their answers reach the sockets before these close
     await server.close_all_connections()
     await runner.stop()  # jobs in flight are claimed again after their lease
     # Closed connections run their requests' clean-up: a tus PATCH keeps every byte that

@@ -203,6 +203,15 @@ class BlobNotFound(NotFound):
     """A blob store has no object under that key."""
 
 
+class ProcessingDisabled(TornadoFilesError):
+    """``POST /api/files/{id}/process`` for a file whose route derives nothing
+    (``derivatives = false``, or ``[derivatives] enabled = false``)."""
+
+    code = "processing_disabled"
+    title = "Media processing is turned off"
+    default_detail = "Media processing is turned off for this file's upload route"
+
+
 class UploadConflict(TornadoFilesError):
     code = "offset_mismatch"
     title = "Upload offset mismatch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,3 +96,9 @@ def build_policies(config: Config) -> tuple[UploadPolicy, ...]:
     return tuple(UploadPolicy.from_route(r, config.storage, config.max_files,
                                          config.media.enabled)
                  for r in config.all_routes())
+
+
+def route_derives(policies: Sequence[UploadPolicy], route: str) -> bool:
+    """Whether files of upload route ``route`` get media jobs; a route no longer configured
+    is taken as the default route (``policies[0]``)."""
+    return next((p.derivatives for p in policies if p.path == route), policies[0].derivatives)

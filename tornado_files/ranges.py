@@ -116,27 +116,32 @@ class Decision:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _not_modified(etag: str, last_modified: datetime, headers: Mapping[str, str]) -> bool:
+def _not_modified(etag: str, last_modified: datetime | None,
+                  headers: Mapping[str, str]) -> bool:
     if_none_match = headers.get("If-None-Match")
     if if_none_match is not None:
         return _weak_match(etag, if_none_match)
     since = headers.get("If-Modified-Since")
     when = _parse_http_date(since) if since else None
-    return when is not None and last_modified.replace(microsecond=0) <= when
+    return (when is not None and last_modified is not None
+            and last_modified.replace(microsecond=0) <= when)
 
 
-def _if_range_holds(value: str, etag: str, last_modified: datetime) -> bool:
+def _if_range_holds(value: str, etag: str, last_modified: datetime | None) -> bool:
     """If-Range needs a strong match, or an HTTP-date equal to Last-Modified (§13.1.5)."""
     value = value.strip()
     if value.startswith(('"', "W/")):
         return not value.startswith("W/") and value == etag
     when = _parse_http_date(value)
-    return when is not None and when == last_modified.replace(microsecond=0)
+    return (when is not None and last_modified is not None
+            and when == last_modified.replace(microsecond=0))
 
 
-def decide(method: str, size: int, etag: str, last_modified: datetime,
+def decide(method: str, size: int, etag: str, last_modified: datetime | None,
            headers: Mapping[str, str]) -> Decision:
-    """The response to a GET or HEAD of a ``size``-byte representation.
+    """The response to a GET or HEAD of a ``size``-byte representation. Without a
+    ``last_modified`` (no ``Last-Modified`` was sent) the date conditions never hold:
+    ``If-Modified-Since`` is ignored, a date in ``If-Range`` asks for the whole.
 
     >>> lm = datetime(2026, 1, 1, tzinfo=UTC)
     >>> d = decide("GET", 10, '"e"', lm, {"Range": "bytes=2-4"})

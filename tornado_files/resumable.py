@@ -35,7 +35,7 @@ from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, build_record
 from tornado_files.jsondata import check_data_keys
 from tornado_files.models import FileRecord, UploadState, utcnow
 from tornado_files.names import keep_original_filename
-from tornado_files.policy import UploadPolicy
+from tornado_files.policy import UploadPolicy, route_derives
 from tornado_files.services import Services
 from tornado_files.sniff import Sniffed
 from tornado_files.sniff_window import SniffWindow
@@ -245,13 +245,6 @@ class Resumable:
             await reader.close()
         return hasher.hexdigest()
 
-    def _derives(self, route: str) -> bool:
-        """Whether the upload's route gives its files media jobs (a route removed from the
-        configuration since the upload began: the default's setting)."""
-        policies = self.services.policies
-        return next((p.derivatives for p in policies if p.path == route),
-                    policies[0].derivatives)
-
     async def complete(self, state: UploadState) -> FileRecord:
         """Drive a completing upload to its file; every step is idempotent, so any number of
         callers may run this at once or again after a crash."""
@@ -263,7 +256,8 @@ class Resumable:
                             storage=state.storage, owner=state.owner, data=state.data)
         facts = FileFacts(state.length, state.sha256,
                           Sniffed(state.mime_type, state.type_os or ""))
-        record = build_record(origin, facts, blob, derive=self._derives(state.route))
+        derive = route_derives(self.services.policies, state.route)
+        record = build_record(origin, facts, blob, derive=derive)
         try:
             await self.services.metadata.insert_many([record])
         except DuplicateKey:

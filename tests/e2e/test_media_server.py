@@ -80,7 +80,7 @@ def test_a_job_that_outlives_job_timeout_fails_and_its_worker_is_killed(tmp_path
     with running_server(tmp_path, config=config) as server:
         created = upload(server, tmp_path / "huge.png", wait=20)
         assert created["processing"] == "failed"
-        assert created["metadata"]["error"] == "Processing took longer than 1 seconds"
+        assert created["metadata"]["error"] == "Processing took longer than job_timeout (1 s)."
         time.sleep(0.5)
         assert children(server.process.pid) == []  # no worker left decoding
         small = upload(server, picture(tmp_path / "small.jpg", (64, 48)), wait=20)
@@ -125,3 +125,40 @@ def test_sigterm_mid_job_leaves_it_for_the_next_start_at_once(tmp_path: Path):
         # Well within the 30 s lease: the stopping server gave the job back.
         assert time.monotonic() - started < 20
         assert done["processing"] == "done", done["metadata"]
+
+
+def test_stopping_answers_uploads_waiting_for_their_jobs(tmp_path: Path):
+    path = picture(tmp_path / "waiting.jpg", (320, 240))
+    with running_server(tmp_path, config="[derivatives]\nworkers = 0\n") as server:
+        # workers = 0: the job never runs here, so the upload waits its whole 20 s.
+        waiting = subprocess.Popen(
+            ["curl", "-sS", "-X", "POST", "-T", str(path), "-H", "X-Filename: waiting.jpg",
+             "-H", "Prefer: wait=20", "-w", "\n%{http_code}", server.url + "/api/files"],
+            stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        started = time.monotonic()
+        server.process.terminate()
+        assert server.process.wait(timeout=15) == 0
+        body, _, status = waiting.communicate(timeout=15)[0].rpartition("\n")
+        assert time.monotonic() - started < 5
+        assert status == "201"
+        assert json.loads(body)["processing"] == "pending"
+        assert " ERROR " not in server.log()
+
+
+def test_workers_end_with_a_killed_server(tmp_path: Path):
+    big = tmp_path / "noise.png"
+    Image.effect_noise((6000, 6000), 60).convert("RGB").save(big, "PNG", compress_level=1)
+    with running_server(tmp_path) as server:
+        upload(server, big)
+        deadline = time.monotonic() + 20
+        while not children(server.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        workers = children(server.process.pid)
+        assert workers
+        server.process.kill()
+        server.process.wait(timeout=10)
+        time.sleep(1)
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                 and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
+        assert alive == [], [Path(f"/proc/{pid}/status").read_text()[:400] for pid in alive]

@@ -111,6 +111,12 @@ async def test_a_camera_jpeg_gets_oriented_derivatives_without_its_exif(
         again = await get(http_client, base_url + urls[kind],
                           headers={"If-None-Match": response.headers["ETag"]})
         assert again.code == 304
+        # No Last-Modified: made again, a derivative changes at the same URL while the
+        # record's times do not; only its ETag tells, so dates never validate a cached copy.
+        assert "Last-Modified" not in response.headers
+        dated = await get(http_client, base_url + urls[kind],
+                          headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
+        assert dated.code == 200
     # The content blob and three derivatives; nothing journalled.
     residue.assert_clean(committed=1, derivatives=3)
 
@@ -152,6 +158,12 @@ async def test_what_gets_no_job(http_client, base_url, runner):
         "none", False, {})
     plain = await upload(http_client, base_url, picture(), "a.png", path="/api/plain")
     assert plain["processing"] == "none"
+    refused = await get(http_client, base_url + plain["url"] + "/process", method="POST",
+                        body=b"")
+    assert error_of(refused, 409, "processing_disabled")["meta"] == {"route": "/api/plain"}
+    redo = await get(http_client, base_url + text["url"] + "/process", method="POST",
+                     body=b"", headers={"Prefer": "wait=30"})
+    assert json.loads(redo.body)["processing"] == "none"  # nothing to derive from text
     unknown = await get(http_client, base_url + f"/api/files/{text['id']}/derivatives/poster")
     error_of(unknown, 404, "not_found")
 
@@ -381,3 +393,45 @@ async def test_a_tus_upload_gets_its_job_too(http_client, base_url, runner):
     done = await settled(http_client, base_url, file_id)
     assert done["processing"] == "done"
     assert done["metadata"]["image"]["width"] == 90
+
+
+@pytest.fixture
+def leftovers(data_dir: Path) -> list[Path]:
+    """Job folders as a crash leaves them: of a process that has ended, and of one that had
+    this process's PID (a container restarted); made before the runner starts."""
+    import subprocess
+    import sys
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    folders = [data_dir / "jobs" / f"{ended.stdout.strip()}-{'a' * 32}",
+               data_dir / "jobs" / f"{os.getpid()}-{'b' * 32}"]
+    for folder in folders:
+        (folder / "out").mkdir(parents=True)
+        (folder / "source").write_bytes(b"a copy of a file" * 1000)
+    return folders
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_job_folders_of_ended_processes_are_removed(http_client, base_url, leftovers,
+                                                         runner, residue):
+    created = await upload(http_client, base_url, picture(), "after.png")
+    assert created["processing"] == "done"
+    assert not any(folder.exists() for folder in leftovers)
+    residue.assert_clean(committed=1, derivatives=3)
+
+
+class TestRelativeDataDir:
+    """``--data-dir data`` (relative, as ``scripts/serve.sh`` uses): the worker gets absolute
+    paths (every job failed before)."""
+
+    @pytest.fixture
+    def data_dir(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "data").mkdir()
+        return Path("data")
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_jobs_run(self, http_client, base_url, runner):
+        created = await upload(http_client, base_url, picture(), "relative.png")
+        assert created["processing"] == "done", created["metadata"]

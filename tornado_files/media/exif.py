@@ -69,22 +69,32 @@ def _gps(gps: dict[int, Any]) -> dict[str, Any]:
 def exif_fields(exif: Image.Exif) -> dict[str, Any]:
     """``{"make", "model", "lens", "datetime_original", "exposure_time" (s), "f_number",
     "iso", "focal_length" (mm), "gps": {"latitude", "longitude" (signed degrees),
-    "altitude" (m)}}`` with only the keys that are present and valid."""
+    "altitude" (m)}}`` with only the keys that are present and valid (exposure, f-number,
+    ISO and focal length only when above zero)."""
     try:
         ifd = exif.get_ifd(EXIF_IFD)
         gps = exif.get_ifd(GPS_IFD)
     except (KeyError, ValueError, TypeError, SyntaxError, OSError):  # a broken sub-IFD
         ifd, gps = {}, {}
-    iso = number(_first(ifd.get(ISO)))
+    iso = positive(number(_first(ifd.get(ISO))))
     return compact({
         "make": text(exif.get(MAKE)),
         "model": text(exif.get(MODEL)),
         "lens": text(ifd.get(LENS_MODEL)),
         "datetime_original": _datetime(ifd.get(DATETIME_ORIGINAL),
                                        ifd.get(OFFSET_TIME_ORIGINAL)),
-        "exposure_time": number(ifd.get(EXPOSURE_TIME)),
-        "f_number": number(ifd.get(F_NUMBER)),
+        "exposure_time": positive(number(ifd.get(EXPOSURE_TIME))),
+        "f_number": positive(number(ifd.get(F_NUMBER))),
         "iso": None if iso is None else int(iso),
-        "focal_length": number(ifd.get(FOCAL_LENGTH)),
+        "focal_length": positive(number(ifd.get(FOCAL_LENGTH))),
         "gps": _gps(gps),
     })
+
+
+def positive(value: float | None) -> float | None:
+    """``value`` when above zero: a camera's exposure, f-number, ISO or focal length is.
+
+    >>> positive(-50.0), positive(0.0), positive(2.8)
+    (None, None, 2.8)
+    """
+    return value if value is not None and value > 0 else None

@@ -11,11 +11,13 @@ file`` and ``-format_whitelist`` of the container demuxers below: playlists (HLS
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
 from typing import Any
 
+from tornado_files.media.parent import die_with_parent
 from tornado_files.media.request import MediaFailure, MediaRequest
 
 DEMUXERS = ",".join((
@@ -45,7 +47,9 @@ def run(argv: list[str], request: MediaRequest) -> subprocess.CompletedProcess[b
         # In the worker's own process group (no new session): when the server kills a job
         # that outlived job_timeout, it kills that group, and ffmpeg with it.
         child = subprocess.Popen(  # noqa: S603 - an argv list from this module, no shell
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            # The worker runs no threads that could hold a lock across the fork.
+            preexec_fn=functools.partial(die_with_parent, os.getpid()))
     except OSError as error:
         raise MediaFailure(f"{name} could not be started.") from error
     try:

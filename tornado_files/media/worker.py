@@ -28,6 +28,7 @@ import resource
 import sys
 from typing import IO, Any
 
+from tornado_files.media.parent import die_with_parent
 from tornado_files.media.process import failure, process
 
 LOG = logging.getLogger("tornado_files.media.worker")
@@ -100,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="RLIMIT_AS for the worker and its ffmpeg children, in bytes")
     parser.add_argument("--cpu-seconds", type=int, required=True,
                         help="CPU seconds each job may use (RLIMIT_CPU, reset per job)")
+    parser.add_argument("--parent-pid", type=int, default=os.getppid(),
+                        help="the server's PID: the worker ends with it")
     args = parser.parse_args(argv)
     if args.memory_bytes < 1 or args.cpu_seconds < 1:
         parser.error("--memory-bytes and --cpu-seconds must be positive")
+    die_with_parent(args.parent_pid)
     set_limits(args.memory_bytes, args.cpu_seconds)
     responses = private_stdout()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,

@@ -155,6 +155,7 @@ class WorkerPool:
             self._python, "-m", "tornado_files.media.worker",
             "--memory-bytes", str(settings.worker_memory),
             "--cpu-seconds", str(int(settings.job_timeout) + 1),
+            "--parent-pid", str(os.getpid()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             start_new_session=True, limit=_ANSWER_LIMIT)
         log.info("media worker %d started", process.pid)

@@ -23,6 +23,9 @@ def preferred_wait(headers: HTTPHeaders) -> int:
     >>> h = HTTPHeaders(); h.add("Prefer", "wait=600")
     >>> preferred_wait(h)
     30
+    >>> h = HTTPHeaders(); h.add("Prefer", "wait=0000005")
+    >>> preferred_wait(h)
+    5
     """
     for field in headers.get_list("Prefer"):
         for preference in field.split(","):
@@ -32,7 +35,8 @@ def preferred_wait(headers: HTTPHeaders) -> int:
             value = value.strip().strip('"')
             if not value.isascii() or not value.isdigit():
                 return 0
-            return min(int(value[:6]), MAX_WAIT)
+            digits = value.lstrip("0")  # delta-seconds may have leading zeros (RFC 9111 §1.2.2)
+            return MAX_WAIT if len(digits) > 3 else min(int(digits or "0"), MAX_WAIT)
     return 0
 
 
@@ -46,15 +50,16 @@ async def wait_for_jobs(services: Services, records: list[FileRecord], within: i
     latest = {r.id: r for r in records}
 
     async def still_pending(ids: list[str]) -> list[str]:
-        left = []
-        for file_id in ids:
+        # In order, up to the first still pending: a look costs one read while the jobs run,
+        # however many files the upload carried (the rest are read once it is done).
+        for index, file_id in enumerate(ids):
             try:
                 latest[file_id] = await services.metadata.get(file_id)
             except NotFound:  # deleted meanwhile: answer with what the upload stored
                 continue
             if latest[file_id].processing == "pending":
-                left.append(file_id)
-        return left
+                return ids[index:]
+        return []
 
     await services.job_signals.wait_finished(pending, within, still_pending)
     return [latest[r.id] for r in records]

@@ -12,8 +12,9 @@ requeued: what this run wrote is removed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from tornado_files.services import Services
 log = logging.getLogger("tornado_files.processing")
 # The longest back-off between two runs of a job.
 _MAX_DELAY = 3600.0
+# Seconds between looks for job folders of processes that died.
+_TIDY_EVERY = 60.0
 
 
 class Outcome:
@@ -59,10 +62,13 @@ class JobRunner:
         self.lease = lease
         self.clock = clock
         self.blobs = DerivativeBlobs(services)
-        self.scratch = services.config.data_dir / "jobs"
+        # Absolute: the worker runs elsewhere and takes absolute paths only (a relative
+        # --data-dir failed every job).
+        self.scratch = services.config.data_dir.resolve() / "jobs"
         self._slots = asyncio.Semaphore(self.settings.workers)
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._folders: set[str] = set()  # names of the job folders in use
 
     def start(self) -> None:
         """Start claiming (no-op with ``workers = 0``: other processes run the jobs)."""
@@ -80,8 +86,12 @@ class JobRunner:
         await self.pool.close()
 
     async def _loop(self) -> None:
-        await self.services.offload(_remove_stale, self.scratch, 4 * self.lease)
+        loop = asyncio.get_running_loop()
+        tidied = -math.inf
         while True:
+            if loop.time() - tidied > _TIDY_EVERY:
+                tidied = loop.time()
+                await self._tidy()
             await self._slots.acquire()
             try:
                 now = self.clock()
@@ -116,8 +126,8 @@ class JobRunner:
         try:
             outcome = await self._attempt(claim)
         except JobTimedOut:
-            outcome = Outcome("failed", {"error": "Processing took longer than "
-                                         f"{self.settings.job_timeout:g} seconds"})
+            outcome = Outcome("failed", {"error": "Processing took longer than job_timeout "
+                                         f"({self.settings.job_timeout:g} s)."})
         except (WorkerDied, TornadoFilesError, OSError) as exc:
             await self._transient(claim, exc)
             return
@@ -132,9 +142,10 @@ class JobRunner:
             return
         finally:
             renewing.cancel()
-        await self._finish(claim, outcome)
-        log.info("media job of %s: %s in %.2fs (attempt %d)", record.id, outcome.processing,
-                 time.monotonic() - started, claim.attempt)
+        kept = await self._finish(claim, outcome)
+        log.info("media job of %s: %s in %.2fs (attempt %d)", record.id,
+                 outcome.processing if kept else "abandoned (the file was deleted or is "
+                 "processed again)", time.monotonic() - started, claim.attempt)
 
     async def _release(self, claim: JobClaim) -> None:
         try:
@@ -157,10 +168,11 @@ class JobRunner:
         kind = media_kind(record.mime_type)
         if kind is None:
             return Outcome("none", {})
-        folder = self.scratch / claim.token
+        folder = self.scratch / f"{os.getpid()}-{claim.token}"
         out_dir = folder / "out"
-        await self.services.offload(out_dir.mkdir, parents=True)
+        self._folders.add(folder.name)
         try:
+            await self.services.offload(out_dir.mkdir, parents=True)
             source = await job_source(self.services, record, folder)
             answer = await self.pool.run(self._request(record, source, out_dir))
             metadata = answer.get("metadata")
@@ -177,6 +189,7 @@ class JobRunner:
             return Outcome("done", metadata, derivatives)
         finally:
             await self.services.offload(shutil.rmtree, folder, ignore_errors=True)
+            self._folders.discard(folder.name)
 
     def _request(self, record: FileRecord, source: Path, out_dir: Path) -> dict[str, Any]:
         settings = self.settings
@@ -186,7 +199,9 @@ class JobRunner:
                 # ffmpeg's own limit, inside the job's: its failure is reported, not killed.
                 "timeout": max(settings.job_timeout * 0.9, settings.job_timeout - 5)}
 
-    async def _finish(self, claim: JobClaim, outcome: Outcome) -> None:
+    async def _finish(self, claim: JobClaim, outcome: Outcome) -> bool:
+        """Record the outcome; whether it was kept (False: the lease was lost, and what the
+        run wrote is removed)."""
         record = claim.record
         new_keys = [d.key for d in outcome.derivatives]
         old_keys = [d.key for d in record.derivatives]
@@ -199,7 +214,7 @@ class JobRunner:
         except Exception:
             log.exception("media job of %s: cannot record its outcome", record.id)
             await self.blobs.remove(record.storage, new_keys, journalled=True)
-            return
+            return False
         if result is None:  # deleted or requeued meanwhile: this run's blobs belong to no one
             await self.blobs.remove(record.storage, new_keys, journalled=True)
             await self.blobs.settle(record.storage, old_keys)
@@ -211,6 +226,7 @@ class JobRunner:
             await self.blobs.settle(record.storage, [k for k in old_keys
                                                       if k not in {d.key for d in replaced}])
         self.services.job_signals.finished(record.id)
+        return result is not None
 
     async def _transient(self, claim: JobClaim, exc: BaseException) -> None:
         record = claim.record
@@ -232,12 +248,35 @@ class JobRunner:
         self.services.job_signals.finished(record.id)
 
 
-def _remove_stale(scratch: Path, older_than: float) -> None:
-    """Job folders left by a process that died (folders of live jobs are younger)."""
+    async def _tidy(self) -> None:
+        """Remove the job folders of processes that are gone (a crash leaves them, with a
+        whole copy of the file for stores that are not local): at start and then every
+        ``_TIDY_EVERY`` seconds, between jobs."""
+        try:
+            await self.services.offload(_remove_orphans, self.scratch, set(self._folders))
+        except OSError as exc:
+            log.warning("media jobs: cannot tidy %s: %s", self.scratch, exc.strerror)
+
+
+def _remove_orphans(scratch: Path, keep: set[str]) -> None:
+    """Job folders are ``<pid>-<token>``: those of a process that no longer runs go, and
+    this process's own but ``keep`` (an earlier process may have had its PID, as in a
+    container restarted). Other processes on this host may share the data directory."""
     if not scratch.is_dir():
         return
-    cutoff = time.time() - older_than
     for folder in scratch.iterdir():
-        with contextlib.suppress(OSError):
-            if folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
+        pid, _, _ = folder.name.partition("-")
+        if folder.name in keep:
+            continue
+        if not pid.isdigit() or int(pid) == os.getpid() or not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user
+    return True

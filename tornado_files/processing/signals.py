@@ -16,8 +16,11 @@ from collections.abc import Awaitable, Callable
 class JobSignals:
     def __init__(self) -> None:
         self._wake = asyncio.Event()
-        # Each waiter's own event, per file id.
+        # Each waiter's own event, per file id; every waiter's event.
         self._finished: dict[str, set[asyncio.Event]] = {}
+        self._waiters: set[asyncio.Event] = set()
+        self._released = False
+        self._none_waiting = asyncio.Event()
 
     def queued(self) -> None:
         """A job became due in this process."""
@@ -39,29 +42,47 @@ class JobSignals:
 
     async def wait_finished(self, file_ids: list[str], within: float,
                             still_pending: Callable[[list[str]], Awaitable[list[str]]],
-                            poll: float = 0.5) -> None:
-        """Wait at most ``within`` seconds until none of ``file_ids`` is pending.
-        ``still_pending(ids)`` reads the store and returns those still pending: it is asked
-        every ``poll`` seconds (another process may run the job) and after each signal."""
+                            poll: float = 0.25, longest_poll: float = 2.0) -> None:
+        """Wait at most ``within`` seconds until none of ``file_ids`` is pending, or until
+        ``release_waiters`` (shutdown). ``still_pending(ids)`` reads the store and returns
+        those still pending: it is asked after each signal and, for jobs other processes
+        run, every ``poll`` seconds, doubling up to ``longest_poll``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         pending = list(file_ids)
         event = asyncio.Event()
         for file_id in pending:
             self._finished.setdefault(file_id, set()).add(event)
+        self._waiters.add(event)
         try:
-            while pending:
+            while pending and not self._released:
                 pending = await still_pending(pending)
                 left = deadline - loop.time()
-                if not pending or left <= 0:
+                if not pending or left <= 0 or self._released:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(poll, left))
                 event.clear()
+                poll = min(2 * poll, longest_poll)
         finally:
+            self._waiters.discard(event)
+            if not self._waiters:
+                self._none_waiting.set()
             for file_id in file_ids:
                 waiters = self._finished.get(file_id)
                 if waiters is not None:
                     waiters.discard(event)
                     if not waiters:
                         del self._finished[file_id]
+
+    async def release_waiters(self, within: float) -> None:
+        """Shutdown: every waiting request stops waiting and answers with what it has (the
+        files are stored; their jobs run after the restart). Returns once none waits, or
+        after ``within`` seconds."""
+        self._released = True
+        for event in self._waiters:
+            event.set()
+        if self._waiters:
+            self._none_waiting.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._none_waiting.wait(), within)

@@ -19,12 +19,13 @@ class LocalBlobs(Protocol):
 
 
 async def job_source(services: Services, record: FileRecord, folder: Path) -> Path:
-    """A local file holding ``record``'s bytes, readable by a worker process. A copy goes to
+    """A local file holding ``record``'s bytes, readable by a worker process, by its
+    absolute path. A copy goes to
     ``folder/source`` (removed with the folder) in bounded chunks. Raises ``BlobNotFound`` /
     ``BackendUnavailable`` from the store, ``OSError`` from the local disk."""
     store = services.blob_store(record.storage)
     if isinstance(store, LocalBlobs):
-        return store.path_of(record.blob_key)
+        return store.path_of(record.blob_key).absolute()  # the worker takes absolute paths
     target = folder / "source"
     reader = await store.open_reader(record.blob_key)
     try:

@@ -31,7 +31,7 @@ class Blob:
     key: str
     size: int
     sha256: str
-    last_modified: datetime
+    last_modified: datetime | None  # None: no Last-Modified, only the ETag
     media_type: str
     disposition: str
     cache_control: str | None = None
@@ -65,7 +65,8 @@ async def send_blob(handler: ApiHandler, blob: Blob) -> None:
             raise e.RangeNotSatisfiable(meta={"size": blob.size})
         handler.set_status(decision.status)
         handler.set_header("ETag", etag)
-        handler.set_header("Last-Modified", http_date(blob.last_modified))
+        if blob.last_modified is not None:
+            handler.set_header("Last-Modified", http_date(blob.last_modified))
         handler.set_header("Accept-Ranges", "bytes")
         if blob.cache_control is not None:
             handler.set_header("Cache-Control", blob.cache_control)
@@ -117,8 +118,10 @@ class DerivativeHandler(ApiHandler):
                              f"Derivatives are {', '.join(DERIVATIVE_KINDS)}")
         extension = "webp" if derivative.media_type == "image/webp" else "jpg"
         stem = record.filename.rsplit(".", 1)[0] or "file"
+        # No Last-Modified: a derivative made again replaces it under the same URL at a time
+        # the record does not keep; its ETag (its SHA-256) tells the versions apart.
         await send_blob(self, Blob(
-            record.storage, derivative.key, derivative.size, derivative.sha256, record.modified,
+            record.storage, derivative.key, derivative.size, derivative.sha256, None,
             derivative.media_type,
             content_disposition(f"{stem}-{kind}.{extension}", inline=True),
             DERIVATIVE_CACHE_CONTROL))

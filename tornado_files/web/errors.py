@@ -33,6 +33,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.StalledAppend: 503,
     e.TooManyUploads: 503,
     e.UploadConflict: 409,
+    e.ProcessingDisabled: 409,
     e.DuplicateKey: 409,
     e.UploadLocked: 423,
     e.UploadGone: 410,

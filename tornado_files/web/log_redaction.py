@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 SAFE_PARAMETERS = frozenset({
     "mime_type", "filename", "route", "owner", "sha256", "size_greater_than",
     "size_less_than", "added_since", "modified_since", "sort", "limit", "cursor",
+    "processing", "has_derivative_images",
     "disposition", "alt", "expires", "max_size"})
 HIDDEN = "REDACTED"
 
