@@ -69,7 +69,8 @@ class _Worker:
 
     async def _status(self) -> str:
         try:
-            code = await asyncio.wait_for(self.process.wait(), 1.0)
+            async with asyncio.timeout(1.0):
+                code = await self.process.wait()
         except TimeoutError:
             return "still running"
         return f"signal {-code}" if code < 0 else f"status {code}"
@@ -85,7 +86,8 @@ class _Worker:
         if self.process.stdin is not None:
             self.process.stdin.close()
         try:
-            await asyncio.wait_for(self.process.wait(), _EXIT_WAIT)
+            async with asyncio.timeout(_EXIT_WAIT):
+                await self.process.wait()
         except TimeoutError:
             self.kill()
             await self.process.wait()
@@ -122,7 +124,9 @@ class WorkerPool:
             worker = await self._take()
             self._busy.add(worker)
             try:
-                answer = await asyncio.wait_for(worker.ask(request), self.settings.job_timeout)
+                # asyncio.timeout, not wait_for (which can swallow a cancellation on 3.11).
+                async with asyncio.timeout(self.settings.job_timeout):
+                    answer = await worker.ask(request)
             except TimeoutError:
                 worker.kill()
                 await worker.process.wait()
@@ -162,9 +166,15 @@ class WorkerPool:
         return _Worker(process)
 
     async def close(self) -> None:
-        """Retire idle workers and kill busy ones (their jobs are claimed again later)."""
+        """Kill every worker (idle ones have nothing to lose; busy ones' jobs are claimed
+        again) and reap them, waiting at most ``_EXIT_WAIT`` seconds."""
         self._closed = True
-        for worker in list(self._busy):
+        workers = [*self._idle, *self._busy]
+        self._idle = []
+        for worker in workers:
             worker.kill()
-        idle, self._idle = self._idle, []
-        await asyncio.gather(*(w.retire() for w in idle), return_exceptions=True)
+        waits = [asyncio.ensure_future(w.process.wait()) for w in workers]
+        if waits:
+            _, late = await asyncio.wait(waits, timeout=_EXIT_WAIT)
+            for waiting in late:
+                waiting.cancel()

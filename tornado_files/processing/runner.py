@@ -12,6 +12,7 @@ requeued: what this run wrote is removed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -34,6 +35,8 @@ from tornado_files.services import Services
 log = logging.getLogger("tornado_files.processing")
 # The longest back-off between two runs of a job.
 _MAX_DELAY = 3600.0
+# Seconds a stopping runner gives its jobs to hand themselves back.
+_STOP_WAIT = 5.0
 # Seconds between looks for job folders of processes that died.
 _TIDY_EVERY = 60.0
 
@@ -69,6 +72,7 @@ class JobRunner:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._folders: set[str] = set()  # names of the job folders in use
+        self._stopping = False
 
     def start(self) -> None:
         """Start claiming (no-op with ``workers = 0``: other processes run the jobs)."""
@@ -76,23 +80,36 @@ class JobRunner:
             self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:
-        """Stop claiming and end the jobs in flight (their leases run out; any process runs
-        them again), then the workers."""
+        """Stop claiming, kill the workers, and let the jobs in flight hand themselves back
+        (due at once, for whichever process runs next). What has not ended within
+        ``_STOP_WAIT`` seconds is cancelled: its lease runs out and it runs again. Store
+        operations are left to finish rather than cancelled mid-way where possible (a
+        cancelled driver call can leave its connection behind)."""
+        self._stopping = True
+        self.services.job_signals.queued()  # the loop wakes and sees it is stopping
+        await self.pool.close()  # running jobs see their workers end: WorkerDied
         tasks = [t for t in (self._task, *self._running) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=_STOP_WAIT)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("media jobs: %d job(s) still ending at shutdown; their leases "
+                            "run out and they run again", len(late))
+                await asyncio.wait(late, timeout=1.0)
         self._task = None
-        await self.pool.close()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         tidied = -math.inf
-        while True:
+        while not self._stopping:
             if loop.time() - tidied > _TIDY_EVERY:
                 tidied = loop.time()
                 await self._tidy()
             await self._slots.acquire()
+            if self._stopping:
+                self._slots.release()
+                return
             try:
                 now = self.clock()
                 claim = await self.services.jobs.claim_job(
@@ -111,6 +128,10 @@ class JobRunner:
                 self._slots.release()
                 await self.services.job_signals.wait_queued(self.poll)
                 continue
+            if self._stopping:  # stopped while claiming
+                self._slots.release()
+                await self._release(claim)
+                return
             task = asyncio.ensure_future(self._run(claim))
             self._running.add(task)
             task.add_done_callback(self._ended)
@@ -129,12 +150,17 @@ class JobRunner:
             outcome = Outcome("failed", {"error": "Processing took longer than job_timeout "
                                          f"({self.settings.job_timeout:g} s)."})
         except (WorkerDied, TornadoFilesError, OSError) as exc:
+            if self._stopping:  # the worker was ended by stop(): no attempt lost
+                await self._release(claim)
+                return
             await self._transient(claim, exc)
             return
         except asyncio.CancelledError:
             # Shutdown: the job is due again at once for whichever process runs next, rather
             # than after its lease.
-            await asyncio.shield(self._release(claim))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_STOP_WAIT):
+                    await asyncio.shield(self._release(claim))
             raise
         except Exception as exc:
             log.exception("media job of %s", record.id)

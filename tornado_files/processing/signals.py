@@ -29,7 +29,10 @@ class JobSignals:
     async def wait_queued(self, within: float) -> None:
         """Until ``queued`` is called or ``within`` seconds pass."""
         try:
-            await asyncio.wait_for(self._wake.wait(), within)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that meets the event being set, and the runner never stops.
+            async with asyncio.timeout(within):
+                await self._wake.wait()
         except TimeoutError:
             return
         finally:
@@ -61,7 +64,8 @@ class JobSignals:
                 if not pending or left <= 0 or self._released:
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(poll, left))
+                    async with asyncio.timeout(min(poll, left)):
+                        await event.wait()
                 event.clear()
                 poll = min(2 * poll, longest_poll)
         finally:
@@ -85,4 +89,5 @@ class JobSignals:
         if self._waiters:
             self._none_waiting.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._none_waiting.wait(), within)
+                async with asyncio.timeout(within):
+                    await self._none_waiting.wait()
