@@ -40,7 +40,7 @@ from tornado_files.web.download import ContentHandler, DerivativeHandler
 from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
 from tornado_files.web.jobs import ProcessHandler
 from tornado_files.web.links import FileLinksHandler, UploadLinksHandler
-from tornado_files.web.meta import HealthHandler, PageHandler, RoutesHandler
+from tornado_files.web.meta import HealthHandler, LiveHandler, PageHandler, RoutesHandler
 from tornado_files.web.routing import Endpoint, NotFoundHandler, RouteTable
 from tornado_files.web.tus import (
     TusCreationHandler,
@@ -161,6 +161,8 @@ def make_app(services: Services, static_dir: Path | None = None) -> Application:
         Endpoint(r"/api/tus/?", [(TusDiscoveryHandler, tus), (TusCreationHandler, tus)]),
         Endpoint(rf"/api/tus/{FILE_ID}", [(TusUploadHandler, tus), (TusPatchHandler, tus)]),
         Endpoint(r"/healthz", [(HealthHandler, {})]),
+        Endpoint(r"/readyz", [(HealthHandler, {})]),
+        Endpoint(r"/livez", [(LiveHandler, {})]),
         *[Endpoint(policy.path, [(UploadHandler, {"policy": policy})]) for policy in others],
         Endpoint(r"/()", [(PageHandler, {"path": str(static_dir),
                                           "default_filename": "index.html"})]),

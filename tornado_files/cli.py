@@ -137,6 +137,7 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    services.lifecycle.drain()  # /readyz and /healthz: 503 from now on
     periodic.stop()
     server.stop()
     # Uploads waiting for their jobs (Prefer: wait) answer now, with what they have.

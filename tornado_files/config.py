@@ -28,7 +28,7 @@ DEFAULT_ROUTE = "/api/files"
 STORAGE_KINDS = ("disk", "gridfs")
 # Paths the server itself serves; an upload route may not take them over.
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/api/upload-links", "/healthz",
-                    "/static")
+                    "/livez", "/readyz", "/static")
 
 MIN_SWEEP_GRACE = 60.0
 # Any duration setting: at most ten years.

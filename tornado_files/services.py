@@ -14,6 +14,7 @@ from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
 from tornado_files.ingest import HashCache
+from tornado_files.lifecycle import Lifecycle
 from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
 from tornado_files.policy import UploadPolicy
 from tornado_files.processing.signals import JobSignals
@@ -50,6 +51,8 @@ class Services:
     # Uploads tell this process's job runner that a job is due; the runner tells waiting
     # requests (``Prefer: wait``) that one ended.
     job_signals: JobSignals = field(default_factory=JobSignals)
+    # Serving or draining (the readiness probes say which).
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
     # The running sha256 of resumable uploads, shared by every handler and the sweeper.
     hashes: HashCache = field(default_factory=HashCache)
     # Called last at close (e.g. the MongoDB client shared by the stores).

@@ -144,7 +144,8 @@ ROWS = [
     Row(TUS_ID, "DELETE", Scope.WRITE, True, (204,), lambda w, h: _on_tus(w, h, "DELETE")),
 ]
 # Served to anyone: the page, its assets, health, tus discovery (OPTIONS is always public).
-PUBLIC = [("GET", "/"), ("GET", "/static/upload.js"), ("GET", "/healthz"), ("HEAD", "/healthz")]
+PUBLIC = [("GET", "/"), ("GET", "/static/upload.js"), ("GET", "/healthz"), ("HEAD", "/healthz"),
+          ("GET", "/readyz"), ("GET", "/livez")]
 
 
 def _callers(row: Row) -> list[tuple[str, dict[str, str], str]]:
@@ -172,6 +173,7 @@ def test_the_matrix_covers_every_endpoint(app):
               for method in endpoint.methods() if method != "OPTIONS"}
     covered = {(row.pattern, row.method) for row in ROWS}
     public = {(r"/healthz", "GET"), (r"/healthz", "HEAD"), (r"/()", "GET"), (r"/()", "HEAD"),
+              (r"/readyz", "GET"), (r"/readyz", "HEAD"), (r"/livez", "GET"), (r"/livez", "HEAD"),
               (r"/static/(.+)", "GET"), (r"/static/(.+)", "HEAD")}
     assert served - covered - public == set()
 

@@ -14,11 +14,29 @@ from tornado_files.web.base import ApiHandler
 log = logging.getLogger("tornado_files.web")
 
 
-class HealthHandler(ApiHandler):
-    """``GET /healthz``: 200 when the metadata store and every blob store answer (and the disk
-    has its free-space floor), else 503."""
+class LiveHandler(ApiHandler):
+    """``GET /livez``: 200 while the process and its event loop run (Kubernetes' liveness:
+    restart the process when this stops answering). Touches no store: a store that is down
+    is a readiness matter, not a reason to restart."""
 
     access = {"GET": PUBLIC}
+
+    def get(self) -> None:
+        self.write_json({"status": "ok"})
+
+
+class HealthHandler(ApiHandler):
+    """``GET /readyz`` and ``GET /healthz``: 200 when the metadata store and every blob store
+    answer (and the disk has its free-space floor) and no shutdown began, else 503
+    (Kubernetes' readiness: send no new requests here)."""
+
+    access = {"GET": PUBLIC}
+    _draining = False
+
+    @property
+    def server_fault(self) -> bool:
+        """A 503 while draining is the shutdown working, not a fault (not logged as an error)."""
+        return not self._draining and super().server_fault
 
     async def get(self) -> None:
         services = self.services
@@ -39,6 +57,10 @@ class HealthHandler(ApiHandler):
                 log.warning("health check %s failed: %s", name, exc)
                 checks[name] = "unavailable"
                 ok = False
+        if services.lifecycle.draining:
+            self._draining = True
+            self.write_json({"status": "draining", "checks": checks}, status=503)
+            return
         self.write_json({"status": "ok" if ok else "unavailable", "checks": checks},
                         status=200 if ok else 503)
 
