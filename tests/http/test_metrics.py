@@ -142,6 +142,20 @@ async def test_a_tus_upload(scraper):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_tus_uploads_refused_and_terminated(scraper):
+    await scraper.mark()
+    refused = await scraper.fetch("POST", "/api/tus/", b"", **TUS,
+                                  **{"Upload-Length": "10", "Upload-Metadata": "route L3g="})
+    assert refused.code == 400, refused.body
+    await scraper.moved("tornado_files_uploads_total", 1, protocol="tus", outcome="rejected")
+    created = await scraper.fetch("POST", "/api/tus/", b"", **TUS, **{"Upload-Length": "10"})
+    ended = await scraper.fetch("DELETE", created.headers["Location"], **TUS)
+    assert ended.code == 204
+    await scraper.moved("tornado_files_uploads_total", 1, protocol="tus", outcome="aborted")
+    await scraper.moved("tornado_files_uploads_total", 0, protocol="tus", outcome="created")
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_413_before_the_body_is_counted(scraper):
     await scraper.mark()
     refused = await scraper.fetch("POST", "/api/small", b"x" * 8192,
