@@ -25,6 +25,7 @@ from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_intents import SqliteIntentJournal
 from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
+from tornado_files.metrics import Metrics
 from tornado_files.models import utcnow
 from tornado_files.policy import build_policies
 from tornado_files.processing.pool import WorkerPool
@@ -40,7 +41,13 @@ from tornado_files.web.download import ContentHandler, DerivativeHandler
 from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
 from tornado_files.web.jobs import ProcessHandler
 from tornado_files.web.links import FileLinksHandler, UploadLinksHandler
-from tornado_files.web.meta import HealthHandler, LiveHandler, PageHandler, RoutesHandler
+from tornado_files.web.meta import (
+    HealthHandler,
+    LiveHandler,
+    MetricsHandler,
+    PageHandler,
+    RoutesHandler,
+)
 from tornado_files.web.routing import Endpoint, NotFoundHandler, RouteTable
 from tornado_files.web.tus import (
     TusCreationHandler,
@@ -97,6 +104,7 @@ def build_services(config: Config) -> Services:
         intents=intents,
         jobs=jobs,
         auth=build_authenticator(config),
+        metrics=Metrics(),
         closers=closers,
     )
 
@@ -163,6 +171,7 @@ def make_app(services: Services, static_dir: Path | None = None) -> Application:
         Endpoint(r"/healthz", [(HealthHandler, {})]),
         Endpoint(r"/readyz", [(HealthHandler, {})]),
         Endpoint(r"/livez", [(LiveHandler, {})]),
+        Endpoint(r"/metrics", [(MetricsHandler, {})]),
         *[Endpoint(policy.path, [(UploadHandler, {"policy": policy})]) for policy in others],
         Endpoint(r"/()", [(PageHandler, {"path": str(static_dir),
                                           "default_filename": "index.html"})]),

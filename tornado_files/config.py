@@ -28,7 +28,7 @@ DEFAULT_ROUTE = "/api/files"
 STORAGE_KINDS = ("disk", "gridfs")
 # Paths the server itself serves; an upload route may not take them over.
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/api/upload-links", "/healthz",
-                    "/livez", "/readyz", "/static")
+                    "/livez", "/metrics", "/readyz", "/static")
 
 MIN_SWEEP_GRACE = 60.0
 # Any duration setting: at most ten years.
@@ -193,7 +193,8 @@ _FUTURE_KEYS = {
     "processes": "--processes is not available yet",
 }
 # Access control (auth/settings.py) that the environment may set too.
-_AUTH_SCALARS = ("signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
+_AUTH_SCALARS = ("signing_key", "private_reads", "allow_anonymous", "max_link_lifetime",
+                 "metrics_public")
 _MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$")
 
 

@@ -79,14 +79,16 @@ class FileIngest:
     ``sniffed`` when it is. ``hasher`` is the running sha256 of the file's first ``start``
     bytes, or None when this process does not have it (the caller re-reads the file
     instead). ``limit`` is the file's size cap: passing it raises ``over_limit(bytes fed)``.
-    ``check_type`` raises for a disallowed type (``UnsupportedMediaType``)."""
+    ``check_type`` raises for a disallowed type (``UnsupportedMediaType``).
+    ``count_stored`` is told the size of every chunk written (``tornado_files_upload_bytes``)."""
 
     def __init__(self, *, sink: ByteSink, sniffer: Sniffer, lane: Lane, sniff_bytes: int,
                  check_type: Callable[[str], None], limit: int,
                  over_limit: Callable[[int], Exception], start: int = 0,
                  window: SniffWindow | None = None,
                  sniffed: Sniffed | None = None, hasher: Any | None = None,
-                 digest: Any | None = None) -> None:
+                 digest: Any | None = None,
+                 count_stored: Callable[[int], None] = lambda _size: None) -> None:
         self._sink = sink
         self._sniffer = sniffer
         self._lane = lane
@@ -98,6 +100,7 @@ class FileIngest:
         self._window = None if sniffed else (window or SniffWindow(sniff_bytes))
         self._hasher = hasher
         self._digest = digest
+        self._count_stored = count_stored
         self._held: deque[tuple[int, bytes]] = deque()  # (end offset, chunk) awaiting the type
         self.size = 0  # bytes fed
 
@@ -108,7 +111,7 @@ class FileIngest:
             raise self._over_limit(self.size)
         await self._hash(chunk)
         if self._window is None:
-            await self._sink.write(chunk)
+            await self._write(chunk)
             return
         self._window.take(offset, chunk)
         self._held.append((offset + len(chunk), chunk))
@@ -167,11 +170,15 @@ class FileIngest:
         self.sniffed = await self._sniffer.sniff(sample)
         self._check_type(self.sniffed.mime_type)
 
+    async def _write(self, chunk: bytes) -> None:
+        await self._sink.write(chunk)
+        self._count_stored(len(chunk))
+
     async def _release(self, before: int | None = None) -> None:
         """Write the held chunks in order: all of them, or those ending by ``before``."""
         while self._held and (before is None or self._held[0][0] <= before):
             _, chunk = self._held.popleft()
-            await self._sink.write(chunk)
+            await self._write(chunk)
 
 
 def new_hasher() -> Any:

@@ -203,7 +203,8 @@ class Resumable:
             limit=state.length,
             over_limit=lambda fed: policy.file_too_large(state.length, offset + fed),
             start=offset, window=window, sniffed=known, hasher=self.hashes.take(upload_id, offset),
-            digest=hashlib.new(checksum[0]) if checksum else None)
+            digest=hashlib.new(checksum[0]) if checksum else None,
+            count_stored=self.services.metrics.stored("tus"))
         append = Append(self, claimed, token, writer, ingest, checksum)
         append.keep_lease()
         return append
@@ -260,6 +261,7 @@ class Resumable:
         record = build_record(origin, facts, blob, derive=derive)
         try:
             await self.services.metadata.insert_many([record])
+            self.services.metrics.upload_ended("tus", "created")
         except DuplicateKey:
             record = await self.services.metadata.get(state.id)  # another caller was first
         if record.processing == "pending":
@@ -268,9 +270,11 @@ class Resumable:
         self.hashes.forget(state.id)
         return record
 
-    async def terminate(self, upload_id: str, allow: Allow = None) -> None:
-        """Remove the upload: partial first, then the state. A finished upload is its file,
-        and the termination extension covers completed uploads (tus 1.0.0): the file is
+    async def terminate(self, upload_id: str, allow: Allow = None,
+                        outcome: str = "aborted") -> None:
+        """Remove the upload: partial first, then the state (counted as ended with
+        ``outcome``: "aborted" by its client, "rejected" by the server). A finished upload is
+        its file, and the termination extension covers completed uploads (tus 1.0.0): the file is
         deleted as ``DELETE /api/files/{id}`` deletes it (a completing one is finished first).
         Raises ``NotFound`` when there is neither. ``allow`` as for ``progress``."""
         try:
@@ -287,6 +291,7 @@ class Resumable:
         await self.partials(state.storage).discard_partial(upload_id)
         await self.services.uploads.delete_upload(upload_id)
         self.hashes.forget(upload_id)
+        self.services.metrics.upload_ended("tus", outcome)
 
     async def sweep(self) -> int:
         """For the sweeper: drive completing uploads to their file, then remove expired
@@ -309,6 +314,7 @@ class Resumable:
                 await self.services.uploads.delete_upload(state.id)
                 self.hashes.forget(state.id)
             removed += len(expired)
+            self.services.metrics.upload_ended("tus", "expired", len(expired))
             if len(expired) < EXPIRE_PAGE:
                 return removed
 

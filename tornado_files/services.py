@@ -16,6 +16,7 @@ from tornado_files.errors import InternalError
 from tornado_files.ingest import HashCache
 from tornado_files.lifecycle import Lifecycle
 from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
+from tornado_files.metrics import Metrics
 from tornado_files.policy import UploadPolicy
 from tornado_files.processing.signals import JobSignals
 from tornado_files.sniff import Sniffer
@@ -55,6 +56,8 @@ class Services:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     # The running sha256 of resumable uploads, shared by every handler and the sweeper.
     hashes: HashCache = field(default_factory=HashCache)
+    # This application's Prometheus registry and metrics (``metrics.Metrics``; GET /metrics).
+    metrics: Metrics = field(default_factory=Metrics)
     # Called last at close (e.g. the MongoDB client shared by the stores).
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
     # Requests that write (body handlers) while they live: at shutdown their clean-up (a tus

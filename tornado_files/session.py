@@ -62,6 +62,7 @@ class UploadSession:
         sniff_bytes: int,
         declared_length: int | None,
         received: Callable[[], int],
+        count_stored: Callable[[int], None] = lambda _size: None,
         new_id: Callable[[], str] = lambda: uuid4().hex,
     ) -> None:
         self.policy = policy
@@ -73,6 +74,7 @@ class UploadSession:
         self._sniff_bytes = sniff_bytes
         self._declared = declared_length
         self._received = received
+        self._count_stored = count_stored  # bytes of file content written (metrics)
         self._new_id = new_id
         self.files: list[FilePart] = []
         self._current: FilePart | None = None
@@ -105,7 +107,7 @@ class UploadSession:
             sniff_bytes=self._sniff_bytes, check_type=self.policy.check_mime,
             limit=self.policy.max_file_size,
             over_limit=lambda _fed: self.policy.file_too_large(self._declared, self._received()),
-            hasher=new_hasher())
+            hasher=new_hasher(), count_stored=self._count_stored)
         part = FilePart(file_id, field, keep_original_filename(filename), writer, ingest)
         self.files.append(part)
         self._current = part

@@ -135,6 +135,11 @@ ROWS = [
     Row("/api/routes", "GET", None, False, (200,), lambda w, h: w.fetch("GET", "/api/routes", **h)),
     Row("/api/routes", "HEAD", None, False, (200,),
         lambda w, h: w.fetch("HEAD", "/api/routes", **h)),
+    # Admin only under auth (metrics_public opens it: tests/http/test_metrics.py).
+    Row("/metrics", "GET", Scope.ADMIN, False, (200,),
+        lambda w, h: w.fetch("GET", "/metrics", **h)),
+    Row("/metrics", "HEAD", Scope.ADMIN, False, (200,),
+        lambda w, h: w.fetch("HEAD", "/metrics", **h)),
     Row("/api/tus/?", "POST", Scope.WRITE, False, (201,),
         lambda w, h: w.fetch("POST", "/api/tus/", b"", **h, **TUS, **{"Upload-Length": "5"})),
     Row(TUS_ID, "HEAD", Scope.WRITE, True, (200,), lambda w, h: _on_tus(w, h, "HEAD")),
@@ -157,7 +162,7 @@ def _callers(row: Row) -> list[tuple[str, dict[str, str], str]]:
         ("none", {}, "401"),
         ("bad", {"Authorization": "Bearer not-a-token-at-all-1234"}, "401-invalid"),
         ("expired", {"Authorization": f"JWT {expired_jwt()}"}, "401-invalid"),
-        ("other owner", bearer("bob"), "403" if row.owned else "ok"),
+        ("other owner", bearer("bob"), "403" if row.owned or admin_only else "ok"),
         ("owner", bearer("alice"), "403" if admin_only else "ok"),
         ("admin", {"X-Auth-Token": TOKENS["admin"][0]}, "ok"),
     ]

@@ -1,5 +1,6 @@
 """The access-control part of the configuration: ``[[tokens]]``, ``[jwt]``, ``signing_key``,
-``private_reads``, ``allow_anonymous``, ``max_link_lifetime`` (docs/security.md).
+``private_reads``, ``allow_anonymous``, ``max_link_lifetime`` (docs/security.md), and
+``metrics_public`` (docs/deploying.md).
 
 Every problem raises ``ValueError`` with one line a person can act on (``config`` turns it into
 a ``ConfigError``); key files are read here, at start-up, so a missing one stops the server
@@ -23,7 +24,8 @@ from tornado_files.auth.principal import Principal, parse_scopes, valid_name
 from tornado_files.auth.tokens import MIN_TOKEN_LENGTH, TokenEntry
 from tornado_files.tables import table
 
-KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max_link_lifetime")
+KEYS = ("tokens", "jwt", "signing_key", "private_reads", "allow_anonymous", "max_link_lifetime",
+        "metrics_public")
 MIN_SIGNING_KEY_LENGTH = 32
 DEFAULT_LINK_LIFETIME = 7 * 86400.0
 _TOKEN_KEYS = {"token", "token_sha256", "principal", "scopes"}
@@ -41,6 +43,8 @@ class AuthSettings:
     private_reads: bool = False
     allow_anonymous: bool = False
     max_link_lifetime: float = DEFAULT_LINK_LIFETIME
+    # GET /metrics without credentials even when auth is configured (else it needs admin).
+    metrics_public: bool = False
 
     @property
     def configured(self) -> bool:
@@ -70,6 +74,7 @@ def parse_auth(merged: dict[str, Any]) -> AuthSettings:
         signing_key=key.encode("utf-8") if isinstance(key, str) else None,
         private_reads=parse_bool(merged.get("private_reads", False), "private_reads"),
         allow_anonymous=parse_bool(merged.get("allow_anonymous", False), "allow_anonymous"),
+        metrics_public=parse_bool(merged.get("metrics_public", False), "metrics_public"),
         max_link_lifetime=_seconds(merged.get("max_link_lifetime", DEFAULT_LINK_LIFETIME)))
     if settings.configured and settings.signing_key is None:
         raise ValueError("signing_key is required when tokens or jwt are configured "

@@ -169,6 +169,8 @@ class JobRunner:
         finally:
             renewing.cancel()
         kept = await self._finish(claim, outcome)
+        if kept:
+            self.services.metrics.job_ended(record.mime_type, outcome.processing)
         log.info("media job of %s: %s in %.2fs (attempt %d)", record.id,
                  outcome.processing if kept else "abandoned (the file was deleted or is "
                  "processed again)", time.monotonic() - started, claim.attempt)
@@ -262,12 +264,14 @@ class JobRunner:
                     exc)
         try:
             if claim.attempt >= self.settings.max_attempts:
-                await self._finish(claim, Outcome("failed", {
-                    "error": f"Processing failed {claim.attempt} times: {reason}"}))
+                if await self._finish(claim, Outcome("failed", {
+                        "error": f"Processing failed {claim.attempt} times: {reason}"})):
+                    self.services.metrics.job_ended(record.mime_type, "failed")
                 return
             delay = min(self.settings.retry_delay * 2 ** (claim.attempt - 1), _MAX_DELAY)
             due = self.clock() + timedelta(seconds=delay)
             await self.services.jobs.retry_job(record.id, claim.token, due)
+            self.services.metrics.job_ended(record.mime_type, "retried")
         except Exception:
             log.exception("media job of %s: cannot record the retry (its lease runs out and "
                           "it runs again)", record.id)

@@ -165,8 +165,13 @@ class ApiHandler(RequestHandler):
         never this, so none can skip the access check."""
         self.ready_for_body()
         self.check_framing()
-        self.principal = authorize(self.access, self.services.auth, self.request)
+        self.principal = authorize(self.access_rules(), self.services.auth, self.request)
         await self.prepare_request()
+
+    def access_rules(self) -> Mapping[str, Rule]:
+        """The rules this request is checked against: ``access``, unless a setting changes
+        them (``MetricsHandler`` under ``metrics_public``)."""
+        return self.access
 
     def ready_for_body(self) -> None:
         """Before any check may answer (BodyHandler lets the body be read)."""
@@ -218,6 +223,7 @@ class ApiHandler(RequestHandler):
         self._exit = (value, error, error_id)
         where = f"{self.request.method} {self.request.path}"
         status = status_of(error)
+        self.services.metrics.rejections.labels(error.code).inc()
         if error.server_fault:
             # The cause (with its traceback) unless it is one of ours: those were logged, with
             # the driver's words, where they were raised.
@@ -337,7 +343,8 @@ def compact_json(payload: Any) -> str:
 
 
 def log_request(handler: RequestHandler) -> None:
-    """Tornado's access line (its ``log_function`` setting), at ERROR only for server faults."""
+    """Tornado's access line (its ``log_function`` setting), at ERROR only for server faults;
+    and the request's count and duration (``metrics``): every answered request passes here."""
     status = handler.get_status()
     fault = handler.server_fault if isinstance(handler, ApiHandler) else status >= 500
     level = logging.ERROR if fault else logging.WARNING if status >= 400 else logging.INFO
@@ -345,4 +352,5 @@ def log_request(handler: RequestHandler) -> None:
     access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method,
                    loggable_uri(request.uri or ""),
                    request.remote_ip, 1000.0 * request.request_time())
+    handler.settings["services"].metrics.request(request.method, status, request.request_time())
 

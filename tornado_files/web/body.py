@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from types import TracebackType
 from typing import Any
 
 from tornado.ioloop import IOLoop
@@ -31,6 +32,8 @@ class BodyHandler(ApiHandler):
     _busy = False
     _idle_timer: object | None = None
     _last_activity = 0.0
+    _upload_counted = False
+    _writing = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +60,38 @@ class BodyHandler(ApiHandler):
     async def consume(self, chunk: bytes) -> None:
         """One chunk of the body (awaited: back-pressure)."""
 
+    # -- uploads (metrics) ---------------------------------------------------------------
+    def upload_protocol(self) -> str | None:
+        """The protocol of the upload this request is (``tornado_files_uploads_total``), or
+        None: upload routes and tus creation say, other bodies are no upload."""
+        return None
+
+    def writes_file(self) -> bool:
+        """Whether this request writes file content (``tornado_files_active_uploads``)."""
+        return False
+
+    def count_upload(self, outcome: str) -> None:
+        """Count this request's upload as ended with ``outcome``, once (the first wins)."""
+        protocol = self.upload_protocol()
+        if protocol is not None and not self._upload_counted:
+            self._upload_counted = True
+            self.services.metrics.upload_ended(protocol, outcome)
+
+    def _count_writing(self, writing: bool) -> None:
+        if writing != self._writing:
+            self._writing = writing
+            self.services.metrics.active_uploads.inc(1 if writing else -1)
+
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
+        super().log_exception(typ, value, tb)
+        # A body that went silent was left by its client; any other error refused the upload.
+        self.count_upload("aborted" if isinstance(value, e.RequestTimeout) else "rejected")
+
+    def on_connection_close(self) -> None:
+        self.count_upload("aborted")
+        super().on_connection_close()
+
     # -- Tornado hooks ------------------------------------------------------------------
     def ready_for_body(self) -> None:
         edge.hand_over_reads(self.request, True)  # the connection's last request may have said no
@@ -70,6 +105,7 @@ class BodyHandler(ApiHandler):
         self._schedule_idle_check()
         # Time our own store takes in begin() (opening the first file) is not the client's
         # silence: a slow open must not become a 408 that aborts a session mid-open.
+        self._count_writing(self.writes_file())
         self._busy = True
         try:
             await self.begin()
@@ -115,6 +151,7 @@ class BodyHandler(ApiHandler):
 
     def stop_timers(self) -> None:
         super().stop_timers()
+        self._count_writing(False)  # answered, or the connection went
         if self._idle_timer is not None:
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None

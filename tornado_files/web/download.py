@@ -85,6 +85,7 @@ async def send_blob(handler: ApiHandler, blob: Blob) -> None:
             async for chunk in reader.iter_range(decision.start, decision.end):
                 handler.write(chunk)
                 await handler.flush()
+                handler.services.metrics.download_bytes.inc(len(chunk))
         except StreamClosedError:
             return  # the client went away; nothing to clean up on a read
         handler.finish()

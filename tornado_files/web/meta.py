@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from tornado.web import StaticFileHandler
 
+from tornado_files.auth.principal import Scope
 from tornado_files.errors import InsufficientStorage, NotFound
-from tornado_files.web.access import AUTHENTICATED, PUBLIC
+from tornado_files.metrics import CONTENT_TYPE
+from tornado_files.web.access import AUTHENTICATED, PUBLIC, Rule
 from tornado_files.web.base import ApiHandler
 
 log = logging.getLogger("tornado_files.web")
@@ -63,6 +66,25 @@ class HealthHandler(ApiHandler):
             return
         self.write_json({"status": "ok" if ok else "unavailable", "checks": checks},
                         status=200 if ok else 503)
+
+
+class MetricsHandler(ApiHandler):
+    """``GET /metrics``: this application's metrics in the Prometheus text format
+    (``tornado_files.metrics``). Needs ``admin`` when auth is configured, unless
+    ``metrics_public`` (open mode: open, like everything else)."""
+
+    access = {"GET": Scope.ADMIN}
+
+    def access_rules(self) -> Mapping[str, Rule]:
+        return {"GET": PUBLIC} if self.services.config.auth.metrics_public else self.access
+
+    def compute_etag(self) -> None:
+        return None  # counters move between two scrapes: never a 304
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(self.services.metrics.exposition())
 
 
 class RoutesHandler(ApiHandler):

@@ -82,6 +82,9 @@ class TusBodyHandler(TusHandler, BodyHandler):
     def idle_error(self) -> e.RequestTimeout:
         return e.StalledAppend()
 
+    def writes_file(self) -> bool:
+        return self.append is not None
+
     async def start_append(self, upload_id: str, offset: int) -> None:
         checksum = tus.parse_checksum(self.request.headers.get("Upload-Checksum"))
         self.append = await self.resumable.begin(upload_id, offset, checksum,
@@ -111,7 +114,7 @@ class TusBodyHandler(TusHandler, BodyHandler):
         async with self._lock:
             if outcome == "terminate":
                 await append.discard()
-                await self.resumable.terminate(append.state.id)
+                await self.resumable.terminate(append.state.id, outcome="rejected")
             elif outcome == "discard":
                 await append.discard()
             else:
@@ -170,6 +173,10 @@ class TusCreationHandler(TusBodyHandler):
         if isinstance(exc, e.RequestTooLarge):
             self._outcome = "terminate"
         await super().fail(exc, linger=linger)
+
+    def upload_protocol(self) -> str | None:
+        # Until the upload exists, an error refuses it; after, it has a life of its own.
+        return "tus" if getattr(self, "created", None) is None else None
 
     def set_default_headers(self) -> None:
         super().set_default_headers()

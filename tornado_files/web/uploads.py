@@ -81,6 +81,18 @@ class UploadHandler(BodyHandler):
     def body_cap(self) -> int:
         return self.policy.max_body_size
 
+    def upload_protocol(self) -> str | None:
+        if self.request.method != "POST":
+            return None
+        return "multipart" if self._media_type() == "multipart/form-data" else "raw"
+
+    def writes_file(self) -> bool:
+        return True
+
+    def _media_type(self) -> str:
+        content_type = self.request.headers.get("Content-Type", "")
+        return content_type.split(";", 1)[0].strip().lower()
+
     def too_large(self, declared: int | None, received: int) -> e.RequestTooLarge:
         return self.policy.body_too_large(declared, received)
 
@@ -95,13 +107,13 @@ class UploadHandler(BodyHandler):
             sniff_bytes=services.config.sniff_bytes,
             declared_length=self.declared_length(),
             received=self.received,
+            count_stored=services.metrics.stored(self.upload_protocol() or "raw"),
         )
         async with self._lock:  # a cleanup (timeout, disconnect) waits for the file it opens
             self.sink = await self._open_sink(self.session)
 
     async def _open_sink(self, session: UploadSession) -> Sink:
-        content_type = self.request.headers.get("Content-Type", "")
-        media_type = content_type.split(";", 1)[0].strip().lower()
+        media_type = self._media_type()
         if media_type == "multipart/form-data":
             edge.hand_over_reads(self.request, False)  # the parser takes bytes
             config = self.services.config
@@ -149,6 +161,7 @@ class UploadHandler(BodyHandler):
         except Exception as exc:
             await self.fail(exc)
             return
+        self.count_upload("created")
         if any(r.processing == "pending" for r in records):
             self.services.job_signals.queued()
             # Prefer: wait (RFC 7240): the 201 may carry the derivatives' URLs.
