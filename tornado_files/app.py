@@ -36,7 +36,7 @@ from tornado_files.sniff import Sniffer
 from tornado_files.storage.base import BlobStore
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.sweeper import Sweeper
-from tornado_files.web.base import log_request
+from tornado_files.web.access_log import log_request
 from tornado_files.web.download import ContentHandler, DerivativeHandler
 from tornado_files.web.files import FileHandler, FilesListHandler, FileUpdateHandler
 from tornado_files.web.jobs import ProcessHandler

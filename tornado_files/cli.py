@@ -27,6 +27,7 @@ from tornado_files.config import Config, ConfigError, build_config, env_settings
 from tornado_files.errors import BackendUnavailable
 from tornado_files.fsck import PAGE_SIZE, Fsck, FsckReport
 from tornado_files.heap import keep_buffers_in_heap
+from tornado_files.logs import LOG_FORMATS, formatter_for
 from tornado_files.processing.settings import startup_warnings as media_warnings
 from tornado_files.services import Services
 from tornado_files.store_identity import verify_stores
@@ -53,6 +54,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--mongodb-uri", dest="mongodb_uri",
         help="keep metadata in MongoDB (mongodb://host:27017/tornado_files)")
     add("--max-upload-size", dest="max_upload_size", help="cap of /api/files (default 10GiB)")
+    add("--log-format", dest="log_format", choices=LOG_FORMATS,
+        help="log lines as text (default) or JSON, one object per line")
     add("--allow-anonymous", dest="allow_anonymous", action="store_const", const=True,
         help="with no tokens or jwt configured, listen on a non-loopback address anyway")
     return parser
@@ -181,7 +184,7 @@ class _StartupLog(logging.handlers.MemoryHandler):
 
 def _configure_logging() -> _StartupLog:
     target = logging.StreamHandler()
-    target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    target.setFormatter(formatter_for("text"))
     held = _StartupLog(target)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
@@ -193,6 +196,8 @@ def serve(argv: Sequence[str], prog: str = "tornado-files serve") -> int:
     held = _configure_logging()
     try:
         config = load_config(argv, os.environ, prog)
+        if held.target is not None:
+            held.target.setFormatter(formatter_for(config.log_format))
         keep_buffers_in_heap()
         asyncio.run(_serve(config, started=held.pass_through))
     except ConfigError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tornado_files.auth.settings import KEYS as AUTH_KEYS
 from tornado_files.auth.settings import AuthSettings, check_bind, parse_auth
+from tornado_files.logs import LOG_FORMATS
 from tornado_files.processing.settings import KEY as MEDIA_KEY
 from tornado_files.processing.settings import MediaSettings, parse_media
 from tornado_files.tables import table
@@ -152,6 +153,8 @@ class Config:
     auth: AuthSettings = field(default_factory=AuthSettings)
     # Media jobs: derivative images and extracted metadata ([derivatives]).
     media: MediaSettings = field(default_factory=MediaSettings)
+    # Log lines: "text" or "json" (tornado_files/logs.py).
+    log_format: str = "text"
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -183,6 +186,7 @@ _SCALARS: dict[str, Any] = {
     "sweep_grace": float,
     "tus_expiry": float,
     "max_unfinished_uploads": int,
+    "log_format": str,
     "tus_lease": float,
     "tus_checkpoint": parse_size,
     "min_free_space": parse_size,
@@ -335,6 +339,9 @@ def build_config(
     if config.max_unfinished_uploads < 1:
         raise ConfigError("max_unfinished_uploads: expected a whole number ≥ 1, got "
                           f"{config.max_unfinished_uploads}")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format: expected one of {list(LOG_FORMATS)}, "
+                          f"got {config.log_format!r}")
     if config.max_files < 1:
         raise ConfigError(f"max_files: expected a whole number ≥ 1, got {config.max_files}")
     if config.max_parts < 1 or config.max_part_header_size < 256:

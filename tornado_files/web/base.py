@@ -16,9 +16,12 @@ by closing the connection so the client sees the response cut short.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
+import uuid
+from asyncio import Future
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar
@@ -34,10 +37,8 @@ from tornado_files.services import Services
 from tornado_files.web import cors, edge
 from tornado_files.web.access import ANONYMOUS, Rule, authorize
 from tornado_files.web.errors import FROM_STATUS, error_document, error_headers, status_of
-from tornado_files.web.log_redaction import loggable_uri
 
 log = logging.getLogger("tornado_files.web")
-access_log = logging.getLogger("tornado.access")
 JSON_TYPE = "application/json; charset=UTF-8"
 # Room for one read past any cap we count, so Tornado's own body limit never fires first.
 READ_SLACK = 4 * 1024 * 1024
@@ -52,6 +53,7 @@ class ApiHandler(RequestHandler):
 
     access: ClassVar[Mapping[str, Rule]] = {}
     principal: Principal = ANONYMOUS
+    bytes_out = 0
 
     _failed = False
     _cleaned = False
@@ -82,9 +84,20 @@ class ApiHandler(RequestHandler):
         return services
 
     # -- CORS and methods ---------------------------------------------------------------
+    @functools.cached_property
+    def request_id(self) -> str:
+        """This request's id: in its access line and its ``X-Request-Id`` answer header."""
+        return uuid.uuid4().hex
+
+    def flush(self, include_footers: bool = False) -> Future[None]:
+        # Body bytes sent, for the access line (``bytes_out``).
+        self.bytes_out += sum(len(part) for part in getattr(self, "_write_buffer", ()))
+        return super().flush(include_footers)
+
     def set_default_headers(self) -> None:
         # Called again by clear(), so error responses keep CORS headers and a browser can
         # read a 413.
+        self.set_header("X-Request-Id", self.request_id)
         origin = self.request.headers.get("Origin")
         if origin and origin in self.services.config.cors_origins:
             self.set_header("Access-Control-Allow-Origin", origin)
@@ -340,17 +353,3 @@ class ApiHandler(RequestHandler):
 def compact_json(payload: Any) -> str:
     """How every JSON answer is written: UTF-8 as is, no spaces."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-
-
-def log_request(handler: RequestHandler) -> None:
-    """Tornado's access line (its ``log_function`` setting), at ERROR only for server faults;
-    and the request's count and duration (``metrics``): every answered request passes here."""
-    status = handler.get_status()
-    fault = handler.server_fault if isinstance(handler, ApiHandler) else status >= 500
-    level = logging.ERROR if fault else logging.WARNING if status >= 400 else logging.INFO
-    request = handler.request
-    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method,
-                   loggable_uri(request.uri or ""),
-                   request.remote_ip, 1000.0 * request.request_time())
-    handler.settings["services"].metrics.request(request.method, status, request.request_time())
-

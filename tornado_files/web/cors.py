@@ -10,10 +10,11 @@ TUS_HEADERS = (
 ALLOWED_REQUEST_HEADERS = (
     "Authorization", "Cache-Control", "Content-Type", "Content-Disposition", "If-Match",
     "If-None-Match", "If-Range", "If-Modified-Since", "Range", "X-Auth-Token",
-    "X-Filename", "X-HTTP-Method-Override", "X-Requested-With", *TUS_HEADERS,
+    "X-Filename", "X-HTTP-Method-Override", "X-Requested-With", "Prefer", *TUS_HEADERS,
 )
 EXPOSED_HEADERS = (
     "Location", "ETag", "Content-Range", "Content-Length", "Content-Disposition",
-    "Accept-Ranges", "Last-Modified", "Retry-After", "WWW-Authenticate", *TUS_HEADERS,
+    "Accept-Ranges", "Last-Modified", "Retry-After", "WWW-Authenticate", "X-Request-Id",
+    *TUS_HEADERS,
 )
 PREFLIGHT_MAX_AGE = 600

@@ -104,6 +104,7 @@ class PageHandler(StaticFileHandler, ApiHandler):  # type: ignore[misc]  # head(
     access = {"GET": PUBLIC}
 
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-Id", self.request_id)
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
