@@ -210,3 +210,10 @@ def test_durations_and_the_sniff_window_are_bounded(settings, message):
     with pytest.raises(ConfigError) as refused:
         build_config(settings, {}, {})
     assert str(refused.value).startswith(message)
+
+
+def test_log_format_is_text_or_json():
+    assert build_config({}, {}, {}).log_format == "text"
+    assert build_config({}, {"log_format": "json"}, {}).log_format == "json"
+    with pytest.raises(ConfigError, match=r"^log_format: expected one of \['text', 'json'\]"):
+        build_config({"log_format": "xml"}, {}, {})
