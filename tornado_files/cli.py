@@ -134,18 +134,25 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
              _records_at(config))
     for warning in (*startup_warnings(config.auth), *media_warnings(config.media)):
         log.warning("%s", warning)
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        # The first SIGTERM/SIGINT drains; a second one ends the drain at once.
+        (hurry if stop.is_set() else stop).set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await stop.wait()
-    log.info("shutting down")
     services.lifecycle.drain()  # /readyz and /healthz: 503 from now on
     periodic.stop()
-    server.stop()
+    server.stop()  # no new connections
+    log.info("shutting down: uploads in flight get %gs to finish (a second signal: none)",
+             config.shutdown_timeout)
     # Uploads waiting for their jobs (Prefer: wait) answer now, with what they have.
     await services.job_signals.release_waiters(SETTLE_SECONDS)
-    await asyncio.sleep(0.05)  # their answers reach the sockets before these close
+    await _drain(services, config.shutdown_timeout, hurry)
+    await asyncio.sleep(0.05)  # the last answers reach the sockets before these close
     await server.close_all_connections()
     await runner.stop()  # jobs in flight are claimed again after their lease
     # Closed connections run their requests' clean-up: a tus PATCH keeps every byte that
@@ -155,6 +162,21 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
         log.warning("shutting down: requests still cleaning up after %ss; the sweeper "
                     "finishes what they leave", SETTLE_SECONDS)
     await services.close()
+
+
+async def _drain(services: Services, within: float, hurry: asyncio.Event) -> None:
+    """Wait until every request in flight has answered (an upload finishing, a tus PATCH
+    ending), for at most ``within`` seconds or until ``hurry`` is set. What is left is then
+    cut off: an upload aborts leaving nothing, a tus PATCH keeps what reached storage."""
+    settling = asyncio.ensure_future(services.settle(within))
+    hurrying = asyncio.ensure_future(hurry.wait())
+    await asyncio.wait((settling, hurrying), return_when=asyncio.FIRST_COMPLETED)
+    for waiting in (settling, hurrying):
+        waiting.cancel()
+    if hurry.is_set():
+        log.info("shutting down now: a second signal")
+    elif not settling.cancelled() and not settling.result():
+        log.info("shutting down: requests still in flight after %gs are cut off", within)
 
 
 class _StartupLog(logging.handlers.MemoryHandler):

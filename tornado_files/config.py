@@ -153,6 +153,8 @@ class Config:
     auth: AuthSettings = field(default_factory=AuthSettings)
     # Media jobs: derivative images and extracted metadata ([derivatives]).
     media: MediaSettings = field(default_factory=MediaSettings)
+    # Seconds uploads in flight get to finish once a shutdown began (a second signal: none).
+    shutdown_timeout: float = 30.0
     # Log lines: "text" or "json" (tornado_files/logs.py).
     log_format: str = "text"
     config_file: Path | None = field(default=None, compare=False)
@@ -187,6 +189,7 @@ _SCALARS: dict[str, Any] = {
     "tus_expiry": float,
     "max_unfinished_uploads": int,
     "log_format": str,
+    "shutdown_timeout": float,
     "tus_lease": float,
     "tus_checkpoint": parse_size,
     "min_free_space": parse_size,

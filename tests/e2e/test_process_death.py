@@ -130,7 +130,8 @@ def test_sigterm_keeps_what_an_interrupted_patch_stored(tmp_path: Path):
     # Before: SIGTERM closed the stores first, then the PATCH's cleanup failed (an ERROR in
     # the log) and the bytes that had arrived were not counted.
     sent = 1024 * 1024 + 7
-    with running_server(tmp_path) as first:
+    # The PATCH stalls: after shutdown_timeout it is cut off, keeping what it stored.
+    with running_server(tmp_path, config="shutdown_timeout = 1\n") as first:
         url = create(first, 10 * 1024 * 1024)
         with closing(start_patch(first, url, 10 * 1024 * 1024, os.urandom(sent))):
             wait_locked(first, url)
@@ -147,7 +148,8 @@ def test_sigterm_keeps_what_an_interrupted_patch_stored(tmp_path: Path):
 def test_sigterm_aborts_an_upload_in_flight_cleanly(tmp_path: Path):
     # Before: the stores closed first, then the upload's abort logged an ERROR and left its
     # temporary file and intent for the sweeper.
-    with running_server(tmp_path) as server:
+    # The upload stalls: after shutdown_timeout it is cut off and aborted.
+    with running_server(tmp_path, config="shutdown_timeout = 1\n") as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         with closing(sock):
             sock.sendall(b"POST /api/files HTTP/1.1\r\nHost: x\r\nX-Filename: big.bin\r\n"
