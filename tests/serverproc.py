@@ -93,8 +93,16 @@ def _limit_files(nofile: int | None) -> Callable[[], None] | None:
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM a process we started, by its PID; SIGKILL if it has not exited in ``timeout``."""
+    """SIGTERM a process we started, by its PID; a second SIGTERM if it is still draining
+    uploads after 2 s (a test's stalled clients would hold it ``shutdown_timeout``); SIGKILL
+    if it has not exited in ``timeout``."""
     process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=2)
+        return
+    except subprocess.TimeoutExpired:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
