@@ -48,6 +48,7 @@ from tornado_files.web.meta import (
     PageHandler,
     RoutesHandler,
 )
+from tornado_files.web.proxies import ProxyAwareApplication, TrustedProxies
 from tornado_files.web.routing import Endpoint, NotFoundHandler, RouteTable
 from tornado_files.web.tus import (
     TusCreationHandler,
@@ -177,8 +178,9 @@ def make_app(services: Services, static_dir: Path | None = None) -> Application:
                                           "default_filename": "index.html"})]),
         Endpoint(r"/static/(.+)", [(PageHandler, {"path": str(static_dir)})]),
     ])
-    return Application(
+    return ProxyAwareApplication(
         table.rules(),
+        trusted_proxies=TrustedProxies(services.config.trusted_proxies),
         services=services,
         route_table=table,
         log_function=log_request,

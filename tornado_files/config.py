@@ -20,6 +20,7 @@ from tornado_files.logs import LOG_FORMATS
 from tornado_files.processing.settings import KEY as MEDIA_KEY
 from tornado_files.processing.settings import MediaSettings, parse_media
 from tornado_files.tables import table
+from tornado_files.web.proxies import Network, parse_networks
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -114,6 +115,8 @@ class Config:
     max_upload_size: int = 10 * GIB
     routes: tuple[RouteConfig, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    # Peers whose X-Forwarded-For/-Proto/-Host are believed (web/proxies.py); empty: none.
+    trusted_proxies: tuple[Network, ...] = ()
     # Seconds a request body may stay silent before the upload is dropped (408).
     idle_timeout: float = 60.0
     # After an early rejection: how long / how much input we discard so the client reads
@@ -194,6 +197,8 @@ _SCALARS: dict[str, Any] = {
     "tus_checkpoint": parse_size,
     "min_free_space": parse_size,
 }
+# Lists of strings; from the environment, comma-separated.
+_LISTS = ("cors_origins", "trusted_proxies")
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage", "derivatives"}
 _FUTURE_KEYS = {
@@ -240,7 +245,8 @@ TEST_VARIABLE_PREFIX = "TORNADO_FILES_TEST_"
 
 
 def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``TORNADO_FILES_<NAME>`` variables for the scalar options (and ``CORS_ORIGINS``),
+    """``TORNADO_FILES_<NAME>`` variables for the scalar options (and the comma-separated lists
+    ``CORS_ORIGINS`` and ``TRUSTED_PROXIES``),
     except the client's and the tests' (``CLIENT_VARIABLES``, ``TEST_VARIABLE_PREFIX``)."""
     found: dict[str, Any] = {}
     for key, value in environ.items():
@@ -250,7 +256,7 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         name = key.removeprefix("TORNADO_FILES_").lower()
         if name == "config":
             continue  # handled by the CLI layer
-        if name == "cors_origins":
+        if name in _LISTS:
             found[name] = [o.strip() for o in value.split(",") if o.strip()]
         elif name in _SCALARS or name in _FUTURE_KEYS or name in _AUTH_SCALARS:
             found[name] = value
@@ -310,7 +316,7 @@ def build_config(
     for key, message in _FUTURE_KEYS.items():
         if key in merged:
             raise ConfigError(message)
-    known = set(_SCALARS) | {"routes", "cors_origins", MEDIA_KEY} | set(AUTH_KEYS)
+    known = set(_SCALARS) | {"routes", MEDIA_KEY} | set(_LISTS) | set(AUTH_KEYS)
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
@@ -359,6 +365,14 @@ def build_config(
             raise ConfigError("cors_origins: '*' is not allowed; list each origin explicitly")
         if not re.fullmatch(r"https?://[^/\s]+", origin):
             raise ConfigError(f"cors_origins: {origin!r} is not an origin like https://host:port")
+    proxies = merged.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise ConfigError("trusted_proxies: expected a list of addresses or CIDRs like "
+                          "[\"10.0.0.0/8\"]")
+    try:
+        trusted = parse_networks(proxies)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     raw_routes = merged.get("routes", [])
     if not isinstance(raw_routes, list):
         raise ConfigError("routes: expected [[routes]] tables")
@@ -375,7 +389,7 @@ def build_config(
             raise ConfigError("routes: / is the upload page")
     if config.mongodb_uri is None and any(r.storage == "gridfs" for r in routes):
         raise ConfigError("routes: storage \"gridfs\" needs mongodb_uri (--mongodb-uri)")
-    return replace(config, routes=routes, cors_origins=tuple(origins))
+    return replace(config, routes=routes, cors_origins=tuple(origins), trusted_proxies=trusted)
 
 
 def _check_mongo(config: Config) -> None:
