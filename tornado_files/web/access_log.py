@@ -51,7 +51,7 @@ def access_fields(handler: RequestHandler, path: str) -> dict[str, Any]:
 
 def _file_id(handler: RequestHandler) -> str | None:
     """The file (or tus upload) the request was about: its path's id, or the one it created."""
-    for arg in handler.path_args:
+    for arg in getattr(handler, "path_args", None) or ():
         if isinstance(arg, str) and _FILE_ID.fullmatch(arg):
             return arg
     created = _CREATED.search(str(handler._headers.get("Location", "")))
