@@ -190,7 +190,8 @@ def test_sigterm_on_mongodb_keeps_tus_bytes_and_leaves_no_half_post(tmp_path, bo
     sent = MIB + 7
     with MongoClient(uri) as client:
         db = client.get_default_database()
-        with running_server(tmp_path, args) as first:
+        # Both requests stall: after shutdown_timeout they are cut off.
+        with running_server(tmp_path, args, config="shutdown_timeout = 1\n") as first:
             url = create(first, 10 * MIB)
             upload_id = url.rsplit("/", 1)[1]
             post = socket.create_connection(("127.0.0.1", first.port), timeout=10)
