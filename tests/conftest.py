@@ -32,8 +32,9 @@ from tornado.ioloop import IOLoop
 from tornado.web import Application
 
 from tests.mongo_support import STACKS, Standin, fresh_database, start_standin
-from tornado_files.app import build_services, make_app
+from tornado_files.app import build_runner, build_services, make_app
 from tornado_files.config import Config, build_config
+from tornado_files.processing.runner import JobRunner
 from tornado_files.services import Services
 from tornado_files.storage.disk import MARKER
 from tornado_files.web.edge import build_http_server
@@ -125,6 +126,16 @@ def services(config: Config, io_loop: IOLoop) -> Iterator[Services]:
     io_loop.run_sync(built.startup)
     yield built
     io_loop.run_sync(built.close)
+
+
+@pytest.fixture
+def runner(services: Services, io_loop: IOLoop) -> Iterator[JobRunner]:
+    """The media job runner of ``services``, started (its worker processes start with the
+    first job), stopped at the end."""
+    started = build_runner(services, poll=0.1)
+    io_loop.add_callback(started.start)
+    yield started
+    io_loop.run_sync(started.stop, timeout=20)
 
 
 @pytest.fixture

@@ -8,20 +8,15 @@ import asyncio
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 from tornado.httpclient import AsyncHTTPClient
-from tornado.ioloop import IOLoop
 
 from tests.media_support import brightness, camera_jpeg, png_declaring
 from tests.support import Part, error_of, multipart
-from tornado_files.app import build_runner
-from tornado_files.processing.runner import JobRunner
-from tornado_files.services import Services
 
 JSON = "application/json; charset=UTF-8"
 
@@ -32,15 +27,6 @@ def config_overrides() -> dict[str, Any]:
         "derivatives": {"retry_delay": 0.05, "workers": 2},
         "routes": [{"path": "/api/plain", "max_body_size": "10MiB", "derivatives": False}],
     }
-
-
-@pytest.fixture
-def runner(services: Services, io_loop: IOLoop) -> Iterator[JobRunner]:
-    started = build_runner(services, poll=0.1)
-    io_loop.run_sync(lambda: asyncio.sleep(0))
-    io_loop.add_callback(started.start)
-    yield started
-    io_loop.run_sync(started.stop, timeout=20)
 
 
 def picture(size: tuple[int, int] = (120, 80), fmt: str = "PNG") -> bytes:

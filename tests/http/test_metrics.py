@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,12 @@ from PIL import Image
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
-from tornado.ioloop import IOLoop
 
 from tests.support import Part, multipart
 from tests.tokens import bearer, tokens_setting
-from tornado_files.app import build_runner, build_services
+from tornado_files.app import build_services
 from tornado_files.config import ConfigError, build_config, env_settings
 from tornado_files.metrics import CONTENT_TYPE
-from tornado_files.processing.runner import JobRunner
-from tornado_files.services import Services
 
 Key = tuple[str, frozenset[tuple[str, str]]]
 SIGNING_KEY = "a-signing-key-of-at-least-32-characters"
@@ -169,15 +165,6 @@ async def test_a_413_before_the_body_is_counted(scraper):
     assert odd.code == 405
     await scraper.moved("tornado_files_requests_total", 1, method="other", code="405")
     assert value(await scraper.scrape(), "tornado_files_active_uploads") == 0
-
-
-@pytest.fixture
-def runner(services: Services, io_loop: IOLoop) -> Iterator[JobRunner]:
-    started = build_runner(services, poll=0.1)
-    io_loop.run_sync(lambda: asyncio.sleep(0))
-    io_loop.add_callback(started.start)
-    yield started
-    io_loop.run_sync(started.stop, timeout=20)
 
 
 @pytest.mark.gen_test(timeout=90)
