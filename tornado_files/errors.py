@@ -180,6 +180,16 @@ class InsufficientStorage(TornadoFilesError):
     default_detail = "The server has no room to store this upload"
 
 
+class ShuttingDown(TornadoFilesError):
+    """A request that began after the server started draining (docs/deploying.md, Shutdown):
+    503 with ``Retry-After``; the requests already in flight go on."""
+
+    code = "shutting_down"
+    title = "Server shutting down"
+    default_detail = ("This server is shutting down: retry, and another server (or this one, "
+                      "restarted) answers")
+
+
 class BackendUnavailable(TornadoFilesError):
     server_fault = True
     code = "backend_unavailable"

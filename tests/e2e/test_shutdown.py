@@ -77,6 +77,12 @@ def test_readyz_on_an_open_connection_says_draining(tmp_path: Path):
             assert (status, json.loads(answer)["status"]) == (503, "draining")
             probe.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
             assert answer_of(probe)[0] == 200
+            # A request that begins now is refused, and its connection closed.
+            probe.sendall(b"GET /api/files HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, answer = answer_of(probe)
+            assert (status, json.loads(answer)["errors"][0]["code"]) == (503, "shutting_down")
+            assert headers["retry-after"] == "1"
+            assert headers["connection"] == "close"
             server.process.send_signal(signal.SIGTERM)  # the second: no more waiting
             assert server.process.wait(timeout=10) == 0
 

@@ -53,6 +53,8 @@ class ApiHandler(RequestHandler):
 
     access: ClassVar[Mapping[str, Rule]] = {}
     principal: Principal = ANONYMOUS
+    # Answered while a shutdown drains (the probes); every other request is refused then.
+    serves_while_draining = False
     bytes_out = 0
 
     _failed = False
@@ -178,6 +180,11 @@ class ApiHandler(RequestHandler):
         never this, so none can skip the access check."""
         self.ready_for_body()
         self.check_framing()
+        if self.services.lifecycle.draining and not self.serves_while_draining:
+            # Kept-alive connections still bring requests: only those already in flight get
+            # the shutdown's grace (an idle tus client must not go on PATCHing for its length).
+            edge.close_after_answer(self.request)
+            raise e.ShuttingDown()
         self.principal = authorize(self.access_rules(), self.services.auth, self.request)
         await self.prepare_request()
 

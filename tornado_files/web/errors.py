@@ -33,6 +33,7 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.StalledAppend: 503,
     e.TooManyUploads: 503,
     e.UploadConflict: 409,
+    e.ShuttingDown: 503,
     e.ProcessingDisabled: 409,
     e.DuplicateKey: 409,
     e.UploadLocked: 423,
@@ -92,7 +93,7 @@ def error_headers(error: e.TornadoFilesError) -> dict[str, str]:
         return {"Content-Range": f"bytes */{error.meta['size']}"}
     if isinstance(error, e.TusVersionUnsupported):
         return {"Tus-Version": "1.0.0"}
-    if isinstance(error, e.StalledAppend):
+    if isinstance(error, e.StalledAppend | e.ShuttingDown):
         return {"Retry-After": "1"}
     if isinstance(error, e.TooManyUploads):
         return {"Retry-After": str(TOO_MANY_UPLOADS_RETRY)}

@@ -23,6 +23,7 @@ class LiveHandler(ApiHandler):
     is a readiness matter, not a reason to restart."""
 
     access = {"GET": PUBLIC}
+    serves_while_draining = True
 
     def get(self) -> None:
         self.write_json({"status": "ok"})
@@ -34,6 +35,7 @@ class HealthHandler(ApiHandler):
     (Kubernetes' readiness: send no new requests here)."""
 
     access = {"GET": PUBLIC}
+    serves_while_draining = True
     _draining = False
 
     @property
