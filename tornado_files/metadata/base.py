@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,6 +20,24 @@ from tornado_files.models import (
 
 # Checks the current record inside an atomic change; raises to refuse it.
 Precondition = Callable[[FileRecord], None]
+
+
+# What ``JobQueue.finish_job`` may record: a run ended (PROCESSING_STATES less "pending").
+FINISHED_STATES = ("done", "failed", "none")
+
+
+def check_finished(processing: str) -> None:
+    """``ValueError`` unless ``processing`` is one of ``FINISHED_STATES`` (every store's
+    ``finish_job`` checks it before writing)."""
+    if processing not in FINISHED_STATES:
+        raise ValueError(f"a finished job is done, failed or none, not {processing!r}")
+
+
+def replaced_derivatives(old: Iterable[Derivative], new: Iterable[Derivative]
+                         ) -> tuple[Derivative, ...]:
+    """Those of ``old`` whose blobs ``new`` no longer uses (the caller removes them)."""
+    kept = {d.key for d in new}
+    return tuple(d for d in old if d.key not in kept)
 
 
 class MetadataStore(Protocol):

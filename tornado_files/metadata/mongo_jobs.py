@@ -19,6 +19,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tornado_files.errors import NotFound
+from tornado_files.metadata.base import check_finished, replaced_derivatives
 from tornado_files.metadata.mongo_docs import (
     derivative_documents,
     derivatives_of,
@@ -27,8 +28,6 @@ from tornado_files.metadata.mongo_docs import (
 )
 from tornado_files.models import Derivative, FileRecord, JobClaim, to_micros
 from tornado_files.mongo import Document, driver_errors
-
-_FINISHED = ("done", "failed", "none")
 
 
 def _held(file_id: str, token: str) -> Document:
@@ -75,8 +74,7 @@ class MongoJobQueue:
                          ) -> tuple[FileRecord, tuple[Derivative, ...]] | None:
         """As ``JobQueue.finish_job``; ``processing`` other than "done", "failed" or "none" is a
         ``ValueError``. The replaced derivatives exclude any whose key the new ones reuse."""
-        if processing not in _FINISHED:
-            raise ValueError(f"a finished job is done, failed or none, not {processing!r}")
+        check_finished(processing)
         new = tuple(derivatives)
         change = {"$set": {"processing": processing, "metadata": metadata,
                            "derivatives": derivative_documents(new), "job": None}}
@@ -88,10 +86,7 @@ class MongoJobQueue:
             return None
         record = replace(record_of(before), processing=processing, metadata=metadata,
                          derivatives=new)
-        kept = {d.key for d in new}
-        replaced = tuple(d for d in derivatives_of(before.get("derivatives"))
-                         if d.key not in kept)
-        return record, replaced
+        return record, replaced_derivatives(derivatives_of(before.get("derivatives")), new)
 
     async def retry_job(self, file_id: str, token: str, due: datetime) -> bool:
         with driver_errors("retry job"):

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from tornado_files.errors import NotFound
+from tornado_files.metadata.base import check_finished, replaced_derivatives
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_rows import (
     derivatives_json,
@@ -34,7 +35,6 @@ CLAIM_SQL = (
     " WHERE processing = 'pending' AND job_due_us <= ?"
     " AND (job_until_us IS NULL OR job_until_us < ?) ORDER BY job_due_us, id LIMIT 1)"
     " RETURNING *")
-_FINISHED = ("done", "failed", "none")
 
 
 class SqliteJobQueue:
@@ -66,8 +66,7 @@ class SqliteJobQueue:
                          ) -> tuple[FileRecord, tuple[Derivative, ...]] | None:
         """As ``JobQueue.finish_job``; ``processing`` other than "done", "failed" or "none" is a
         ``ValueError``. The replaced derivatives exclude any whose key the new ones reuse."""
-        if processing not in _FINISHED:
-            raise ValueError(f"a finished job is done, failed or none, not {processing!r}")
+        check_finished(processing)
         new = tuple(derivatives)
 
         def work(db: sqlite3.Connection) -> tuple[sqlite3.Row, str] | None:
@@ -88,8 +87,7 @@ class SqliteJobQueue:
         if done is None:
             return None
         found, old_text = done
-        kept = {d.key for d in new}
-        return record_of(found), tuple(d for d in derivatives_of(old_text) if d.key not in kept)
+        return record_of(found), replaced_derivatives(derivatives_of(old_text), new)
 
     async def retry_job(self, file_id: str, token: str, due: datetime) -> bool:
         count = await self._run(lambda db: db.execute(

@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,14 @@ _STOP_WAIT = 5.0
 _TIDY_EVERY = 60.0
 
 
+@dataclass(frozen=True)
 class Outcome:
     """How a run ended: ``processing`` "done", "failed" or "none", what goes in ``metadata``,
     and the derivatives it stored."""
 
-    def __init__(self, processing: str, metadata: dict[str, Any],
-                 derivatives: list[Derivative] | None = None) -> None:
-        self.processing = processing
-        self.metadata = metadata
-        self.derivatives = derivatives or []
+    processing: str
+    metadata: dict[str, Any]
+    derivatives: list[Derivative] = field(default_factory=list)
 
 
 class JobRunner:
