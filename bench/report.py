@@ -7,13 +7,22 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.servers import NGINX_DEFAULT, NGINX_TUNED, OURS, OURS_GRIDFS, baseline_name
+from bench.servers import (
+    NGINX_DEFAULT,
+    NGINX_TUNED,
+    NGINX_TUNED_2,
+    OURS,
+    OURS_2,
+    OURS_GRIDFS,
+    baseline_name,
+)
 
 MIB = 1024 * 1024
 Runs = dict[tuple[str, str], list[dict[str, Any]]]  # (server, case) → one run per round
 # Rows in this order whatever order the last (rotated) round ran them in.
-ORDER = [NGINX_TUNED, NGINX_DEFAULT, OURS, OURS_GRIDFS, "Starlette (uvicorn)", "aiohttp",
-         "Tornado buffered", "Starlette FileResponse", "aiohttp FileResponse"]
+ORDER = [NGINX_TUNED, NGINX_TUNED_2, NGINX_DEFAULT, OURS, OURS_2, OURS_GRIDFS,
+         "Starlette (uvicorn)", "aiohttp", "Tornado buffered", "Starlette FileResponse",
+         "aiohttp FileResponse"]
 
 
 def ordered(runs: Runs) -> Runs:
@@ -200,8 +209,9 @@ def render(header: list[str], sections: dict[str, Runs], rejection_cases: list[s
                                     f"1. One upload, {case}")
     if sections.get("concurrent"):
         lines += transfer_table(sections["concurrent"], "concurrent", NGINX_TUNED,
-                                "Starlette (uvicorn)", "2. Concurrent multipart uploads "
-                                "(MB/s is the aggregate)")
+                                "aiohttp", "2. Concurrent multipart uploads "
+                                "(MB/s is the aggregate; peak RSS and CPU summed over a "
+                                "server's processes)")
     if sections.get("rejection"):
         lines += ["### 3. Early rejection (raw body over a 10 MiB cap)", "",
                   *rejection_table(sections["rejection"], rejection_cases)]

@@ -5,7 +5,8 @@ Each server runs as a subprocess on 127.0.0.1, one at a time, in alternating rou
 ratios to tuned nginx taken within each round. Every run's stored or received bytes are hashed
 against the source. Workloads:
   1. one large upload, multipart (curl -F) and raw (curl -T);
-  2. concurrent multipart uploads (32 x 128 MiB), aggregate MB/s;
+  2. concurrent multipart uploads (32 x 128 MiB), aggregate MB/s; here nginx and
+     tornado-files also run with two processes (``worker_processes 2``, ``--processes 2``);
   3. early rejection at a 10 MiB cap: declared and chunked, with and without
      ``Expect: 100-continue`` — what curl saw and how much the server read;
   4. one large download, and random 1 MiB Range reads (p50/p99, by offset);
@@ -50,6 +51,7 @@ from bench.servers import (  # noqa: E402
     Running,
     Server,
     baseline_servers,
+    concurrent_servers,
     download_servers,
     gridfs_server,
     running,
@@ -240,7 +242,7 @@ def run_round(args: argparse.Namespace, chosen: set[int], work: Path,
                     _add(sections, "upload", server.name, kind,
                          workloads.upload(run, kind, *big))
     if 2 in chosen:
-        for server in chosen_servers(upload_servers(False, args.extra)):
+        for server in chosen_servers(concurrent_servers(args.extra)):
             with running(server, work) as run:
                 warm_up(work, big[0])
                 _add(sections, "concurrent", server.name, "concurrent",

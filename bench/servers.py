@@ -26,12 +26,14 @@ from tests.mongo_support import start_standin  # noqa: E402  (the suite's stand-
 from tests.serverproc import free_port, terminate  # noqa: E402
 
 NGINX_TUNED = "nginx tuned (1m body buffer)"
+NGINX_TUNED_2 = "nginx tuned, 2 workers"
 NGINX_DEFAULT = "nginx default"
 OURS = "tornado-files"
+OURS_2 = "tornado-files --processes 2"
 OURS_GRIDFS = "tornado-files gridfs"
 
 NGINX_CONF = """
-daemon off; master_process off; worker_processes 1; error_log {dir}/error.log warn;
+daemon off; {workers} error_log {dir}/error.log warn;
 pid {dir}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
@@ -63,21 +65,30 @@ class Server:
     needs_mongodb: bool = False
 
 
-def _nginx(tuning: str) -> Callable[[int, Path, int], list[str]]:
+def _nginx(tuning: str, workers: int = 1) -> Callable[[int, Path, int], list[str]]:
+    """One worker runs without a master process (nothing but the worker to measure); more
+    need the master. As root the workers keep root (the data directory is private)."""
+    processes = "master_process off; worker_processes 1;" if workers == 1 else \
+        ("user root; " if os.geteuid() == 0 else "") + \
+        f"master_process on; worker_processes {workers};"
+
     def start(port: int, data: Path, cap: int) -> list[str]:
         (data / "bodies").mkdir(parents=True, exist_ok=True)
         (data / "files").mkdir(exist_ok=True)
         conf = data / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=data, port=port, tuning=tuning, cap=cap or 0))
+        conf.write_text(NGINX_CONF.format(dir=data, port=port, tuning=tuning, cap=cap or 0,
+                                          workers=processes))
         return ["/usr/sbin/nginx", "-c", str(conf), "-p", str(data)]
     return start
 
 
-def _tornado_files(root: Path) -> Callable[[int, Path, int], list[str]]:
+def _tornado_files(root: Path, processes: int = 1) -> Callable[[int, Path, int], list[str]]:
     """``server.py`` of the checkout at ``root``, run by this interpreter (the same venv)."""
     def start(port: int, data: Path, cap: int) -> list[str]:
         argv = [sys.executable, str(root / "server.py"), "--port", str(port),
                 "--data-dir", str(data)]
+        if processes != 1:
+            argv += ["--processes", str(processes)]
         return [*argv, "--max-upload-size", str(cap)] if cap else argv
     return start
 
@@ -127,6 +138,18 @@ def upload_servers(gridfs: bool, extra: Sequence[Server] = ()) -> list[Server]:
     return servers
 
 
+def concurrent_servers(extra: Sequence[Server] = ()) -> list[Server]:
+    """Workload 2: those of workload 1, and nginx and tornado-files with two processes each
+    (a process per core on these 2-core machines) right after their one-process rows."""
+    servers = upload_servers(False, extra)
+    servers.insert(1, Server(NGINX_TUNED_2, _nginx("client_body_buffer_size 1m;", workers=2),
+                             "/upload", "/upload", "nginx", "/files/{name}"))
+    at = [s.name for s in servers].index(OURS) + 1
+    servers.insert(at, Server(OURS_2, _tornado_files(ROOT, processes=2), "/api/files",
+                              "/api/files", "ours"))
+    return servers
+
+
 def download_servers(gridfs: bool, extra: Sequence[Server] = ()) -> list[Server]:
     """Workload 4: nginx static (sendfile), the peers' file responses, and ours."""
     return [s for s in upload_servers(gridfs, extra)
@@ -154,13 +177,38 @@ class Running:
 
 
 def proc_figures(pid: int) -> tuple[int, float]:
-    """(peak RSS bytes, CPU seconds) of a live process, from /proc."""
-    hwm = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            hwm = int(line.split()[1]) * 1024
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return hwm, (int(fields[11]) + int(fields[12])) / TICK
+    """(peak RSS bytes, CPU seconds) of a live process and its live descendants (nginx's
+    workers, tornado-files' ``--processes`` workers), from /proc: the peaks and the CPU of
+    each process summed. A one-process server is just itself."""
+    hwm, cpu = 0, 0.0
+    for member in _tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                hwm += int(line.split()[1]) * 1024
+        cpu += (int(fields[11]) + int(fields[12])) / TICK
+    return hwm, cpu
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        member = todo.pop()
+        found.append(member)
+        todo.extend(children.get(member, ()))
+    return found
 
 
 @contextmanager
