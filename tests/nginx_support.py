@@ -5,7 +5,9 @@ is, with only its two ``PLACEHOLDER`` lines (the upstream address and nginx's ``
 replaced. Around it goes a main configuration of the test's own: a prefix directory in the
 test's tmp holding the pid file, the logs and every temporary path, so nginx writes nothing
 outside it. The main process runs as whoever runs the tests; under root (CI) its workers drop
-to ``nobody`` as Debian's packaged nginx drops to ``www-data``. Ended by its PID.
+to ``nobody`` as Debian's packaged nginx drops to ``www-data``; they cannot write in the test's
+tmp, so a configuration that made nginx spool a body to its temporary files fails the tests
+(the documented one streams both ways). Ended by its PID.
 """
 
 from __future__ import annotations
