@@ -180,7 +180,7 @@ def test_a_413_before_the_body_is_sent(proxied):
 
 
 def test_a_tus_upload_interrupted_and_resumed_through_nginx(proxied):
-    server, nginx = proxied
+    _, nginx = proxied
     data = b"".join(blocks(8 * MIB, b"tus"))
     tus = tus_client.TusClient(nginx.url + "/api/tus/")
     url = tus.uploader(file_stream=io.BytesIO(data), chunk_size=MIB).create_url()
