@@ -7,17 +7,18 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 if ! command -v curl >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1 \
     || [ ! -x /usr/bin/chromium ] || ! command -v chattr >/dev/null 2>&1 \
-    || ! command -v ffmpeg >/dev/null 2>&1; then
+    || ! command -v ffmpeg >/dev/null 2>&1 || [ ! -x /usr/sbin/nginx ]; then
   # From Debian: curl (a real client in the e2e tests), libmagic (python-magic), Chromium
   # (the page's browser tests; never `playwright install`, which downloads and fails here),
   # e2fsprogs (chattr: a folder made immutable, which binds root too, in the failure tests)
-  # and ffmpeg (ffprobe/ffmpeg: the media worker's video and audio, run as programs).
+  # ffmpeg (ffprobe/ffmpeg: the media worker's video and audio, run as programs) and nginx
+  # (the proxy tests run deploy/nginx/tornado-files.conf in front of the server).
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      curl libmagic1 chromium e2fsprogs ffmpeg >/dev/null
+      curl libmagic1 chromium e2fsprogs ffmpeg nginx >/dev/null
   else
-    echo "scripts/test.sh: curl, libmagic1, chromium, e2fsprogs and ffmpeg are required (apt-get as root)" >&2
+    echo "scripts/test.sh: curl, libmagic1, chromium, e2fsprogs, ffmpeg and nginx are required (apt-get as root)" >&2
     exit 1
   fi
 fi
