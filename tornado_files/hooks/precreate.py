@@ -26,6 +26,8 @@ from tornado_files.services import Services
 log = logging.getLogger("tornado_files.hooks")
 # Bytes of a hook's answer read for its detail; the rest is dropped unread.
 MAX_ANSWER = 16 * 1024
+# Seconds past a hook's timeout after which its request is abandoned regardless.
+_SAFETY = 2.0
 # Characters of a detail passed on.
 MAX_DETAIL = 1000
 
@@ -69,7 +71,11 @@ async def _ask(services: Services, hook: Hook, body: bytes) -> None:
                           follow_redirects=False, decompress_response=False,
                           streaming_callback=collect)
     try:
-        async with asyncio.timeout(hook.timeout):
+        # request_timeout is the deadline (it covers the client's queue, the connection and
+        # the answer); this one is only a safety net, later so that it never cancels a fetch
+        # that Tornado is about to time out itself (which logs "Exception after Future was
+        # cancelled").
+        async with asyncio.timeout(hook.timeout + _SAFETY):
             response = await services.hook_http.client().fetch(request, raise_error=False)
     except Exception as exc:  # refused, timed out, reset: the upload cannot be judged
         log.warning("upload.pre_create hook %s did not answer (%s)", hook.url,
