@@ -108,9 +108,12 @@ class HookSender:
                 now = self.clock()
                 claimed = await self.services.outbox.claim_deliveries(
                     uuid4().hex, now + timedelta(seconds=self._lease), now, room)
-            except TornadoFilesError as exc:
+            except TornadoFilesError as exc:  # the store said why where it failed
                 claimed = []
                 log.warning("webhooks: cannot claim deliveries (%s)", exc.code)
+            except Exception:  # the loop must outlive any one failure
+                claimed = []
+                log.exception("webhooks: cannot claim deliveries")
             for _ in range(room - len(claimed)):
                 self._free.release()
             for delivery in claimed:
