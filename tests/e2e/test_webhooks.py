@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.hook_receiver import Receiver, Script, receiving
+from tests.mongo_support import fresh_database
 from tests.serverproc import ServerProcess, free_port, running_server, terminate
 from tests.support import Part, multipart
 
@@ -210,3 +212,26 @@ def test_pre_create_that_does_not_answer_in_time_is_503(tmp_path: Path) -> None:
     assert leftovers == []
     assert "Traceback" not in server.log()
     assert " ERROR " not in server.log()
+
+
+def test_two_hosts_sharing_mongodb_send_each_delivery_once(tmp_path: Path, standin: Any
+                                                           ) -> None:
+    uri = standin.uri(fresh_database())
+    for host in ("a", "b"):
+        (tmp_path / host).mkdir()
+    with receiving() as receiver:
+        config = hooks_toml(receiver, [("file.created", "/created"),
+                                       ("file.deleted", "/deleted")])
+        with running_server(tmp_path / "a", args=["--mongodb-uri", uri], config=config) as a, \
+                running_server(tmp_path / "b", args=["--mongodb-uri", uri], config=config) as b:
+            ids = [upload(a, content=b"file %d\n" % n)[1]["id"] for n in range(12)]
+            assert call("DELETE", b.url + f"/api/files/{ids[0]}")[0] == 204
+            created = receiver.wait_for("/created", 12)
+            [deleted] = receiver.wait_for("/deleted")
+            time.sleep(1.5)  # both delivery loops polled again: nothing is sent twice
+            assert len(receiver.on("/created")) == 12
+            delivered = metric(a, "file.created", "delivered") + metric(
+                b, "file.created", "delivered")
+    assert sorted(verified(r)["file"]["id"] for r in created) == sorted(ids)
+    assert verified(deleted)["file"]["id"] == ids[0]
+    assert delivered == 12
