@@ -19,11 +19,19 @@ from tornado_files.auth.links import LinkSigner
 from tornado_files.auth.tokens import TokenTable
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
-from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
+from tornado_files.hooks.delivery import HookSender
+from tornado_files.metadata.base import (
+    IntentJournal,
+    JobQueue,
+    MetadataStore,
+    Outbox,
+    UploadStateStore,
+)
 from tornado_files.metadata.headroom import Headroom
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_intents import SqliteIntentJournal
 from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
+from tornado_files.metadata.sqlite_outbox import SqliteOutbox
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
 from tornado_files.metrics import Metrics
 from tornado_files.models import utcnow
@@ -85,15 +93,16 @@ def build_services(config: Config) -> Services:
     uploads: UploadStateStore
     intents: IntentJournal
     jobs: JobQueue
+    outbox: Outbox
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        metadata, uploads, intents, jobs, closers = _add_mongodb(config.mongodb_uri, config,
-                                                                 blob_stores)
+        metadata, uploads, intents, jobs, outbox, closers = _add_mongodb(
+            config.mongodb_uri, config, blob_stores)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload,
                                      Headroom(data_dir / "metadata.sqlite3-headroom"))
         metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
-        jobs = SqliteJobQueue(sqlite)
+        jobs, outbox = SqliteJobQueue(sqlite), SqliteOutbox(sqlite)
     return Services(
         config=config,
         policies=build_policies(config),
@@ -104,6 +113,7 @@ def build_services(config: Config) -> Services:
         uploads=uploads,
         intents=intents,
         jobs=jobs,
+        outbox=outbox,
         auth=build_authenticator(config),
         metrics=Metrics(),
         closers=closers,
@@ -120,13 +130,14 @@ def build_authenticator(config: Config) -> Authenticator:
 
 def _add_mongodb(
     uri: str, config: Config, blob_stores: dict[str, BlobStore],
-) -> tuple[MetadataStore, UploadStateStore, IntentJournal, JobQueue,
+) -> tuple[MetadataStore, UploadStateStore, IntentJournal, JobQueue, Outbox,
            tuple[Callable[[], Awaitable[None]], ...]]:
     """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
     embedded default never loads it (about 10 MiB of resident memory less)."""
     from tornado_files.metadata.mongo import MongoMetadataStore
     from tornado_files.metadata.mongo_intents import MongoIntentJournal
     from tornado_files.metadata.mongo_jobs import MongoJobQueue
+    from tornado_files.metadata.mongo_outbox import MongoOutbox
     from tornado_files.metadata.mongo_uploads import MongoUploadStore
     from tornado_files.mongo import database_of, make_client
     from tornado_files.storage.gridfs import GridFSBlobStore
@@ -136,7 +147,7 @@ def _add_mongodb(
     gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
     blob_stores["gridfs"] = gridfs
     return (MongoMetadataStore(db), MongoUploadStore(db), MongoIntentJournal(db),
-            MongoJobQueue(db), (client.close,))
+            MongoJobQueue(db), MongoOutbox(db), (client.close,))
 
 
 def build_sweeper(services: Services, clock: Callable[[], datetime] = utcnow) -> Sweeper:
@@ -150,6 +161,11 @@ def build_runner(services: Services, poll: float = 1.0) -> JobRunner:
     """The media job runner and its worker processes (``start()`` it; ``stop()`` at
     shutdown)."""
     return JobRunner(services, WorkerPool(services.config.media), poll=poll)
+
+
+def build_hook_sender(services: Services, poll: float = 1.0) -> HookSender:
+    """The webhook delivery loop (``start()`` it; ``stop()`` at shutdown)."""
+    return HookSender(services, poll=poll)
 
 
 def make_app(services: Services, static_dir: Path | None = None) -> Application:

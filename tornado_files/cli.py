@@ -21,7 +21,13 @@ from typing import Any, NoReturn
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
-from tornado_files.app import build_runner, build_services, build_sweeper, make_app
+from tornado_files.app import (
+    build_hook_sender,
+    build_runner,
+    build_services,
+    build_sweeper,
+    make_app,
+)
 from tornado_files.auth.settings import startup_warnings
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
@@ -128,6 +134,8 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     periodic.start()
     runner = build_runner(services)
     runner.start()
+    hooks = build_hook_sender(services)
+    hooks.start()
     started()
     log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
              config.host, config.port, config.data_dir.resolve(),
@@ -155,6 +163,7 @@ async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> 
     await asyncio.sleep(0.05)  # the last answers reach the sockets before these close
     await server.close_all_connections()
     await runner.stop()  # jobs in flight are claimed again after their lease
+    await hooks.stop()  # deliveries in flight are sent again after their lease
     # Closed connections run their requests' clean-up: a tus PATCH keeps every byte that
     # reached storage (as for a client that vanished), an upload removes what it wrote. The
     # stores must still be open for that; a bounded wait, then they close regardless.

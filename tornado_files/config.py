@@ -16,6 +16,8 @@ from typing import Any
 
 from tornado_files.auth.settings import KEYS as AUTH_KEYS
 from tornado_files.auth.settings import AuthSettings, check_bind, parse_auth
+from tornado_files.hooks.settings import DEFAULT_RETRY_MAX, Hook, check_retry_max, parse_hooks
+from tornado_files.hooks.settings import KEY as HOOKS_KEY
 from tornado_files.logs import LOG_FORMATS
 from tornado_files.processing.settings import KEY as MEDIA_KEY
 from tornado_files.processing.settings import MediaSettings, parse_media
@@ -160,6 +162,10 @@ class Config:
     shutdown_timeout: float = 30.0
     # Log lines: "text" or "json" (tornado_files/logs.py).
     log_format: str = "text"
+    # Webhooks ([[hooks]], hooks/settings.py) and the longest wait between two attempts of
+    # one delivery, in seconds.
+    hooks: tuple[Hook, ...] = ()
+    hook_retry_max: float = DEFAULT_RETRY_MAX
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -196,6 +202,7 @@ _SCALARS: dict[str, Any] = {
     "tus_lease": float,
     "tus_checkpoint": parse_size,
     "min_free_space": parse_size,
+    "hook_retry_max": float,
 }
 # Lists of strings; from the environment, comma-separated.
 _LISTS = ("cors_origins", "trusted_proxies")
@@ -316,7 +323,7 @@ def build_config(
     for key, message in _FUTURE_KEYS.items():
         if key in merged:
             raise ConfigError(message)
-    known = set(_SCALARS) | {"routes", MEDIA_KEY} | set(_LISTS) | set(AUTH_KEYS)
+    known = set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY} | set(_LISTS) | set(AUTH_KEYS)
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
@@ -333,9 +340,12 @@ def build_config(
     try:
         auth = parse_auth(merged)
         media = parse_media(merged.get(MEDIA_KEY), parse_size)
+        hooks = parse_hooks(merged.get(HOOKS_KEY))
+        check_retry_max(values.get("hook_retry_max", DEFAULT_RETRY_MAX))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    config = replace(Config(), **values, config_file=config_file, auth=auth, media=media)
+    config = replace(Config(), **values, config_file=config_file, auth=auth, media=media,
+                     hooks=hooks)
     if config.storage not in STORAGE_KINDS:
         raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
     _check_mongo(config)

@@ -24,6 +24,7 @@ async def delete_file(services: Services, file_id: str,
     for key in _keys(found):
         await services.intents.add_intent(key, found.storage, utcnow())
     record = await services.metadata.delete(file_id)
+    await services.events.files("file.deleted", [record])
     # Derivatives made between the read and the delete (a media job finishing) are in the
     # deleted record: journalled too before their blobs go.
     keys = _keys(record)

@@ -197,6 +197,24 @@ class BackendUnavailable(TornadoFilesError):
     default_detail = "A storage backend did not answer; try again later"
 
 
+class RejectedByHook(TornadoFilesError):
+    """The ``upload.pre_create`` hook answered non-2xx (docs/deploying.md, Webhooks): its
+    JSON ``detail``, when it gave one, is the detail."""
+
+    code = "rejected_by_hook"
+    title = "Upload rejected"
+    default_detail = "The server's upload hook rejected this upload"
+
+
+class HookUnavailable(TornadoFilesError):
+    """The ``upload.pre_create`` hook did not answer within its timeout (or refused the
+    connection): the upload cannot be judged, so it is not taken."""
+
+    code = "hook_unavailable"
+    title = "Upload hook unavailable"
+    default_detail = "The server's upload hook did not answer in time; try again later"
+
+
 class DuplicateKey(TornadoFilesError):
     """A record with that id exists already (a conflict, not an outage: nothing was written)."""
 

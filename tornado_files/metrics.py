@@ -26,6 +26,13 @@ PROTOCOLS = ("multipart", "raw", "tus")
 UPLOAD_OUTCOMES = ("created", "rejected", "aborted", "expired")
 JOB_KINDS = ("image", "video", "audio", "document", "none")
 JOB_OUTCOMES = ("done", "failed", "retried")
+# Webhooks (hooks/): an outbox event's attempt was answered 2xx (delivered), was not and is
+# retried (failed), or the delivery ended unsent (given_up), or never reached the outbox (lost);
+# an upload.pre_create answer let the upload in (accepted), refused it (rejected), or did not
+# come (unavailable).
+HOOK_EVENTS = ("file.created", "file.updated", "file.deleted", "upload.expired")
+HOOK_OUTCOMES = ("delivered", "failed", "given_up", "lost")
+PRE_CREATE_OUTCOMES = ("accepted", "rejected", "unavailable")
 # Seconds: small answers in milliseconds up to uploads that take half an hour.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                     60.0, 300.0, 1800.0, float("inf"))
@@ -68,6 +75,9 @@ class Metrics:
       error ``code`` (e.g. ``request_too_large``).
     - ``jobs``: ``tornado_files_jobs_total{kind,outcome}``, media job runs ended (``kind``:
       image, video, audio, document, none; ``outcome``: done, failed, retried).
+    - ``hook_deliveries``: ``tornado_files_hook_deliveries_total{event,outcome}``, webhook
+      attempts by event and outcome (``HOOK_OUTCOMES``; ``upload.pre_create``:
+      ``PRE_CREATE_OUTCOMES``).
     """
 
     def __init__(self) -> None:
@@ -98,7 +108,15 @@ class Metrics:
         self.jobs = Counter(
             f"{PREFIX}_jobs", "Media job runs ended, by media kind and outcome.",
             ["kind", "outcome"], registry=registry)
+        self.hook_deliveries = Counter(
+            f"{PREFIX}_hook_deliveries", "Webhook attempts, by event and outcome.",
+            ["event", "outcome"], registry=registry)
         # Every bounded combination exists from the start: a rate() needs the zero.
+        for event in HOOK_EVENTS:
+            for hook_outcome in HOOK_OUTCOMES:
+                self.hook_deliveries.labels(event, hook_outcome)
+        for hook_outcome in PRE_CREATE_OUTCOMES:
+            self.hook_deliveries.labels("upload.pre_create", hook_outcome)
         for protocol in PROTOCOLS:
             self.upload_bytes.labels(protocol)
             for outcome in UPLOAD_OUTCOMES:
@@ -126,6 +144,10 @@ class Metrics:
         """A media job run on a file of ``mime_type`` ended: ``done``, ``failed`` or
         ``retried`` (a run that made nothing, ``processing`` "none", counts as done)."""
         self.jobs.labels(job_kind(mime_type), "done" if outcome == "none" else outcome).inc()
+
+    def hook_delivery(self, event: str, outcome: str, count: int = 1) -> None:
+        """``count`` webhook attempts for ``event`` ended with ``outcome``."""
+        self.hook_deliveries.labels(event, outcome).inc(count)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format (``CONTENT_TYPE``)."""

@@ -233,3 +233,20 @@ class UploadState:
     @property
     def completing(self) -> bool:
         return self.sha256 is not None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery in the outbox (docs/deploying.md, Webhooks): ``id`` (also the
+    receiver's idempotency key), the ``event``, the hook's ``url``, the exact ``body`` bytes
+    (signed when sent), when it was ``created``, when it is ``due`` next, and how many
+    ``attempts`` were made so far; ``token`` is the lease's when it was claimed."""
+
+    id: str
+    event: str
+    url: str
+    body: bytes
+    created: datetime
+    due: datetime
+    attempts: int = 0
+    token: str | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -303,11 +303,14 @@ class MultipartBridge:
         self, headers: Mapping[str, str], session: UploadSession, field_cap: int,
         fields_cap: int, max_parts: int = DEFAULT_MAX_PARTS,
         max_part_header_size: int = DEFAULT_MAX_PART_HEADER_SIZE,
+        before_file: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         """``field_cap``: bytes of one non-file field; ``fields_cap``: of all of them (what
         becomes the file's ``data``, which a PATCH may not make larger either);
         ``max_parts``: parts of the form; ``max_part_header_size``: bytes of one part's
-        header block (its lines and the empty line that ends it)."""
+        header block (its lines and the empty line that ends it); ``before_file(filename,
+        data so far)``: awaited at each file part's headers, before its first byte is stored
+        (the stream waits meanwhile; it raises to refuse the upload)."""
         self._framer = Framer(parse_boundary(headers), max_parts, max_part_header_size)
         self._session = session
         self._field_cap = field_cap
@@ -316,6 +319,7 @@ class MultipartBridge:
         self._file: str | None = None  # the content type of the file part being read
         self._data_out: dict[str, Any] = {}
         self._single = False
+        self._before_file = before_file
 
     async def feed(self, chunk: bytes) -> None:
         """Parse one chunk; awaiting it waits for the store (back-pressure)."""
@@ -357,6 +361,8 @@ class MultipartBridge:
         if self._session.files and (self._single or name == SINGLE_FIELD):
             raise TooManyFiles()
         self._single = name == SINGLE_FIELD
+        if self._before_file is not None:
+            await self._before_file(head.filename, dict(self._data_out))
         await self._session.start_file(name, head.filename)
         self._file = head.content_type or ""
 

@@ -31,6 +31,7 @@ from tornado_files.errors import (
     UploadGone,
     UploadLocked,
 )
+from tornado_files.hooks.precreate import pre_create
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, build_record
 from tornado_files.jsondata import check_data_keys
 from tornado_files.models import FileRecord, UploadState, utcnow
@@ -93,6 +94,8 @@ class Resumable:
         declared_type = meta.pop("filetype", "") or DEFAULT_TYPE
         data = upload_data(meta, self.services.config.max_json_body)
         check_data_keys(data)
+        await pre_create(self.services, route=policy.path, principal=owner, filename=filename,
+                         size=length, data=data)
         now = utcnow()
         empty = self.services.sniffer.sniff_now(b"") if length == 0 else None
         state = UploadState(
@@ -262,6 +265,7 @@ class Resumable:
         try:
             await self.services.metadata.insert_many([record])
             self.services.metrics.upload_ended("tus", "created")
+            await self.services.events.files("file.created", [record])
         except DuplicateKey:
             record = await self.services.metadata.get(state.id)  # another caller was first
         if record.processing == "pending":
@@ -313,6 +317,7 @@ class Resumable:
                 await self.partials(state.storage).discard_partial(state.id)
                 await self.services.uploads.delete_upload(state.id)
                 self.hashes.forget(state.id)
+            await self.services.events.expired(expired)
             removed += len(expired)
             self.services.metrics.upload_ended("tus", "expired", len(expired))
             if len(expired) < EXPIRE_PAGE:

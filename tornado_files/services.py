@@ -13,9 +13,17 @@ from tornado_files.auth.authenticator import Authenticator
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
+from tornado_files.hooks.events import Events, Wakeup
+from tornado_files.hooks.http import HookHttp
 from tornado_files.ingest import HashCache
 from tornado_files.lifecycle import Lifecycle
-from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
+from tornado_files.metadata.base import (
+    IntentJournal,
+    JobQueue,
+    MetadataStore,
+    Outbox,
+    UploadStateStore,
+)
 from tornado_files.metrics import Metrics
 from tornado_files.policy import UploadPolicy
 from tornado_files.processing.signals import JobSignals
@@ -47,6 +55,8 @@ class Services:
     intents: IntentJournal
     # Media jobs (metadata/base.py ``JobQueue``), kept on the file records.
     jobs: JobQueue
+    # Webhook deliveries waiting to be sent (metadata/base.py ``Outbox``; hooks/).
+    outbox: Outbox
     # Who is asking (tokens, JWT, signed links; open when none is configured).
     auth: Authenticator
     # Uploads tell this process's job runner that a job is due; the runner tells waiting
@@ -58,6 +68,10 @@ class Services:
     hashes: HashCache = field(default_factory=HashCache)
     # This application's Prometheus registry and metrics (``metrics.Metrics``; GET /metrics).
     metrics: Metrics = field(default_factory=Metrics)
+    # Tells this process's webhook delivery loop that the outbox has something new.
+    hook_wakeup: Wakeup = field(default_factory=Wakeup)
+    # The HTTP client of the upload.pre_create hook (made on first use, closed at close).
+    hook_http: HookHttp = field(default_factory=HookHttp)
     # Called last at close (e.g. the MongoDB client shared by the stores).
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
     # Requests that write (body handlers) while they live: at shutdown their clean-up (a tus
@@ -70,6 +84,11 @@ class Services:
         except KeyError:
             raise InternalError(f"no blob store named {name!r}") from None
 
+    @property
+    def events(self) -> Events:
+        """Puts webhook events in the outbox (hooks/events.py)."""
+        return Events(self.config, self.outbox, self.metrics, self.hook_wakeup)
+
     def partial_store(self, name: str) -> PartialBlobStore:
         """The blob store ``name`` with its partial blobs (resumable uploads)."""
         return partial_store(self.blob_store(name))
@@ -79,6 +98,7 @@ class Services:
         await self.jobs.startup()
         await self.uploads.startup()
         await self.intents.startup()
+        await self.outbox.startup()
         # Before a store creates its folders: an absent or foreign one is refused, not
         # silently replaced by an empty tree (store_identity).
         await verify_stores(self.blob_stores.values(), self.metadata, write=True)
@@ -96,6 +116,7 @@ class Services:
         return True
 
     async def close(self) -> None:
+        self.hook_http.close()
         await self.metadata.close()
         for store in self.blob_stores.values():
             await store.close()

@@ -14,8 +14,10 @@ from tests.mongo_support import STACKS, fresh_database
 from tornado_files.blocking import Offload
 from tornado_files.metadata.mongo import MongoMetadataStore
 from tornado_files.metadata.mongo_jobs import MongoJobQueue
+from tornado_files.metadata.mongo_outbox import MongoOutbox
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
+from tornado_files.metadata.sqlite_outbox import SqliteOutbox
 from tornado_files.mongo import database_of, make_client
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.storage.gridfs import GridFSBlobStore
@@ -94,5 +96,27 @@ def media(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
     io_loop.run_sync(mongo.startup)
     io_loop.run_sync(jobs.startup)
     yield mongo, jobs
+    io_loop.run_sync(lambda: client.drop_database(db.name))
+    io_loop.run_sync(client.close)
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+def outbox(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
+           io_loop: IOLoop) -> Iterator[Any]:
+    """A started webhook outbox on every metadata backend (the stand-in for MongoDB, a
+    database of its own per test)."""
+    if request.param == "sqlite":
+        sqlite = SqliteMetadataStore(tmp_path / "meta.sqlite3", offload)
+        io_loop.run_sync(sqlite.startup)
+        box: Any = SqliteOutbox(sqlite)
+        io_loop.run_sync(box.startup)
+        yield box
+        io_loop.run_sync(sqlite.close)
+        return
+    client = make_client(request.getfixturevalue("standin").uri(fresh_database()))
+    db = database_of(client)
+    box = MongoOutbox(db)
+    io_loop.run_sync(box.startup)
+    yield box
     io_loop.run_sync(lambda: client.drop_database(db.name))
     io_loop.run_sync(client.close)

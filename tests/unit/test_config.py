@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -127,10 +128,35 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"idle_timeout": 600, "sweep_grace": 900}, "sweep_grace must be at least 1200"),
     ({"max_parts": 0}, "max_parts must be at least 1"),
     ({"max_part_header_size": "100"}, "max_part_header_size 256 bytes"),
+    ({"hooks": {"event": "file.created"}}, "hooks: expected [[hooks]] tables"),
+    ({"hooks": [{"event": "file.moved", "url": "http://h/"}]}, "hooks[0].event: expected one"),
+    ({"hooks": [{"event": "file.created", "url": "ftp://h/"}]}, "hooks[0].url: expected an http"),
+    ({"hooks": [{"event": "file.created", "url": "http://h:99999/"}]}, "hooks[0].url"),
+    ({"hooks": [{"event": "file.created", "url": "http://h/", "retry": 1}]},
+     "hooks[0]: unknown key 'retry'"),
+    ({"hooks": [{"event": "file.created", "url": "http://h/", "secret": ""}]},
+     "hooks[0].secret: expected a non-empty string"),
+    ({"hooks": [{"event": "upload.pre_create", "url": "http://h/", "timeout": 0}]},
+     "hooks[0].timeout: expected seconds from 0.1 to 300"),
+    ({"hook_retry_max": 0.5}, "hook_retry_max: expected seconds from 1 to 86400"),
 ])
 def test_validation_names_the_problem(settings, message):
-    with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         build_config(settings, {}, {})
+
+
+def test_hooks_share_events_and_keep_their_secret_out_of_reprs():
+    config = build_config({"hook_retry_max": 60, "hooks": [
+        {"event": "file.created", "url": "https://a.example/h", "secret": "abc"},
+        {"event": "file.created", "url": "http://b.example:8080/h"},
+        {"event": "upload.pre_create", "url": "http://c.example/", "timeout": 2}]}, {}, {})
+    assert [(h.event, h.url, h.secret, h.timeout) for h in config.hooks] == [
+        ("file.created", "https://a.example/h", "abc", 5.0),
+        ("file.created", "http://b.example:8080/h", None, 5.0),
+        ("upload.pre_create", "http://c.example/", None, 2.0)]
+    assert config.hook_retry_max == 60
+    assert Config().hook_retry_max == 300
+    assert "abc" not in repr(config)
 
 
 def test_multipart_limits_have_defaults_and_can_be_set():
@@ -150,6 +176,7 @@ def test_unknown_environment_variable_is_an_error():
     (["--bogus"], None, "unrecognized arguments: --bogus"),
     ([], "port = [", "is not valid TOML"),
     ([], 'routes = [{path = "/api/tus/x", max_body_size = 1}]', "shadow the built-in /api/tus"),
+    ([], '[[hooks]]\nevent = "file.created"\nurl = "mailto:x"', "hooks[0].url: expected an"),
     (["--config", "/nonexistent.toml"], None, "does not exist"),
     (["--data-dir", "/proc/no/such/place"], None, "cannot prepare /proc/no/such/place"),
 ])

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from tornado_files.models import (
     BlobRef,
+    Delivery,
     Derivative,
     FileRecord,
     Intent,
@@ -225,3 +226,36 @@ class JobQueue(Protocol):
 
     async def count_jobs(self, limit: int) -> int:
         """Pending jobs, counting at most ``limit`` (bounded work)."""
+
+
+class Outbox(Protocol):
+    """Webhook deliveries waiting to be sent (docs/deploying.md, Webhooks), in the same store
+    as the records, so that they survive restarts and any process sharing the store sends
+    them. Deliveries are claimed under a lease, as media jobs are: a delivery is never sent by
+    two processes at once, and one whose process died is claimed again once its lease ran
+    out. Backends raise ``BackendUnavailable`` for driver failures."""
+
+    async def startup(self) -> None:
+        """Create what the outbox needs (tables come with the schema; indexes)."""
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Store the deliveries (SQLite: all or none; MongoDB: one by one, so a failure midway
+        may leave some stored, and the caller's retry with the same ids completes them); an id
+        that exists already is kept as it is (idempotent)."""
+
+    async def claim_deliveries(self, token: str, until: datetime, now: datetime, limit: int
+                               ) -> builtins.list[Delivery]:
+        """Take the lease (``token`` until ``until``) of at most ``limit`` deliveries that are
+        due (due time ≤ ``now``) and hold no unexpired lease, the earliest due first; each is
+        claimed atomically on its own (two claimers never share one)."""
+
+    async def finish_delivery(self, delivery_id: str, token: str) -> bool:
+        """Remove the delivery iff ``token`` holds its lease (it was answered 2xx, or given
+        up); False when the lease was lost."""
+
+    async def retry_delivery(self, delivery_id: str, token: str, due: datetime) -> bool:
+        """Iff ``token`` holds the lease: release it, count the attempt and make the delivery
+        due again at ``due``. False when the lease was lost."""
+
+    async def count_deliveries(self, limit: int) -> int:
+        """Deliveries waiting, counting at most ``limit`` (bounded work)."""

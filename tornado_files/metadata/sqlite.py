@@ -37,7 +37,7 @@ from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE files (
@@ -100,6 +100,16 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (storage, key)
     );
     CREATE INDEX derivative_blobs_file ON derivative_blobs (file_id);
+    """,
+    # Webhook deliveries (sqlite_outbox). A claim moves due_us to the lease's end, so the one
+    # index finds both new deliveries and those whose lease ran out. (7: process leases.)
+    8: """
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY, event TEXT NOT NULL, url TEXT NOT NULL, body BLOB NOT NULL,
+        created_us INTEGER NOT NULL, due_us INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT, lease_until_us INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox (due_us, id);
     """,
 }
 # SQLite before 3.32 took at most 999 parameters per statement.

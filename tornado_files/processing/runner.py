@@ -247,7 +247,8 @@ class JobRunner:
             await self.blobs.remove(record.storage, new_keys, journalled=True)
             await self.blobs.settle(record.storage, old_keys)
         else:
-            _, replaced = result
+            updated, replaced = result
+            await self.services.events.files("file.updated", [updated])
             await self.blobs.settle(record.storage, new_keys)
             await self.blobs.remove(record.storage, [d.key for d in replaced], journalled=True)
             # Journalled old keys that were not replaced after all (a racing requeue) stay.

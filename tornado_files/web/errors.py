@@ -41,6 +41,8 @@ STATUS: dict[type[e.TornadoFilesError], int] = {
     e.TusVersionUnsupported: 412,
     e.PreconditionFailed: 412,
     e.ChecksumMismatch: 460,
+    e.RejectedByHook: 403,
+    e.HookUnavailable: 503,
 }
 
 # Seconds a creation refused for too many unfinished uploads waits: places free up as uploads

@@ -95,6 +95,7 @@ class FileUpdateHandler(JsonBodyHandler):
         updated = await self.services.metadata.merge(
             file_id, filename=filename, changes=data, modified=utcnow(),
             precondition=if_match(self.request.headers.get("If-Match")))
+        await self.services.events.files("file.updated", [updated])
         self._answer_with_etag(updated)
 
     async def put(self, file_id: str) -> None:
@@ -112,6 +113,7 @@ class FileUpdateHandler(JsonBodyHandler):
         updated = await self.services.metadata.update(
             file_id, filename=filename, data=data, modified=utcnow(),
             precondition=if_match(self.request.headers.get("If-Match")))
+        await self.services.events.files("file.updated", [updated])
         self._answer_with_etag(updated)
 
     def _answer_with_etag(self, record: FileRecord) -> None:

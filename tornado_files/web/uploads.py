@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from tornado_files import errors as e
 from tornado_files.auth.principal import Scope
+from tornado_files.hooks.precreate import pre_create
 from tornado_files.ingest import build_record
 from tornado_files.models import FileRecord
 from tornado_files.multipart import MultipartBridge
@@ -119,7 +120,9 @@ class UploadHandler(BodyHandler):
             config = self.services.config
             bridge = MultipartBridge(self.request.headers, session, config.max_field_size,
                                      config.max_json_body, config.max_parts,
-                                     config.max_part_header_size)
+                                     config.max_part_header_size,
+                                     before_file=lambda name, data: self._pre_create(
+                                         name, None, data))
             return MultipartSink(bridge)
         if media_type == "application/x-www-form-urlencoded":
             raise e.UnsupportedMediaType(
@@ -135,8 +138,14 @@ class UploadHandler(BodyHandler):
             self.request.headers.get("X-Filename"),
             self.request.headers.get("Content-Disposition"),
         )
+        await self._pre_create(name or "unknown", declared, {})
         await session.start_file(RAW_FIELD, name or "unknown")
         return RawSink(session, media_type or DEFAULT_DECLARED_TYPE)
+
+    async def _pre_create(self, filename: str, size: int | None, data: dict[str, Any]) -> None:
+        """The ``upload.pre_create`` hook, before the file's first byte is stored."""
+        await pre_create(self.services, route=self.policy.path, principal=self.principal.name,
+                         filename=filename, size=size, data={**data, **self.link_data})
 
     async def consume(self, chunk: bytes) -> None:
         assert self.sink is not None  # begin() made it
@@ -162,6 +171,7 @@ class UploadHandler(BodyHandler):
             await self.fail(exc)
             return
         self.count_upload("created")
+        await self.services.events.files("file.created", records)
         if any(r.processing == "pending" for r in records):
             self.services.job_signals.queued()
             # Prefer: wait (RFC 7240): the 201 may carry the derivatives' URLs.
