@@ -19,11 +19,18 @@ from tornado_files.auth.links import LinkSigner
 from tornado_files.auth.tokens import TokenTable
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
-from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
+from tornado_files.metadata.base import (
+    IntentJournal,
+    JobQueue,
+    LeaseStore,
+    MetadataStore,
+    UploadStateStore,
+)
 from tornado_files.metadata.headroom import Headroom
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_intents import SqliteIntentJournal
 from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
+from tornado_files.metadata.sqlite_leases import SqliteLeaseStore
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
 from tornado_files.metrics import Metrics
 from tornado_files.models import utcnow
@@ -70,11 +77,12 @@ def find_static_dir() -> Path:
 FILE_ID = r"([0-9a-f]{32})"
 
 
-def build_services(config: Config) -> Services:
+def build_services(config: Config, multiprocess: bool = False) -> Services:
     """Stores, policies and pools for ``config`` (not started: call ``startup()``).
 
     Embedded default: blobs on disk, records in SQLite under the data directory. With a
-    MongoDB URI: records in MongoDB and a GridFS store beside the disk store."""
+    MongoDB URI: records in MongoDB and a GridFS store beside the disk store. ``multiprocess``:
+    a worker of ``--processes`` N > 1, whose metrics count for all workers (``metrics``)."""
     offload = Offload()
     data_dir = config.data_dir
     # Temp files idle for twice the body timeout belong to nobody (their upload was dropped).
@@ -85,15 +93,16 @@ def build_services(config: Config) -> Services:
     uploads: UploadStateStore
     intents: IntentJournal
     jobs: JobQueue
+    leases: LeaseStore
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        metadata, uploads, intents, jobs, closers = _add_mongodb(config.mongodb_uri, config,
-                                                                 blob_stores)
+        metadata, uploads, intents, jobs, leases, closers = _add_mongodb(
+            config.mongodb_uri, config, blob_stores)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload,
                                      Headroom(data_dir / "metadata.sqlite3-headroom"))
         metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
-        jobs = SqliteJobQueue(sqlite)
+        jobs, leases = SqliteJobQueue(sqlite), SqliteLeaseStore(sqlite)
     return Services(
         config=config,
         policies=build_policies(config),
@@ -104,8 +113,9 @@ def build_services(config: Config) -> Services:
         uploads=uploads,
         intents=intents,
         jobs=jobs,
+        leases=leases,
         auth=build_authenticator(config),
-        metrics=Metrics(),
+        metrics=Metrics(multiprocess=multiprocess),
         closers=closers,
     )
 
@@ -120,13 +130,14 @@ def build_authenticator(config: Config) -> Authenticator:
 
 def _add_mongodb(
     uri: str, config: Config, blob_stores: dict[str, BlobStore],
-) -> tuple[MetadataStore, UploadStateStore, IntentJournal, JobQueue,
+) -> tuple[MetadataStore, UploadStateStore, IntentJournal, JobQueue, LeaseStore,
            tuple[Callable[[], Awaitable[None]], ...]]:
     """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
     embedded default never loads it (about 10 MiB of resident memory less)."""
     from tornado_files.metadata.mongo import MongoMetadataStore
     from tornado_files.metadata.mongo_intents import MongoIntentJournal
     from tornado_files.metadata.mongo_jobs import MongoJobQueue
+    from tornado_files.metadata.mongo_leases import MongoLeaseStore
     from tornado_files.metadata.mongo_uploads import MongoUploadStore
     from tornado_files.mongo import database_of, make_client
     from tornado_files.storage.gridfs import GridFSBlobStore
@@ -136,7 +147,7 @@ def _add_mongodb(
     gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
     blob_stores["gridfs"] = gridfs
     return (MongoMetadataStore(db), MongoUploadStore(db), MongoIntentJournal(db),
-            MongoJobQueue(db), (client.close,))
+            MongoJobQueue(db), MongoLeaseStore(db), (client.close,))
 
 
 def build_sweeper(services: Services, clock: Callable[[], datetime] = utcnow) -> Sweeper:

@@ -15,7 +15,13 @@ from tornado_files.config import Config
 from tornado_files.errors import InternalError
 from tornado_files.ingest import HashCache
 from tornado_files.lifecycle import Lifecycle
-from tornado_files.metadata.base import IntentJournal, JobQueue, MetadataStore, UploadStateStore
+from tornado_files.metadata.base import (
+    IntentJournal,
+    JobQueue,
+    LeaseStore,
+    MetadataStore,
+    UploadStateStore,
+)
 from tornado_files.metrics import Metrics
 from tornado_files.policy import UploadPolicy
 from tornado_files.processing.signals import JobSignals
@@ -47,6 +53,8 @@ class Services:
     intents: IntentJournal
     # Media jobs (metadata/base.py ``JobQueue``), kept on the file records.
     jobs: JobQueue
+    # Who runs the work one process at a time does (the sweeper; ``singleton.py``).
+    leases: LeaseStore
     # Who is asking (tokens, JWT, signed links; open when none is configured).
     auth: Authenticator
     # Uploads tell this process's job runner that a job is due; the runner tells waiting
@@ -79,6 +87,7 @@ class Services:
         await self.jobs.startup()
         await self.uploads.startup()
         await self.intents.startup()
+        await self.leases.startup()
         # Before a store creates its folders: an absent or foreign one is refused, not
         # silently replaced by an empty tree (store_identity).
         await verify_stores(self.blob_stores.values(), self.metadata, write=True)

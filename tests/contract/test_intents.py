@@ -188,7 +188,7 @@ async def test_sqlite_schema_2_is_migrated_with_its_records(tmp_path, offload):
     assert await metadata.get(key(1)) == record(1)
     await metadata.close()
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         indexes = {row[1] for row in db.execute("PRAGMA index_list(intents)")}
         assert "intents_created" in indexes
         uploads = {row[1] for row in db.execute("PRAGMA table_info(uploads)")}

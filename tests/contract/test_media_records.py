@@ -150,7 +150,7 @@ async def test_sqlite_schema_5_records_are_migrated(tmp_path, offload):
     assert await metadata.has_blob("disk", "3" * 32)
     await metadata.close()
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         indexes = {row[1] for row in db.execute("PRAGMA index_list(files)")}
         assert "files_jobs_due" in indexes
         plan = " ".join(str(row[3]) for row in db.execute(

@@ -37,7 +37,7 @@ from tornado_files.models import BlobRef, FileRecord, ListQuery, Page, to_micros
 
 log = logging.getLogger("tornado_files.metadata.sqlite")
 T = TypeVar("T")
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE files (
@@ -100,6 +100,10 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (storage, key)
     );
     CREATE INDEX derivative_blobs_file ON derivative_blobs (file_id);
+    """,
+    # Named leases (sqlite_leases): who runs the sweeper among the processes on this file.
+    7: """
+    CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_us INTEGER NOT NULL);
     """,
 }
 # SQLite before 3.32 took at most 999 parameters per statement.
