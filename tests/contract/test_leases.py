@@ -169,4 +169,5 @@ def test_holders_are_told_apart_by_host_pid_and_token():
     first, second = holder_identity(), holder_identity()
     assert first != second
     host, pid, _ = first.split("/")
-    assert host and pid.isdigit()
+    assert host
+    assert pid.isdigit()
