@@ -2,8 +2,9 @@
 
 A JSON line has ``time`` (ISO 8601 UTC, milliseconds), ``level``, ``logger``, ``event``
 (``request`` for the one access line each request gets, ``log`` for everything else),
-``message`` and ``pid`` (the process that wrote it: with ``--processes``, which worker); an access line adds the stable keys of ``ACCESS_KEYS``. A traceback, when there
-is one, is in ``exc_info`` as text. Secrets never reach a line: the access line's ``path``
+``message`` and ``pid`` (the process that wrote it: with ``--processes``, which worker); an
+access line adds the stable keys of ``ACCESS_KEYS``. A traceback, when there is one, is in
+``exc_info`` as text. Secrets never reach a line: the access line's ``path``
 has the values of every query parameter that may hold one redacted (``web.log_redaction``).
 """
 
