@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_shutdown import answer_of, start_upload
+from tests.e2e.test_shutdown import answer_of, start_upload, stored_files
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -237,3 +237,24 @@ def test_a_start_up_error_is_one_line_before_any_worker(tmp_path):
     assert done.returncode == 2
     assert done.stderr.decode().splitlines() == [
         f"server.py: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_a_second_signal_to_the_parent_stops_the_workers_at_once(server):
+    pids = workers(server)
+    with closing(start_upload(server, b"x" * 100_000)) as sock:
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.process.poll() is None  # draining: the upload has 20 s
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 8  # not the 20 s of shutdown_timeout
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b""  # cut off: no answer
+    assert not any(alive(pid) for pid in pids)
+    assert stored_files(server) == []  # the aborted upload left nothing
