@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -33,7 +34,8 @@ def test_a_worker_that_ends_is_replaced_until_a_signal_ends_the_run():
     def on_exit(pid: int) -> None:
         ended.append(pid)
         if len(ended) == 3:  # the operator stops it (the signal waits, blocked, in run())
-            os.kill(os.getpid(), signal.SIGTERM)
+            # To this thread: the test process has other threads, which do not block it.
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
 
     # young=0: no death counts as a start-up failure, each is simply replaced.
     supervisor = Supervisor(1, work=lambda: 0, on_exit=on_exit, young=0)
