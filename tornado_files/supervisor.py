@@ -14,7 +14,9 @@ on too, ends the drain at once), then it waits for them and exits 0.
 Signals reach the parent through ``sigtimedwait`` with SIGTERM, SIGINT and SIGCHLD blocked:
 no handler runs between two system calls, no exit is missed. Workers run in a process group
 of their own (Ctrl-C in a terminal reaches the parent only, which passes it on once) and are
-killed by the kernel if the parent dies (``media.parent.die_with_parent``).
+killed by the kernel if the parent dies (``media.parent.die_with_parent``). The parent has
+no other thread when it forks (its start-up closed every pool), so the blocked signals can
+only reach ``sigtimedwait``.
 """
 
 from __future__ import annotations
@@ -115,7 +117,11 @@ class Supervisor:
 
     def _fill(self) -> None:
         while len(self._workers) < self._count and time.monotonic() >= self._next_start:
-            self._spawn()
+            try:
+                self._spawn()
+            except OSError as exc:  # no memory or process slot for now: try again soon
+                log.error("supervisor: cannot start a worker: %s", exc.strerror or exc)
+                self._next_start = time.monotonic() + MAX_BACKOFF
 
     def _spawn(self) -> None:
         parent = os.getpid()
@@ -200,9 +206,17 @@ def serve_workers(config: Config, count: int, started: Callable[[], None]) -> in
     """The parent of ``count`` workers: start-up work, sockets, workers, until a signal.
     Raises ``ConfigError`` (before any port opens) or ``GaveUp``; returns the exit status."""
     asyncio.run(_prepare(config))
-    sockets = listen(config)
     # The workers' metric files: private to this run, removed when it ends.
-    metrics_dir = Path(tempfile.mkdtemp(prefix="tornado-files-metrics-"))
+    try:
+        metrics_dir = Path(tempfile.mkdtemp(prefix="tornado-files-metrics-"))
+    except OSError as exc:
+        raise ConfigError(f"cannot create the workers' metrics directory in "
+                          f"{tempfile.gettempdir()}: {exc.strerror or exc}") from None
+    try:
+        sockets = listen(config)
+    except ConfigError:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        raise
 
     def close_sockets() -> None:
         for sock in sockets:

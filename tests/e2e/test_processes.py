@@ -258,3 +258,4 @@ def test_a_second_signal_to_the_parent_stops_the_workers_at_once(server):
         assert answer == b""  # cut off: no answer
     assert not any(alive(pid) for pid in pids)
     assert stored_files(server) == []  # the aborted upload left nothing
+
