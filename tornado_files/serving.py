@@ -127,8 +127,9 @@ async def serve(services: Services, singleton: Singleton, sockets: Sequence[sock
         loop.add_signal_handler(sig, on_signal)
     await stop.wait()
     services.lifecycle.drain()  # /readyz and /healthz: 503 from now on
-    await singleton.stop()  # another process sharing the store sweeps from now on
     server.stop()  # no new connections
+    # Meanwhile another process sharing the store takes the sweeper's lease.
+    giving_up = asyncio.ensure_future(singleton.stop())
     log.info("shutting down: uploads in flight get %gs to finish (a second signal: none)",
              config.shutdown_timeout)
     # Uploads waiting for their jobs (Prefer: wait) answer now, with what they have.
@@ -143,6 +144,7 @@ async def serve(services: Services, singleton: Singleton, sockets: Sequence[sock
     if not await services.settle(SETTLE_SECONDS):
         log.warning("shutting down: requests still cleaning up after %ss; the sweeper "
                     "finishes what they leave", SETTLE_SECONDS)
+    await giving_up
     await services.close()
 
 
