@@ -23,6 +23,7 @@ from tornado_files.hooks.delivery import HookSender
 from tornado_files.metadata.base import (
     IntentJournal,
     JobQueue,
+    LeaseStore,
     MetadataStore,
     Outbox,
     UploadStateStore,
@@ -31,6 +32,7 @@ from tornado_files.metadata.headroom import Headroom
 from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_intents import SqliteIntentJournal
 from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
+from tornado_files.metadata.sqlite_leases import SqliteLeaseStore
 from tornado_files.metadata.sqlite_outbox import SqliteOutbox
 from tornado_files.metadata.sqlite_uploads import SqliteUploadStore
 from tornado_files.metrics import Metrics
@@ -78,11 +80,12 @@ def find_static_dir() -> Path:
 FILE_ID = r"([0-9a-f]{32})"
 
 
-def build_services(config: Config) -> Services:
+def build_services(config: Config, multiprocess: bool = False) -> Services:
     """Stores, policies and pools for ``config`` (not started: call ``startup()``).
 
     Embedded default: blobs on disk, records in SQLite under the data directory. With a
-    MongoDB URI: records in MongoDB and a GridFS store beside the disk store."""
+    MongoDB URI: records in MongoDB and a GridFS store beside the disk store. ``multiprocess``:
+    a worker of ``--processes`` N > 1, whose metrics count for all workers (``metrics``)."""
     offload = Offload()
     data_dir = config.data_dir
     # Temp files idle for twice the body timeout belong to nobody (their upload was dropped).
@@ -94,15 +97,17 @@ def build_services(config: Config) -> Services:
     intents: IntentJournal
     jobs: JobQueue
     outbox: Outbox
+    leases: LeaseStore
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if config.mongodb_uri:
-        metadata, uploads, intents, jobs, outbox, closers = _add_mongodb(
+        metadata, uploads, intents, jobs, outbox, leases, closers = _add_mongodb(
             config.mongodb_uri, config, blob_stores)
     else:
         sqlite = SqliteMetadataStore(data_dir / "metadata.sqlite3", offload,
                                      Headroom(data_dir / "metadata.sqlite3-headroom"))
         metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
         jobs, outbox = SqliteJobQueue(sqlite), SqliteOutbox(sqlite)
+        leases = SqliteLeaseStore(sqlite)
     return Services(
         config=config,
         policies=build_policies(config),
@@ -114,8 +119,9 @@ def build_services(config: Config) -> Services:
         intents=intents,
         jobs=jobs,
         outbox=outbox,
+        leases=leases,
         auth=build_authenticator(config),
-        metrics=Metrics(),
+        metrics=Metrics(multiprocess=multiprocess),
         closers=closers,
     )
 
@@ -130,13 +136,14 @@ def build_authenticator(config: Config) -> Authenticator:
 
 def _add_mongodb(
     uri: str, config: Config, blob_stores: dict[str, BlobStore],
-) -> tuple[MetadataStore, UploadStateStore, IntentJournal, JobQueue, Outbox,
+) -> tuple[MetadataStore, UploadStateStore, IntentJournal, JobQueue, Outbox, LeaseStore,
            tuple[Callable[[], Awaitable[None]], ...]]:
     """Records in MongoDB and a GridFS blob store. The driver is imported only here: the
     embedded default never loads it (about 10 MiB of resident memory less)."""
     from tornado_files.metadata.mongo import MongoMetadataStore
     from tornado_files.metadata.mongo_intents import MongoIntentJournal
     from tornado_files.metadata.mongo_jobs import MongoJobQueue
+    from tornado_files.metadata.mongo_leases import MongoLeaseStore
     from tornado_files.metadata.mongo_outbox import MongoOutbox
     from tornado_files.metadata.mongo_uploads import MongoUploadStore
     from tornado_files.mongo import database_of, make_client
@@ -147,7 +154,7 @@ def _add_mongodb(
     gridfs = GridFSBlobStore(db, config.gridfs_bucket, config.gridfs_chunk_size)
     blob_stores["gridfs"] = gridfs
     return (MongoMetadataStore(db), MongoUploadStore(db), MongoIntentJournal(db),
-            MongoJobQueue(db), MongoOutbox(db), (client.close,))
+            MongoJobQueue(db), MongoOutbox(db), MongoLeaseStore(db), (client.close,))
 
 
 def build_sweeper(services: Services, clock: Callable[[], datetime] = utcnow) -> Sweeper:

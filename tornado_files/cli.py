@@ -11,37 +11,21 @@ import asyncio
 import logging
 import logging.handlers
 import os
-import signal
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tornado.ioloop import PeriodicCallback
-from tornado.netutil import bind_sockets
-
-from tornado_files.app import (
-    build_hook_sender,
-    build_runner,
-    build_services,
-    build_sweeper,
-    make_app,
-)
-from tornado_files.auth.settings import startup_warnings
+from tornado_files import serving
+from tornado_files.app import build_services
 from tornado_files.config import Config, ConfigError, build_config, env_settings, load_toml
 from tornado_files.errors import BackendUnavailable
 from tornado_files.fsck import PAGE_SIZE, Fsck, FsckReport
 from tornado_files.heap import keep_buffers_in_heap
 from tornado_files.logs import LOG_FORMATS, formatter_for
-from tornado_files.processing.settings import startup_warnings as media_warnings
-from tornado_files.services import Services
+from tornado_files.serving import announce, listen, records_at, start
 from tornado_files.store_identity import verify_stores
-from tornado_files.web.edge import build_http_server
-
-log = logging.getLogger("tornado_files")
-# At shutdown, how long interrupted requests get to settle before the stores close.
-SETTLE_SECONDS = 5.0
+from tornado_files.supervisor import GaveUp, serve_workers, worker_count
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,17 +46,21 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--max-upload-size", dest="max_upload_size", help="cap of /api/files (default 10GiB)")
     add("--log-format", dest="log_format", choices=LOG_FORMATS,
         help="log lines as text (default) or JSON, one object per line")
+    add("--processes", type=_processes,
+        help="worker processes sharing the port (default 1; 0: one per core)")
     add("--allow-anonymous", dest="allow_anonymous", action="store_const", const=True,
         help="with no tokens or jwt configured, listen on a non-loopback address anyway")
     return parser
 
 
-def _records_at(config: Config) -> str:
-    if not config.mongodb_uri:
-        return "SQLite"
-    from tornado_files.mongo import describe  # the driver loads only when MongoDB is used
-
-    return describe(config.mongodb_uri)
+def _processes(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError("must be 0 (one per core) or more")
+    return count
 
 
 def load_config(argv: Sequence[str], environ: Mapping[str, str], prog: str) -> Config:
@@ -89,103 +77,20 @@ def _config_from(args: dict[str, Any], environ: Mapping[str, str]) -> Config:
                         Path(config_path) if config_path else None)
 
 
-def _check_writable(data_dir: Path) -> None:
-    """A data directory that cannot be written to (a read-only mount, a full disk) is one
-    line at start-up, not SQLite's traceback on the first write."""
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot prepare {data_dir}: {exc.strerror}") from None
-    try:
-        with tempfile.TemporaryFile(dir=data_dir, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"cannot write to {data_dir}: {exc.strerror}") from None
-
-
-async def _start(config: Config) -> Services:
-    _check_writable(config.data_dir)
-    services = build_services(config)
-    try:
-        await services.startup()
-        await build_sweeper(services).sweep_once()  # leftovers of a crash, before serving
-    except BackendUnavailable:
-        await services.close()
-        where = _records_at(config) if config.mongodb_uri else str(config.data_dir)
-        raise ConfigError(f"cannot reach MongoDB at {where}" if config.mongodb_uri
-                          else f"cannot use {where}") from None
-    except OSError as exc:
-        await services.close()
-        raise ConfigError(f"cannot prepare {config.data_dir}: {exc.strerror}") from None
-    return services
-
-
 async def _serve(config: Config, started: Callable[[], None] = lambda: None) -> None:
-    services = await _start(config)
-    periodic = PeriodicCallback(build_sweeper(services).sweep_safely, config.sweep_interval * 1000)
+    """One process serving (``--processes 1``)."""
+    services, singleton = await start(config)
     try:
-        sockets = bind_sockets(config.port, config.host)
-    except OSError as exc:
+        sockets = listen(config)
+    except ConfigError:
         await services.close()
-        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
-    server = build_http_server(make_app(services), config.max_json_body,
-                               idle_connection_timeout=120)
-    server.add_sockets(sockets)
-    periodic.start()
-    runner = build_runner(services)
-    runner.start()
-    hooks = build_hook_sender(services)
-    hooks.start()
-    started()
-    log.info("tornado-files listening on http://%s:%d (files in %s, records in %s)",
-             config.host, config.port, config.data_dir.resolve(),
-             _records_at(config))
-    for warning in (*startup_warnings(config.auth), *media_warnings(config.media)):
-        log.warning("%s", warning)
-    stop, hurry = asyncio.Event(), asyncio.Event()
+        raise
 
-    def on_signal() -> None:
-        # The first SIGTERM/SIGINT drains; a second one ends the drain at once.
-        (hurry if stop.is_set() else stop).set()
+    def up() -> None:
+        started()
+        announce(config)
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    await stop.wait()
-    services.lifecycle.drain()  # /readyz and /healthz: 503 from now on
-    periodic.stop()
-    server.stop()  # no new connections
-    log.info("shutting down: uploads in flight get %gs to finish (a second signal: none)",
-             config.shutdown_timeout)
-    # Uploads waiting for their jobs (Prefer: wait) answer now, with what they have.
-    await services.job_signals.release_waiters(SETTLE_SECONDS)
-    await _drain(services, config.shutdown_timeout, hurry)
-    await asyncio.sleep(0.05)  # the last answers reach the sockets before these close
-    await server.close_all_connections()
-    await runner.stop()  # jobs in flight are claimed again after their lease
-    await hooks.stop()  # deliveries in flight are sent again after their lease
-    # Closed connections run their requests' clean-up: a tus PATCH keeps every byte that
-    # reached storage (as for a client that vanished), an upload removes what it wrote. The
-    # stores must still be open for that; a bounded wait, then they close regardless.
-    if not await services.settle(SETTLE_SECONDS):
-        log.warning("shutting down: requests still cleaning up after %ss; the sweeper "
-                    "finishes what they leave", SETTLE_SECONDS)
-    await services.close()
-
-
-async def _drain(services: Services, within: float, hurry: asyncio.Event) -> None:
-    """Wait until every request in flight has answered (an upload finishing, a tus PATCH
-    ending), for at most ``within`` seconds or until ``hurry`` is set. What is left is then
-    cut off: an upload aborts leaving nothing, a tus PATCH keeps what reached storage."""
-    settling = asyncio.ensure_future(services.settle(within))
-    hurrying = asyncio.ensure_future(hurry.wait())
-    await asyncio.wait((settling, hurrying), return_when=asyncio.FIRST_COMPLETED)
-    for waiting in (settling, hurrying):
-        waiting.cancel()
-    if hurry.is_set():
-        log.info("shutting down now: a second signal")
-    elif not settling.cancelled() and not settling.result():
-        log.info("shutting down: requests still in flight after %gs are cut off", within)
+    await serving.serve(services, singleton, sockets, up)
 
 
 class _StartupLog(logging.handlers.MemoryHandler):
@@ -230,10 +135,16 @@ def serve(argv: Sequence[str], prog: str = "tornado-files serve") -> int:
         if held.target is not None:
             held.target.setFormatter(formatter_for(config.log_format))
         keep_buffers_in_heap()
+        count = worker_count(config.processes)
+        if count > 1:
+            return serve_workers(config, count, started=held.pass_through)
         asyncio.run(_serve(config, started=held.pass_through))
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except GaveUp as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -280,7 +191,7 @@ async def _fsck(config: Config, repair: bool, page_size: int) -> FsckReport:
                        page_size=page_size)
         return await checker.run(repair)
     except BackendUnavailable:
-        raise ConfigError(f"cannot reach MongoDB at {_records_at(config)}" if config.mongodb_uri
+        raise ConfigError(f"cannot reach MongoDB at {records_at(config)}" if config.mongodb_uri
                           else f"cannot use {config.data_dir}") from None
     except OSError as exc:
         raise ConfigError(f"cannot use {config.data_dir}: {exc.strerror or exc}") from None

@@ -166,6 +166,9 @@ class Config:
     # one delivery, in seconds.
     hooks: tuple[Hook, ...] = ()
     hook_retry_max: float = DEFAULT_RETRY_MAX
+    # Worker processes sharing the port (supervisor.py): 1 serves in this process, 0 is one
+    # per core.
+    processes: int = 1
     config_file: Path | None = field(default=None, compare=False)
 
     def all_routes(self) -> tuple[RouteConfig, ...]:
@@ -203,14 +206,12 @@ _SCALARS: dict[str, Any] = {
     "tus_checkpoint": parse_size,
     "min_free_space": parse_size,
     "hook_retry_max": float,
+    "processes": int,
 }
 # Lists of strings; from the environment, comma-separated.
 _LISTS = ("cors_origins", "trusted_proxies")
 _ROUTE_KEYS = {"path", "max_body_size", "max_file_size", "max_files", "allowed_mime_types",
                "storage", "derivatives"}
-_FUTURE_KEYS = {
-    "processes": "--processes is not available yet",
-}
 # Access control (auth/settings.py) that the environment may set too.
 _AUTH_SCALARS = ("signing_key", "private_reads", "allow_anonymous", "max_link_lifetime",
                  "metrics_public")
@@ -265,7 +266,7 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
             continue  # handled by the CLI layer
         if name in _LISTS:
             found[name] = [o.strip() for o in value.split(",") if o.strip()]
-        elif name in _SCALARS or name in _FUTURE_KEYS or name in _AUTH_SCALARS:
+        elif name in _SCALARS or name in _AUTH_SCALARS:
             found[name] = value
         else:
             raise ConfigError(f"unknown environment variable {key}")
@@ -320,9 +321,6 @@ def build_config(
     merged: dict[str, Any] = {}
     for source in (toml, env, cli):
         merged.update({k: v for k, v in source.items() if v is not None})
-    for key, message in _FUTURE_KEYS.items():
-        if key in merged:
-            raise ConfigError(message)
     known = set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY} | set(_LISTS) | set(AUTH_KEYS)
     unknown = set(merged) - known
     if unknown:
@@ -361,6 +359,8 @@ def build_config(
     if config.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format: expected one of {list(LOG_FORMATS)}, "
                           f"got {config.log_format!r}")
+    if config.processes < 0:
+        raise ConfigError(f"processes: expected 0 (one per core) or more, got {config.processes}")
     if config.max_files < 1:
         raise ConfigError(f"max_files: expected a whole number ≥ 1, got {config.max_files}")
     if config.max_parts < 1 or config.max_part_header_size < 256:

@@ -1,9 +1,10 @@
 """Log lines as text (the default) or as JSON lines (``--log-format json``, docs/deploying.md).
 
 A JSON line has ``time`` (ISO 8601 UTC, milliseconds), ``level``, ``logger``, ``event``
-(``request`` for the one access line each request gets, ``log`` for everything else) and
-``message``; an access line adds the stable keys of ``ACCESS_KEYS``. A traceback, when there
-is one, is in ``exc_info`` as text. Secrets never reach a line: the access line's ``path``
+(``request`` for the one access line each request gets, ``log`` for everything else),
+``message`` and ``pid`` (the process that wrote it: with ``--processes``, which worker); an
+access line adds the stable keys of ``ACCESS_KEYS``. A traceback, when there is one, is in
+``exc_info`` as text. Secrets never reach a line: the access line's ``path``
 has the values of every query parameter that may hold one redacted (``web.log_redaction``).
 """
 
@@ -32,6 +33,7 @@ class JsonLogFormatter(logging.Formatter):
             "logger": record.name,
             "event": getattr(record, "event", "log"),
             "message": record.getMessage(),
+            "pid": record.process,
         }
         for key in ACCESS_KEYS:
             if hasattr(record, key):

@@ -2,17 +2,25 @@
 
 ``Metrics`` holds a ``CollectorRegistry`` of its own and every metric in it; ``build_services``
 makes one and ``Services.metrics`` carries it, so two applications in one process count apart
-and nothing touches prometheus_client's global default registry. Labels are bounded: HTTP
+and nothing touches prometheus_client's global default registry.
+
+With ``--processes`` N > 1 (``Metrics(multiprocess=True)`` in each worker, after
+``enable_multiprocess``) the metrics write to files in the directory the supervisor made
+(prometheus_client's multiprocess mode) and the registry that ``exposition`` renders reads
+every worker's files: one scrape of any worker counts them all. Labels are bounded: HTTP
 methods outside the standard ones count as ``other``, and no label ever holds an id, a path or
 a principal. Names, base units (seconds, bytes) and label sets follow API.md §10.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from tornado_files.media.kinds import media_kind
 
@@ -37,6 +45,25 @@ PRE_CREATE_OUTCOMES = ("accepted", "rejected", "unavailable")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                     60.0, 300.0, 1800.0, float("inf"))
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+# prometheus_client's variable naming the directory of the multiprocess files.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def enable_multiprocess(directory: Path) -> None:
+    """In a worker process (after the fork, before any metric exists): its metrics write to
+    files in ``directory``. prometheus_client chooses where values live once, when it is
+    imported (``values.ValueClass``) — in the supervisor, before the directory existed — so
+    the choice is made again here."""
+    os.environ[MULTIPROC_ENV] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def worker_gone(directory: Path, pid: int) -> None:
+    """A worker ended: its live gauges (``active_uploads``) stop counting; its counters stay
+    in the totals (prometheus_client's ``mark_process_dead``)."""
+    mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
 
 
 def method_label(method: str | None) -> str:
@@ -80,9 +107,16 @@ class Metrics:
       ``PRE_CREATE_OUTCOMES``).
     """
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        registry = self.registry
+    def __init__(self, multiprocess: bool = False) -> None:
+        """``multiprocess``: a worker of several (``enable_multiprocess`` was called); the
+        metrics live in files and ``registry`` collects every worker's."""
+        # The metrics' own registry; in multiprocess mode only a place to keep their names
+        # apart from another application's, never rendered.
+        registry = CollectorRegistry(auto_describe=True)
+        self.registry = registry
+        if multiprocess:
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry, path=os.environ[MULTIPROC_ENV])  # type: ignore[no-untyped-call]
         self.requests = Counter(
             f"{PREFIX}_requests", "Requests answered, by method and HTTP status.",
             ["method", "code"], registry=registry)
@@ -98,7 +132,7 @@ class Metrics:
             ["protocol", "outcome"], registry=registry)
         self.active_uploads = Gauge(
             f"{PREFIX}_active_uploads", "Upload requests writing file content right now.",
-            registry=registry)
+            registry=registry, multiprocess_mode="livesum")
         self.download_bytes = Counter(
             f"{PREFIX}_download_bytes", "Bytes of file and derivative content sent.",
             registry=registry)

@@ -20,6 +20,7 @@ from tornado_files.lifecycle import Lifecycle
 from tornado_files.metadata.base import (
     IntentJournal,
     JobQueue,
+    LeaseStore,
     MetadataStore,
     Outbox,
     UploadStateStore,
@@ -57,6 +58,8 @@ class Services:
     jobs: JobQueue
     # Webhook deliveries waiting to be sent (metadata/base.py ``Outbox``; hooks/).
     outbox: Outbox
+    # Who runs the work one process at a time does (the sweeper; ``singleton.py``).
+    leases: LeaseStore
     # Who is asking (tokens, JWT, signed links; open when none is configured).
     auth: Authenticator
     # Uploads tell this process's job runner that a job is due; the runner tells waiting
@@ -99,6 +102,7 @@ class Services:
         await self.uploads.startup()
         await self.intents.startup()
         await self.outbox.startup()
+        await self.leases.startup()
         # Before a store creates its folders: an absent or foreign one is refused, not
         # silently replaced by an empty tree (store_identity).
         await verify_stores(self.blob_stores.values(), self.metadata, write=True)

@@ -26,7 +26,7 @@ MIB = 1024 * 1024
 BOUND = 64 * MIB
 # The server's processes: ["--processes", "2"] runs two workers behind nginx, once the server
 # has that option.
-PROCESSES: list[str] = []
+PROCESSES: list[str] = ["--processes", "2"]
 SMALL_ROUTE = "/api/small"
 CONFIG = f"""\
 trusted_proxies = ["127.0.0.1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -53,6 +54,7 @@ def test_a_json_line_of_an_ordinary_log_and_of_an_error():
     assert (line["event"], line["level"], line["logger"], line["message"]) == (
         "log", "WARNING", "tornado_files", "low space")
     assert line["time"].endswith("Z")
+    assert line["pid"] == os.getpid()  # which worker wrote it, with --processes
     assert not set(ACCESS_KEYS) & set(line)
     try:
         raise ValueError("boom")

@@ -105,7 +105,10 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"storage": "s3"}, "storage: 's3' is not one of"),
     ({"cors_origins": ["*"]}, "'*' is not allowed"),
     ({"cors_origins": ["example.com"]}, "is not an origin"),
-    ({"processes": 2}, "--processes is not available yet"),
+    ({"processes": -1}, "processes: expected 0 .one per core. or more, got -1"),
+    ({"processes": 1.5}, "processes: invalid value 1.5"),
+    ({"processes": True}, "processes: invalid value True"),
+    ({"processes": "two"}, "processes: invalid value 'two'"),
     ({"mongodb_uri": "http://x"}, "mongodb_uri: expected mongodb://"),
     ({"storage": "gridfs"}, "storage: gridfs needs mongodb_uri"),
     ({"routes": [{"path": "/a", "max_body_size": 1, "storage": "gridfs"}]},
@@ -244,3 +247,26 @@ def test_log_format_is_text_or_json():
     assert build_config({}, {"log_format": "json"}, {}).log_format == "json"
     with pytest.raises(ConfigError, match=r"^log_format: expected one of \['text', 'json'\]"):
         build_config({"log_format": "xml"}, {}, {})
+
+
+def test_processes_from_cli_env_or_toml(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("processes = 4\n")
+    assert load_config([], {}, "t").processes == 1  # today's single process
+    assert load_config(["--config", str(toml)], {}, "t").processes == 4
+    env = {"TORNADO_FILES_PROCESSES": "3"}
+    assert load_config(["--config", str(toml)], env, "t").processes == 3
+    assert load_config(["--config", str(toml), "--processes", "0"], env, "t").processes == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_bad_processes_on_the_command_line_is_one_line(value, capsys):
+    with pytest.raises(SystemExit) as exited:
+        load_config(["--processes", value], {}, "t")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("t: error: argument --processes: ")
+
+
+def test_bad_processes_in_the_environment_is_refused():
+    with pytest.raises(ConfigError, match="processes: invalid value 'many'"):
+        load_config([], {"TORNADO_FILES_PROCESSES": "many"}, "t")

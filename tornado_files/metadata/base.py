@@ -259,3 +259,29 @@ class Outbox(Protocol):
 
     async def count_deliveries(self, limit: int) -> int:
         """Deliveries waiting, counting at most ``limit`` (bounded work)."""
+
+
+class LeaseStore(Protocol):
+    """Named leases: at most one holder per name at a time, for work that must run in one
+    process of all those sharing the store (the sweeper, ``singleton.py``), on one host or
+    many. A lease held past its ``until`` is free for anyone; nothing removes it before. Times
+    are UTC ``datetime``s from the caller's clock; every process sharing a store must agree on
+    the time within a small fraction of the TTLs used (NTP). Backends raise
+    ``BackendUnavailable`` for driver failures."""
+
+    async def startup(self) -> None:
+        """Create the table / collection (idempotent)."""
+
+    async def acquire_lease(self, name: str, holder: str, until: datetime, now: datetime
+                            ) -> bool:
+        """Hold ``name`` until ``until`` if nobody holds it at ``now`` (never held, released,
+        or its lease ran out) or ``holder`` already does (then it is extended); whether
+        ``holder`` holds it now. Atomic: of concurrent callers at most one gets ``True``."""
+
+    async def renew_lease(self, name: str, holder: str, until: datetime, now: datetime
+                          ) -> bool:
+        """Extend ``holder``'s lease on ``name`` to ``until``; ``False`` (and nothing changed)
+        if ``holder`` does not hold it at ``now`` (never did, released, or it ran out)."""
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give ``name`` up if ``holder`` holds it (whether it did); idempotent."""

@@ -101,8 +101,12 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX derivative_blobs_file ON derivative_blobs (file_id);
     """,
+    # Named leases (sqlite_leases): who runs the sweeper among the processes on this file.
+    7: """
+    CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_us INTEGER NOT NULL);
+    """,
     # Webhook deliveries (sqlite_outbox). A claim moves due_us to the lease's end, so the one
-    # index finds both new deliveries and those whose lease ran out. (7: process leases.)
+    # index finds both new deliveries and those whose lease ran out.
     8: """
     CREATE TABLE outbox (
         id TEXT PRIMARY KEY, event TEXT NOT NULL, url TEXT NOT NULL, body BLOB NOT NULL,
