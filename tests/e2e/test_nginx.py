@@ -24,8 +24,7 @@ from tests.serverproc import ServerProcess, running_server
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
 BOUND = 64 * MIB
-# The server's processes: ["--processes", "2"] runs two workers behind nginx, once the server
-# has that option.
+# Two worker processes behind nginx, as a deployment on two cores would run.
 PROCESSES: list[str] = ["--processes", "2"]
 SMALL_ROUTE = "/api/small"
 CONFIG = f"""\
