@@ -105,7 +105,7 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"storage": "s3"}, "storage: 's3' is not one of"),
     ({"cors_origins": ["*"]}, "'*' is not allowed"),
     ({"cors_origins": ["example.com"]}, "is not an origin"),
-    ({"processes": -1}, "processes: expected 0 .one per core. or more, got -1"),
+    ({"processes": -1}, "processes: expected 0 (one per core) or more, got -1"),
     ({"processes": 1.5}, "processes: invalid value 1.5"),
     ({"processes": True}, "processes: invalid value True"),
     ({"processes": "two"}, "processes: invalid value 'two'"),
