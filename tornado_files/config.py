@@ -7,6 +7,7 @@ variables, the TOML file named by ``--config``, then the defaults below. Every p
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -44,6 +45,8 @@ MAX_SNIFF_BYTES = 16 * 1024 * 1024
 # File parts per request on a route that sets no max_files: the cap Werkzeug, Django and
 # Starlette use. Every part costs a writer, an intent and a record (DESIGN.md invariant 7).
 DEFAULT_MAX_FILES = 1000
+# --processes: at most this many workers per usable CPU core.
+MAX_PROCESSES_PER_CORE = 4
 
 _UNITS = {
     "": 1, "b": 1,
@@ -218,6 +221,12 @@ _AUTH_SCALARS = ("signing_key", "private_reads", "allow_anonymous", "max_link_li
 _MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$")
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity: a container's cpuset, not the
+    host's count); what ``processes = 0`` starts one worker per."""
+    return len(os.sched_getaffinity(0))
+
+
 def _convert(name: str, parser: Any, value: object) -> Any:
     if parser is parse_size:
         return parse_size(value, name)
@@ -228,6 +237,10 @@ def _convert(name: str, parser: Any, value: object) -> Any:
             raise ValueError
         return parser(value)
     except (TypeError, ValueError):
+        expected = "a whole number" if parser is int else "a number" if parser is float \
+            else None
+        if expected is not None:
+            raise ConfigError(f"{name}: expected {expected}, got {value!r}") from None
         raise ConfigError(f"{name}: invalid value {value!r}") from None
 
 
@@ -361,6 +374,12 @@ def build_config(
                           f"got {config.log_format!r}")
     if config.processes < 0:
         raise ConfigError(f"processes: expected 0 (one per core) or more, got {config.processes}")
+    cores = usable_cores()
+    if config.processes > MAX_PROCESSES_PER_CORE * cores:
+        # A typo (99999) would fork until the host runs out of memory.
+        raise ConfigError(f"processes: at most {MAX_PROCESSES_PER_CORE} per CPU core this "
+                          f"process may use ({MAX_PROCESSES_PER_CORE * cores} here), got "
+                          f"{config.processes}")
     if config.max_files < 1:
         raise ConfigError(f"max_files: expected a whole number ≥ 1, got {config.max_files}")
     if config.max_parts < 1 or config.max_part_header_size < 256:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tornado_files.config import Config, ConfigError
+from tornado_files.config import Config, ConfigError, usable_cores
 from tornado_files.media.parent import die_with_parent
 from tornado_files.metrics import enable_multiprocess, worker_gone
 from tornado_files.serving import announce, listen, serve, start
@@ -49,6 +49,8 @@ MAX_YOUNG_DEATHS = 5
 # at most MAX_BACKOFF.
 BACKOFF = 0.5
 MAX_BACKOFF = 10.0
+# The workers' metrics directories: METRICS_PREFIX<supervisor pid>-<random>, in TMPDIR.
+METRICS_PREFIX = "tornado-files-metrics-"
 # Exit status of a worker that could not start (its stores did not answer).
 WORKER_CANNOT_START = 3
 
@@ -199,7 +201,7 @@ class Supervisor:
 
 def worker_count(processes: int) -> int:
     """The number of workers ``processes`` asks for: 0 is one per core this process may use."""
-    return processes or len(os.sched_getaffinity(0))
+    return processes or usable_cores()
 
 
 def serve_workers(config: Config, count: int, started: Callable[[], None]) -> int:
@@ -207,8 +209,9 @@ def serve_workers(config: Config, count: int, started: Callable[[], None]) -> in
     Raises ``ConfigError`` (before any port opens) or ``GaveUp``; returns the exit status."""
     asyncio.run(_prepare(config))
     # The workers' metric files: private to this run, removed when it ends.
+    remove_stale_metrics_dirs(Path(tempfile.gettempdir()))
     try:
-        metrics_dir = Path(tempfile.mkdtemp(prefix="tornado-files-metrics-"))
+        metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-"))
     except OSError as exc:
         raise ConfigError(f"cannot create the workers' metrics directory in "
                           f"{tempfile.gettempdir()}: {exc.strerror or exc}") from None
@@ -232,6 +235,36 @@ def serve_workers(config: Config, count: int, started: Callable[[], None]) -> in
     finally:
         close_sockets()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def remove_stale_metrics_dirs(parent: Path) -> list[Path]:
+    """Remove the metrics directories (``tornado-files-metrics-<pid>-*``) in ``parent`` whose
+    supervisor is gone without removing its own (a SIGKILL, a power cut); the ones removed.
+    A directory whose PID is alive (its supervisor, or a process that reused the PID) or
+    that another user owns is kept."""
+    removed = []
+    for folder in parent.glob(f"{METRICS_PREFIX}*-*"):
+        pid_text = folder.name[len(METRICS_PREFIX):].split("-", 1)[0]
+        try:
+            if not folder.is_dir() or folder.stat().st_uid != os.getuid() or _alive(int(pid_text)):
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    if removed:
+        log.info("supervisor: removed %d metrics folder(s) of ended servers", len(removed))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _prepare(config: Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -99,16 +100,19 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"colour": "blue"}, "unknown setting 'colour'"),
     ({"max_files": 0}, "max_files: expected a whole number"),
     ({"max_unfinished_uploads": 0}, "max_unfinished_uploads: expected a whole number"),
-    ({"port": "many"}, "port: invalid value"),
+    ({"port": "many"}, "port: expected a whole number, got 'many'"),
     ({"port": 70000}, "port: 70000 is not between"),
     ({"max_upload_size": "big"}, "max_upload_size: expected a size"),
     ({"storage": "s3"}, "storage: 's3' is not one of"),
     ({"cors_origins": ["*"]}, "'*' is not allowed"),
     ({"cors_origins": ["example.com"]}, "is not an origin"),
     ({"processes": -1}, "processes: expected 0 (one per core) or more, got -1"),
-    ({"processes": 1.5}, "processes: invalid value 1.5"),
-    ({"processes": True}, "processes: invalid value True"),
-    ({"processes": "two"}, "processes: invalid value 'two'"),
+    ({"processes": 1.5}, "processes: expected a whole number, got 1.5"),
+    ({"processes": True}, "processes: expected a whole number, got True"),
+    ({"processes": "two"}, "processes: expected a whole number, got 'two'"),
+    # A typo must not fork until the host runs out of memory.
+    ({"processes": 99999}, f"processes: at most 4 per CPU core this process may use "
+                           f"({4 * len(os.sched_getaffinity(0))} here), got 99999"),
     ({"mongodb_uri": "http://x"}, "mongodb_uri: expected mongodb://"),
     ({"storage": "gridfs"}, "storage: gridfs needs mongodb_uri"),
     ({"routes": [{"path": "/a", "max_body_size": 1, "storage": "gridfs"}]},
@@ -268,5 +272,11 @@ def test_bad_processes_on_the_command_line_is_one_line(value, capsys):
 
 
 def test_bad_processes_in_the_environment_is_refused():
-    with pytest.raises(ConfigError, match="processes: invalid value 'many'"):
+    with pytest.raises(ConfigError, match="processes: expected a whole number, got 'many'"):
         load_config([], {"TORNADO_FILES_PROCESSES": "many"}, "t")
+
+
+def test_as_many_processes_as_four_per_core_are_allowed():
+    cores = len(os.sched_getaffinity(0))
+    assert build_config({"processes": 4 * cores}, {}, {}).processes == 4 * cores
+    assert build_config({}, {"processes": "0"}, {}).processes == 0

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
-from tornado_files.supervisor import MAX_YOUNG_DEATHS, GaveUp, Supervisor, describe_exit
+from tornado_files.supervisor import (
+    MAX_YOUNG_DEATHS,
+    METRICS_PREFIX,
+    GaveUp,
+    Supervisor,
+    describe_exit,
+    remove_stale_metrics_dirs,
+)
 
 
 def test_workers_that_keep_dying_at_start_up_make_the_parent_give_up():
@@ -47,3 +55,16 @@ def test_a_worker_that_ends_is_replaced_until_a_signal_ends_the_run():
 def test_exit_statuses_are_described_for_the_log():
     assert describe_exit(3 << 8) == "exit status 3"
     assert describe_exit(signal.SIGKILL) == "signal SIGKILL"
+
+
+def test_metrics_folders_of_ended_supervisors_are_removed_and_others_kept(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # its PID names no process now
+    stale = tmp_path / f"{METRICS_PREFIX}{ended.pid}-abc"
+    alive = tmp_path / f"{METRICS_PREFIX}{os.getpid()}-def"  # a supervisor still running
+    unrelated = tmp_path / f"{METRICS_PREFIX}notapid-x"
+    for folder in (stale, alive, unrelated):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"x")
+    assert remove_stale_metrics_dirs(tmp_path) == [stale]
+    assert not stale.exists() and alive.exists() and unrelated.exists()
