@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+_MIB = bytes(1024 * 1024)
+
 
 @dataclass
 class Received:
@@ -27,12 +29,14 @@ class Received:
 @dataclass
 class Script:
     """How the receiver answers a path: ``statuses`` first (one per request), then 200;
-    ``delay`` seconds before each answer; ``answer`` as the body."""
+    ``delay`` seconds before each answer; ``answer`` as the body, or ``answer_size`` bytes of
+    zeros (when not 0) written a MiB at a time, never held whole."""
 
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
     answer: bytes = b"{}"
     content_type: str = "application/json"
+    answer_size: int = 0
 
 
 class Receiver:
@@ -54,9 +58,13 @@ class Receiver:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", script.content_type)
-                    self.send_header("Content-Length", str(len(script.answer)))
+                    size = script.answer_size or len(script.answer)
+                    self.send_header("Content-Length", str(size))
                     self.end_headers()
-                    self.wfile.write(script.answer)
+                    if not script.answer_size:
+                        self.wfile.write(script.answer)
+                    for offset in range(0, script.answer_size, len(_MIB)):
+                        self.wfile.write(_MIB[:script.answer_size - offset])
                 except OSError:
                     pass  # the server gave up waiting (a pre_create timeout)
 

@@ -17,7 +17,13 @@ from typing import Any
 
 from tornado_files.auth.settings import KEYS as AUTH_KEYS
 from tornado_files.auth.settings import AuthSettings, check_bind, parse_auth
-from tornado_files.hooks.settings import DEFAULT_RETRY_MAX, Hook, check_retry_max, parse_hooks
+from tornado_files.hooks.settings import (
+    DEFAULT_RETRY_MAX,
+    Hook,
+    check_not_self,
+    check_retry_max,
+    parse_hooks,
+)
 from tornado_files.hooks.settings import KEY as HOOKS_KEY
 from tornado_files.logs import LOG_FORMATS
 from tornado_files.processing.settings import KEY as MEDIA_KEY
@@ -364,6 +370,7 @@ def build_config(
         raise ConfigError(f"port: {config.port} is not between 1 and 65535")
     try:
         check_bind(auth, config.host)
+        check_not_self(config.hooks, config.host, config.port)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if config.max_unfinished_uploads < 1:

@@ -146,6 +146,13 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"hooks": [{"event": "upload.pre_create", "url": "http://h/", "timeout": 0}]},
      "hooks[0].timeout: expected seconds from 0.1 to 300"),
     ({"hook_retry_max": 0.5}, "hook_retry_max: expected seconds from 1 to 86400"),
+    # A hook sent to this server itself: each file.created would create a file, without end.
+    ({"port": 8888, "hooks": [{"event": "file.created",
+                               "url": "http://u:pw@localhost:8888/api/files?t=1"}]},
+     "hooks[0].url: http://REDACTED@localhost:8888/api/files?REDACTED is this server itself"),
+    ({"host": "0.0.0.0", "allow_anonymous": True, "port": 80,
+      "hooks": [{"event": "upload.pre_create", "url": "http://127.0.0.1/api/files"}]},
+     "hooks[0].url: http://127.0.0.1/api/files is this server itself (0.0.0.0:80)"),
 ])
 def test_validation_names_the_problem(settings, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -164,6 +171,12 @@ def test_hooks_share_events_and_keep_their_secret_out_of_reprs():
     assert config.hook_retry_max == 60
     assert Config().hook_retry_max == 300
     assert "abc" not in repr(config)
+
+
+def test_a_hook_on_another_port_or_host_is_not_this_server():
+    hooks = [{"event": "file.created", "url": "http://127.0.0.1:8889/api/files"},
+             {"event": "file.created", "url": "http://other.example:8888/api/files"}]
+    assert len(build_config({"port": 8888, "hooks": hooks}, {}, {}).hooks) == 2
 
 
 def test_multipart_limits_have_defaults_and_can_be_set():

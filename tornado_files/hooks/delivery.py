@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import uuid4
@@ -23,7 +25,7 @@ from tornado.httpclient import HTTPRequest
 
 from tornado_files.errors import TornadoFilesError
 from tornado_files.hooks.http import HookHttp, signature
-from tornado_files.hooks.settings import Hook
+from tornado_files.hooks.settings import Hook, shown_url
 from tornado_files.models import Delivery, utcnow
 from tornado_files.services import Services
 
@@ -34,6 +36,8 @@ FIRST_RETRY = 2.5
 GIVE_UP = 3 * 86400.0
 # Seconds a stopping loop gives the deliveries in flight to end.
 _STOP_WAIT = 5.0
+# Seconds a summary of given-up deliveries waits at most for the delivery loop to be idle.
+_REPORT_EVERY = 60.0
 # Seconds a claim lasts beyond the hook's timeout (a process that died mid-send: its
 # deliveries are claimed again after this).
 _LEASE_SLACK = 30.0
@@ -75,6 +79,9 @@ class HookSender:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Deliveries given up since the last summary, by (event, shown URL, reason).
+        self._given_up: Counter[tuple[str, str, str]] = Counter()
+        self._next_report = 0.0
         hooks = services.config.hooks
         self._lease = max((h.timeout for h in hooks), default=5.0) + _LEASE_SLACK
 
@@ -95,7 +102,16 @@ class HookSender:
             if late:
                 await asyncio.wait(late, timeout=1.0)
         self._http.close()
+        self._report_given_up()
         self._task = None
+
+    def _report_given_up(self) -> None:
+        """One warning per (event, URL, reason) for the deliveries given up since the last
+        one: a removed hook's backlog of thousands is a line, not thousands."""
+        for (event, url, reason), count in sorted(self._given_up.items()):
+            log.warning("webhooks: gave up %d delivery(ies) of %s to %s (%s)", count, event,
+                        url, reason)
+        self._given_up.clear()
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -120,6 +136,9 @@ class HookSender:
                 task = asyncio.ensure_future(self._deliver(delivery))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
+            idle = not claimed and not self._running
+            if self._given_up and (idle or time.monotonic() >= self._next_report):
+                self._report_given_up()
             if not claimed:
                 await self.services.hook_wakeup.wait(self.poll)
 
@@ -139,8 +158,9 @@ class HookSender:
         age = (self.clock() - delivery.created).total_seconds()
         if hook is None or age > GIVE_UP:
             reason = "no such hook is configured" if hook is None else "too old"
-            log.warning("webhooks: giving up delivery %s of %s to %s (%s)", delivery.id,
-                        delivery.event, delivery.url, reason)
+            if not self._given_up:
+                self._next_report = time.monotonic() + _REPORT_EVERY
+            self._given_up[(delivery.event, shown_url(delivery.url), reason)] += 1
             await outbox.finish_delivery(delivery.id, token)
             metrics.hook_delivery(delivery.event, "given_up")
             return
@@ -152,7 +172,7 @@ class HookSender:
         attempt = delivery.attempts + 1
         delay = retry_delay(attempt, config.hook_retry_max)
         log.info("webhooks: delivery %s of %s to %s: %s; attempt %d again in %.1fs",
-                 delivery.id, delivery.event, delivery.url, status or "no answer",
+                 delivery.id, delivery.event, shown_url(delivery.url), status or "no answer",
                  attempt + 1, delay)
         await outbox.retry_delivery(delivery.id, token,
                                     self.clock() + timedelta(seconds=delay))
@@ -165,12 +185,19 @@ class HookSender:
                    HEADERS["attempt"]: str(delivery.attempts + 1)}
         if hook.secret is not None:
             headers[HEADERS["signature"]] = signature(hook.secret, delivery.body)
+        # The answer's body is dropped as it arrives (only its status counts): read whole,
+        # a receiver answering 50 MiB would cost 50 MiB per delivery in flight.
         request = HTTPRequest(hook.url, method="POST", body=delivery.body, headers=headers,
                               connect_timeout=hook.timeout, request_timeout=hook.timeout,
-                              follow_redirects=False, decompress_response=False)
+                              follow_redirects=False, decompress_response=False,
+                              streaming_callback=_discard)
         try:
             response = await self._http.client().fetch(request, raise_error=False)
         except Exception as exc:  # refused, timed out, reset, DNS: all mean "try again"
-            log.info("webhooks: %s: %s", hook.url, type(exc).__name__)
+            log.info("webhooks: %s: %s", shown_url(hook.url), type(exc).__name__)
             return 0
         return response.code if response.code != 599 else 0
+
+
+def _discard(_chunk: bytes) -> None:
+    """A chunk of a delivery's answer body: not kept."""

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import unicodedata
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
 
 from tornado_files.errors import HookUnavailable, RejectedByHook
 from tornado_files.hooks.http import signature
-from tornado_files.hooks.settings import PRE_CREATE, Hook
+from tornado_files.hooks.settings import PRE_CREATE, Hook, shown_url
 from tornado_files.services import Services
 
 log = logging.getLogger("tornado_files.hooks")
@@ -78,27 +79,34 @@ async def _ask(services: Services, hook: Hook, body: bytes) -> None:
         async with asyncio.timeout(hook.timeout + _SAFETY):
             response = await services.hook_http.client().fetch(request, raise_error=False)
     except Exception as exc:  # refused, timed out, reset: the upload cannot be judged
-        log.warning("upload.pre_create hook %s did not answer (%s)", hook.url,
+        log.warning("upload.pre_create hook %s did not answer (%s)", shown_url(hook.url),
                     type(exc).__name__)
         raise HookUnavailable() from None
     if response.code == 599:
-        log.warning("upload.pre_create hook %s did not answer", hook.url)
+        log.warning("upload.pre_create hook %s did not answer", shown_url(hook.url))
         raise HookUnavailable()
     if not 200 <= response.code < 300:
         raise RejectedByHook(detail=_detail(bytes(answer)))
 
 
 def _detail(answer: bytes) -> str | None:
-    """The string ``detail`` of a JSON object answer, else None (the default detail).
+    r"""The string ``detail`` of a JSON object answer, else None (the default detail); its
+    control characters (Unicode category Cc: NUL, CR, LF, tab, ESC …) become spaces, so that it
+    forges no line in a log or a terminal, and it is cut at ``MAX_DETAIL`` characters.
 
     >>> _detail(b'{"detail": "Quota exceeded"}'), _detail(b'<html>'), _detail(b'{"detail": 1}')
     ('Quota exceeded', None, None)
+    >>> _detail(b'{"detail": "no\\r\\nINFO forged\\u0000"}'), _detail(b'{"detail": "\\n"}')
+    ('no  INFO forged ', None)
     """
     try:
         document = json.loads(answer)
     except ValueError:
         return None
     detail = document.get("detail") if isinstance(document, dict) else None
-    if not isinstance(detail, str) or not detail.strip():
+    if not isinstance(detail, str):
+        return None
+    detail = "".join(" " if unicodedata.category(c) == "Cc" else c for c in detail)
+    if not detail.strip():
         return None
     return detail[:MAX_DETAIL]

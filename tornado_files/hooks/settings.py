@@ -34,7 +34,7 @@ class Hook:
     timeout: float = DEFAULT_TIMEOUT
 
     def __repr__(self) -> str:  # the secret never reaches a log line
-        return f"Hook(event={self.event!r}, url={self.url!r})"
+        return f"Hook(event={self.event!r}, url={shown_url(self.url)!r})"
 
 
 def parse_hooks(raw: object) -> tuple[Hook, ...]:
@@ -71,6 +71,46 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in url
+
+
+def shown_url(url: str) -> str:
+    """How a hook's URL appears in logs: ``scheme://host[:port]/path``, with any user and
+    password replaced by ``REDACTED@`` and any query by ``?REDACTED`` (both may hold a
+    receiver's credentials); the fragment is dropped. The request still goes to ``url``.
+
+    >>> shown_url("http://user:SuperSecretPw@127.0.0.1:1/ok?token=abc#frag")
+    'http://REDACTED@127.0.0.1:1/ok?REDACTED'
+    >>> shown_url("https://hooks.example/in")
+    'https://hooks.example/in'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+    _, at, host = parts.netloc.rpartition("@")
+    netloc = f"REDACTED@{host}" if at else host
+    return f"{parts.scheme}://{netloc}{parts.path}" + ("?REDACTED" if parts.query else "")
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+_ANY = ("", "0.0.0.0", "::")  # noqa: S104  (compared with, not bound)
+
+
+def check_not_self(hooks: tuple[Hook, ...], host: str, port: int) -> None:
+    """Refuse a hook sent to this server's own address (``host``, ``port``: where it
+    listens): a ``file.created`` delivery to its ``/api/files`` would create a file, whose
+    event is another delivery, without end. The same port on a loopback name counts when the
+    server listens on loopback or on every address. Raises ``ValueError``; a loop through a
+    proxy or another name is not detected (docs/deploying.md warns)."""
+    host = host.lower().strip("[]")
+    for index, hook in enumerate(hooks):
+        parts = urlsplit(hook.url)
+        name = (parts.hostname or "").lower()
+        hook_port = parts.port or (443 if parts.scheme == "https" else 80)
+        local = name in _LOOPBACK and (host in _LOOPBACK or host in _ANY)
+        if hook_port == port and (name == host or local):
+            raise ValueError(f"hooks[{index}].url: {shown_url(hook.url)} is this server "
+                             f"itself ({host}:{port}); its deliveries would never end")
 
 
 def check_retry_max(value: float) -> None:
