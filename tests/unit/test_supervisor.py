@@ -67,4 +67,6 @@ def test_metrics_folders_of_ended_supervisors_are_removed_and_others_kept(tmp_pa
         folder.mkdir()
         (folder / "counter_1.db").write_bytes(b"x")
     assert remove_stale_metrics_dirs(tmp_path) == [stale]
-    assert not stale.exists() and alive.exists() and unrelated.exists()
+    assert not stale.exists()
+    assert alive.exists()
+    assert unrelated.exists()
