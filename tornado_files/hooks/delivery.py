@@ -28,6 +28,7 @@ from tornado_files.hooks.http import HookHttp, signature
 from tornado_files.hooks.settings import Hook, shown_url
 from tornado_files.models import Delivery, utcnow
 from tornado_files.services import Services
+from tornado_files.tasks import finish_tasks
 
 log = logging.getLogger("tornado_files.hooks")
 # Seconds before the first retry (its jitter makes it 1.25-2.5 s: API.md wants ≤ 5 s).
@@ -94,13 +95,7 @@ class HookSender:
         (their lease runs out and they are sent again: at least once)."""
         self._stopping = True
         self.services.hook_wakeup.set()
-        tasks = [t for t in (self._task, *self._running) if t is not None]
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=_STOP_WAIT)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=1.0)
+        await finish_tasks((self._task, *self._running), _STOP_WAIT)
         self._http.close()
         self._report_given_up()
         self._task = None

@@ -32,6 +32,7 @@ from tornado_files.processing.blobs import BadAnswer, DerivativeBlobs
 from tornado_files.processing.pool import JobTimedOut, WorkerDied, WorkerPool
 from tornado_files.processing.source import job_source
 from tornado_files.services import Services
+from tornado_files.tasks import finish_tasks
 
 log = logging.getLogger("tornado_files.processing")
 # The longest back-off between two runs of a job.
@@ -88,15 +89,10 @@ class JobRunner:
         self._stopping = True
         self.services.job_signals.queued()  # the loop wakes and sees it is stopping
         await self.pool.close()  # running jobs see their workers end: WorkerDied
-        tasks = [t for t in (self._task, *self._running) if t is not None]
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=_STOP_WAIT)
-            for task in late:
-                task.cancel()
-            if late:
-                log.warning("media jobs: %d job(s) still ending at shutdown; their leases "
-                            "run out and they run again", len(late))
-                await asyncio.wait(late, timeout=1.0)
+        late = await finish_tasks((self._task, *self._running), _STOP_WAIT)
+        if late:
+            log.warning("media jobs: %d job(s) still ending at shutdown; their leases run "
+                        "out and they run again", late)
         self._task = None
 
     async def _loop(self) -> None:
