@@ -41,6 +41,16 @@ if [ -z "${TORNADO_FILES_TEST_MONGODB_URI:-}" ]; then
   .venv-standin/bin/python -m pip install -q --disable-pip-version-check "mongoeco[wire]==4.11.0"
 fi
 
+# Azurite, the Azure Blob stand-in (npm; tests/azure_support.py starts it). Node 20 works
+# although azurite declares node >= 22 (npm warns only).
+if [ ! -x .azurite/node_modules/.bin/azurite-blob ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "scripts/test.sh: npm (Node.js) is needed for the Azure stand-in (azurite)" >&2
+    exit 1
+  fi
+  npm install --prefix .azurite --no-audit --no-fund --loglevel=error azurite@3.37.0 >/dev/null
+fi
+
 .venv/bin/ruff check .
 .venv/bin/mypy
 # Every test runs: a skip would hide missing work, so skips fail the run.

@@ -1,0 +1,90 @@
+"""Google Cloud Storage for the tests: gcp-storage-emulator started over a real socket.
+
+The emulator (PyPI ``gcp-storage-emulator``, in ``.venv`` from requirements-dev.txt) runs as a
+subprocess on a free loopback port with its data in a temporary directory; the tests that need
+it fail when it cannot start — they are never skipped. It speaks the GCS JSON API
+(``/storage/v1``, ``/upload/storage/v1``) without authentication.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.azure_support import free_port, loopback_call
+
+EMULATOR = Path(sys.executable).parent / "gcp-storage-emulator"
+
+
+@dataclass
+class GcsEmulator:
+    process: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL (the ``endpoint`` of a ``[gcs]`` table, or STORAGE_EMULATOR_HOST)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def create_bucket(self, name: str) -> None:
+        """Create bucket ``name`` (JSON API ``buckets.insert``).
+
+        Raises ``RuntimeError`` if the emulator refuses it."""
+        status, body = loopback_call(self.port, "POST", "/storage/v1/b",
+                                     {"Content-Type": "application/json"},
+                                     json.dumps({"name": name}).encode())
+        if status != 200:
+            raise RuntimeError(f"the emulator refused bucket {name!r}: {status} {body[:300]!r}")
+
+    def stop(self) -> None:
+        """SIGTERM by PID (then SIGKILL after 10 s) and remove the data directory."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _answers(port: int) -> bool:
+    try:
+        loopback_call(port, "GET", "/", {})
+    except OSError:
+        return False
+    return True
+
+
+def start_gcs_emulator(timeout: float = 30.0) -> GcsEmulator:
+    """Start the emulator; raises ``RuntimeError`` (with its output) if it does not answer
+    within ``timeout`` seconds."""
+    if not EMULATOR.exists():
+        raise RuntimeError(f"the GCS stand-in needs {EMULATOR}: run scripts/test.sh")
+    data_dir = Path(tempfile.mkdtemp(prefix="gcs-emulator-"))
+    port = free_port()
+    output = tempfile.TemporaryFile()  # noqa: SIM115 — the child writes here; closed below
+    process = subprocess.Popen(
+        [str(EMULATOR), "--data-dir", str(data_dir), "start", "--host", "127.0.0.1",
+         "--port", str(port), "--quiet"],
+        stdout=output, stderr=output, stdin=subprocess.DEVNULL)
+    emulator = GcsEmulator(process, port, data_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if _answers(port):
+            output.close()
+            return emulator
+        time.sleep(0.1)
+    emulator.stop()
+    output.seek(0)
+    detail = output.read()[-2000:].decode(errors="replace")
+    output.close()
+    raise RuntimeError(f"the GCS stand-in (gcp-storage-emulator) did not start: {detail}")
