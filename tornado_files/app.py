@@ -108,6 +108,10 @@ def build_services(config: Config, multiprocess: bool = False) -> Services:
         metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
         jobs, outbox = SqliteJobQueue(sqlite), SqliteOutbox(sqlite)
         leases = SqliteLeaseStore(sqlite)
+    if config.s3 is not None:
+        # Imported only here: the embedded default never loads botocore.
+        from tornado_files.storage.s3 import S3BlobStore
+        blob_stores["s3"] = S3BlobStore(config.s3, offload, stale_after=2 * config.idle_timeout)
     return Services(
         config=config,
         policies=build_policies(config),
