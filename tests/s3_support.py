@@ -10,7 +10,7 @@ provider's own SDK, never through the store under test.
 from __future__ import annotations
 
 import os
-import socket
+import re
 import subprocess
 import tempfile
 import time
@@ -24,17 +24,13 @@ from uuid import uuid4
 import boto3
 from botocore.config import Config as BotoConfig
 
+from tests.serverproc import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 MOTO_SERVER = ROOT / ".venv" / "bin" / "moto_server"
 # moto takes any credentials; a real service's come from the environment as they are.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -102,6 +98,8 @@ def unfinished_uploads(client: Any, bucket: str) -> list[str]:
 
 
 def objects(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
-    """Every committed object under ``prefix``: key → size (one page is plenty in tests)."""
+    """The blobs under ``prefix`` (objects named ``prefix`` + 32 hex; not the store's marker
+    or ping object): key → size. One page is plenty in tests."""
     answer = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
-    return {o["Key"]: o["Size"] for o in answer.get("Contents", [])}
+    return {o["Key"]: o["Size"] for o in answer.get("Contents", [])
+            if re.fullmatch(r"[0-9a-f]{32}", o["Key"][len(prefix):])}

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tornado_files.errors import BackendUnavailable
+from tornado_files.errors import BackendUnavailable, BlobNotFound
 from tornado_files.models import StoredBlob
 from tornado_files.storage.s3_settings import MAX_PARTS, part_size_for
 
@@ -70,9 +70,12 @@ class S3BlobWriter:
             await self._land_oldest()
 
     async def _upload(self, number: int, data: bytes) -> dict[str, Any]:
-        answer = await self._store.calls.call(
-            "upload part", "upload_part", Key=self._object, UploadId=self._upload_id,
-            PartNumber=number, Body=data)
+        try:
+            answer = await self._store.calls.call(
+                "upload part", "upload_part", Key=self._object, UploadId=self._upload_id,
+                PartNumber=number, Body=data)
+        except BlobNotFound:  # the upload was aborted under us (a sweeper, an operator)
+            raise BackendUnavailable() from None
         return {"PartNumber": number, "ETag": answer["ETag"], "Size": len(data)}
 
     async def _land_oldest(self) -> None:
@@ -106,9 +109,12 @@ class S3BlobWriter:
                              Key=self._object, UploadId=self._upload_id)
         else:
             parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
-            await calls.call("complete upload", "complete_multipart_upload",
-                             Key=self._object, UploadId=self._upload_id,
-                             MultipartUpload={"Parts": parts})
+            try:
+                await calls.call("complete upload", "complete_multipart_upload",
+                                 Key=self._object, UploadId=self._upload_id,
+                                 MultipartUpload={"Parts": parts})
+            except BlobNotFound:
+                raise BackendUnavailable() from None
         self._done = True
         return StoredBlob(self.key, self._size)
 

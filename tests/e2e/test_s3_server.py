@@ -1,0 +1,157 @@
+"""``python server.py`` with an S3 route (``storage = "s3"``) against moto in server mode:
+64 MiB raw and multipart uploads checked in the bucket through boto3, Range, DELETE, a client
+that disconnects halfway, the bucket unreachable, and the memory bound."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_mongo_server import curl, random_file
+from tests.nginx_support import tree_peak_rss
+from tests.s3_support import S3Service, objects, start_s3, unfinished_uploads
+from tests.serverproc import ServerProcess, running_server
+
+MIB = 1024 * 1024
+BOUND = 64 * MIB
+PREFIX = "up/"
+
+
+def config_for(service: S3Service, bucket: str) -> str:
+    return f"""
+[s3]
+bucket = "{bucket}"
+prefix = "{PREFIX}"
+endpoint = "{service.endpoint}"
+part_size = "5MiB"
+
+[[routes]]
+path = "/api/s3"
+max_body_size = "2GiB"
+storage = "s3"
+"""
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path, s3_service: S3Service) -> Iterator[tuple[ServerProcess, Any, str]]:
+    bucket = s3_service.new_bucket()
+    with running_server(tmp_path, config=config_for(s3_service, bucket)) as server:
+        yield server, s3_service.client(), bucket
+
+
+def sha256_in_bucket(client: Any, bucket: str, key: str) -> str:
+    digest = hashlib.sha256()
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    while chunk := body.read(MIB):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 — loopback
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_raw_and_multipart_uploads_range_and_delete(s3_server, tmp_path):
+    server, client, bucket = s3_server
+    big = random_file(tmp_path / "big.bin", 64 * MIB)
+    content = big.read_bytes()
+    want = hashlib.sha256(content).hexdigest()
+    status, body = curl("--data-binary", f"@{big}", "-H", "Content-Type: application/x-raw",
+                        "-H", "X-Filename: big.bin", server.url + "/api/s3")
+    assert status == 201, body
+    raw = json.loads(body)
+    status, body = curl("-F", f"file=@{big}", server.url + "/api/s3")
+    assert status == 201, body
+    form = json.loads(body)
+    stored = objects(client, bucket, PREFIX)
+    assert sorted(stored.values()) == [64 * MIB, 64 * MIB]
+    assert raw["storage"] == form["storage"] == "s3"
+    assert raw["sha256"] == form["sha256"] == want
+    assert [sha256_in_bucket(client, bucket, key) for key in stored] == [want, want]
+    assert unfinished_uploads(client, bucket) == []
+
+    out = tmp_path / "part.bin"
+    status, _ = curl("-r", "5242870-5242889", "-o", str(out), server.url + raw["download_url"])
+    assert status == 206
+    assert out.read_bytes() == content[5242870:5242890]
+
+    status, _ = curl("-X", "DELETE", server.url + f"/api/files/{raw['id']}")
+    assert status == 204
+    assert sorted(objects(client, bucket, PREFIX).values()) == [64 * MIB]
+
+
+def test_a_client_gone_halfway_leaves_no_object_and_no_unfinished_upload(s3_server):
+    server, client, bucket = s3_server
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /api/s3 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-raw\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (64 * MIB))
+        block = bytes(range(256)) * 4096
+        for _ in range(16):  # 16 MiB: three 5 MiB parts stored, one in the buffer
+            sock.sendall(block)
+        deadline = time.monotonic() + 10
+        while not unfinished_uploads(client, bucket) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert unfinished_uploads(client, bucket)  # the upload was under way
+    deadline = time.monotonic() + 15
+    while unfinished_uploads(client, bucket) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert unfinished_uploads(client, bucket) == []
+    assert objects(client, bucket, PREFIX) == {}
+
+
+def test_the_bucket_unreachable_is_503_and_not_ready(tmp_path):
+    own = start_s3(external=False)  # a moto of our own, to stop
+    try:
+        bucket = own.new_bucket()
+        with running_server(tmp_path, config=config_for(own, bucket)) as server:
+            assert status_of(server.url + "/readyz") == 200
+            own.stop()
+            status, body = curl("--data-binary", "hello", "-H", "Content-Type: text/plain",
+                                server.url + "/api/s3")
+            assert status == 503, body
+            assert json.loads(body)["errors"][0]["code"] == "backend_unavailable"
+            assert status_of(server.url + "/readyz") == 503
+            assert "Traceback" not in server.log()
+    finally:
+        own.stop()
+
+
+@pytest.mark.slow
+def test_256_mib_upload_to_s3_in_bounded_memory(s3_server):
+    server, client, bucket = s3_server
+    size = 256 * MIB
+    curl("--data-binary", "warm-up", "-H", "Content-Type: text/plain", server.url + "/api/s3")
+    baseline = tree_peak_rss(server.process.pid)
+    digest = hashlib.sha256()
+    block = hashlib.sha512(b"s3").digest() * (MIB // 64)
+
+    def body() -> Iterator[bytes]:
+        for i in range(size // MIB):
+            piece = block[i % 64:] + block[: i % 64]
+            digest.update(piece)
+            yield piece
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+    conn.request("POST", "/api/s3", body=body(), headers={
+        "Content-Length": str(size), "Content-Type": "application/octet-stream"})
+    response = conn.getresponse()
+    resource = json.loads(response.read())
+    conn.close()
+    assert response.status == 201, resource
+    assert resource["sha256"] == digest.hexdigest()
+    assert tree_peak_rss(server.process.pid) - baseline < BOUND
+    assert size in objects(client, bucket, PREFIX).values()
