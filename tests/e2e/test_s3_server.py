@@ -4,6 +4,7 @@ that disconnects halfway, the bucket unreachable, and the memory bound."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -155,3 +156,16 @@ def test_256_mib_upload_to_s3_in_bounded_memory(s3_server):
     assert resource["sha256"] == digest.hexdigest()
     assert tree_peak_rss(server.process.pid) - baseline < BOUND
     assert size in objects(client, bucket, PREFIX).values()
+
+
+def test_tus_on_an_s3_route_is_refused_clearly(s3_server):
+    server, client, bucket = s3_server
+    route = base64.b64encode(b"/api/s3").decode()
+    status, body = curl("-X", "POST", "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Length: 10",
+                        "-H", f"Upload-Metadata: route {route}", server.url + "/api/tus/")
+    assert status == 400, body
+    error = json.loads(body)["errors"][0]
+    assert error["meta"] == {"parameter": "route"}
+    assert "no resumable (tus) uploads" in error["detail"]
+    assert objects(client, bucket, PREFIX) == {}
+    assert unfinished_uploads(client, bucket) == []
