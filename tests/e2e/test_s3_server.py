@@ -23,6 +23,7 @@ from tests.nginx_support import tree_peak_rss
 from tests.s3_support import S3Service, objects, start_s3, unfinished_uploads
 from tests.serverproc import ServerProcess, running_server
 
+pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
 BOUND = 64 * MIB
 PREFIX = "up/"
@@ -131,7 +132,6 @@ def test_the_bucket_unreachable_is_503_and_not_ready(tmp_path):
         own.stop()
 
 
-@pytest.mark.slow
 def test_256_mib_upload_to_s3_in_bounded_memory(s3_server):
     server, client, bucket = s3_server
     size = 256 * MIB
