@@ -150,6 +150,8 @@ async def test_an_unreachable_store_is_unavailable_and_refuses_to_start(caplog):
             await store.open_writer(uuid4().hex)
         with pytest.raises(ConfigError, match=r"cannot write to s3://media/ at http://127"):
             await store.startup()
+        with pytest.raises(ConfigError, match=r"cannot write to s3://media/ at http://127"):
+            await store.read_marker()  # the first call of start-up (store_identity)
     finally:
         await store.close()
         offload.shutdown()

@@ -9,6 +9,8 @@ import hashlib
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +23,7 @@ import pytest
 from tests.e2e.test_mongo_server import curl, random_file
 from tests.nginx_support import tree_peak_rss
 from tests.s3_support import S3Service, objects, start_s3, unfinished_uploads
-from tests.serverproc import ServerProcess, running_server
+from tests.serverproc import ROOT, ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -169,3 +171,17 @@ def test_tus_on_an_s3_route_is_refused_clearly(s3_server):
     assert "no resumable (tus) uploads" in error["detail"]
     assert objects(client, bucket, PREFIX) == {}
     assert unfinished_uploads(client, bucket) == []
+
+
+def test_an_unreachable_bucket_stops_start_up_with_one_line(tmp_path):
+    port = free_port()
+    (tmp_path / "c.toml").write_text(
+        f'[s3]\nbucket = "media"\nendpoint = "http://127.0.0.1:{port}"\n')
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"),
+         "--config", str(tmp_path / "c.toml"), "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr == (f"server.py: error: cannot write to s3://media/ at "
+                             f"http://127.0.0.1:{port}: check the endpoint, the bucket and the "
+                             "AWS credentials\n")

@@ -48,6 +48,11 @@ class S3BlobStore:
     def object_key(self, key: str) -> str:
         return self.prefix + key
 
+    def unusable(self) -> ConfigError:
+        """The one start-up line for a bucket that cannot be reached or written."""
+        return ConfigError(f"cannot write to {self.where()}: check the endpoint, the bucket "
+                           "and the AWS credentials")
+
     def where(self) -> str:
         endpoint = self.settings.endpoint or "AWS"
         return f"s3://{self.settings.bucket}/{self.prefix} at {endpoint}"
@@ -76,8 +81,7 @@ class S3BlobStore:
         try:
             await self.ping()
         except BackendUnavailable:
-            raise ConfigError(f"cannot write to {self.where()} (see the log line above; "
-                              "credentials come from the AWS environment)") from None
+            raise self.unusable() from None
         await self.abort_stale_uploads(utcnow() - timedelta(seconds=self.stale_after))
 
     async def close(self) -> None:
@@ -174,8 +178,13 @@ class S3BlobStore:
 
     # -- MarkedStore (store_identity.py) --------------------------------------------------
     async def read_marker(self) -> str | None:
-        answer = await self.calls.call("read marker", "get_object", missing_ok=True,
-                                       Key=self.prefix + MARKER)
+        """Also the first call at start-up (store_identity runs before ``startup``): an
+        unreachable bucket is the start-up line of ``unusable``, not a generic one."""
+        try:
+            answer = await self.calls.call("read marker", "get_object", missing_ok=True,
+                                           Key=self.prefix + MARKER)
+        except BackendUnavailable:
+            raise self.unusable() from None
         if answer is None:
             return None
         body = answer["Body"]
