@@ -31,13 +31,14 @@ BOUND = 64 * MIB
 PREFIX = "up/"
 
 
-def config_for(service: S3Service, bucket: str) -> str:
+def config_for(service: S3Service, bucket: str, download: str = "proxy") -> str:
     return f"""
 [s3]
 bucket = "{bucket}"
 prefix = "{PREFIX}"
 endpoint = "{service.endpoint}"
 part_size = "5MiB"
+download = "{download}"
 
 [[routes]]
 path = "/api/s3"
@@ -185,3 +186,32 @@ def test_an_unreachable_bucket_stops_start_up_with_one_line(tmp_path):
     assert result.stderr == (f"server.py: error: cannot write to s3://media/ at "
                              f"http://127.0.0.1:{port}: check the endpoint, the bucket and the "
                              "AWS credentials\n")
+
+
+def test_redirect_downloads_come_from_the_bucket_with_name_and_type(tmp_path, s3_service):
+    bucket = s3_service.new_bucket()
+    clip = random_file(tmp_path / "clip.bin", 6 * MIB)
+    content = clip.read_bytes()
+    config = config_for(s3_service, bucket, download="redirect")
+    with running_server(tmp_path, config=config) as server:
+        status, body = curl("--data-binary", f"@{clip}", "-H", "Content-Type: application/x-raw",
+                            "-H", "X-Filename: r%C3%A9sum%C3%A9.bin", server.url + "/api/s3")
+        assert status == 201, body
+        url = server.url + json.loads(body)["download_url"]
+        status, headers = curl("-sS", "-o", "/dev/null", "-D", "-", url)
+        assert status == 302
+        location = next(line.split(" ", 1)[1].strip() for line in headers.decode().splitlines()
+                        if line.lower().startswith("location:"))
+        assert location.startswith(s3_service.endpoint + f"/{bucket}/{PREFIX}")
+        assert "Signature=" in location or "X-Amz-Signature=" in location
+        # curl follows it to the bucket, which serves the bytes, the name and the type.
+        out = tmp_path / "out"
+        status, headers = curl("-L", "-D", "-", "-o", str(out), url)
+        assert status == 200
+        assert out.read_bytes() == content
+        text = headers.decode().lower()
+        assert "content-disposition: attachment; filename=\"resume.bin\"" in text
+        assert "content-type: application/octet-stream" in text
+        status, _ = curl("-L", "-r", "100-199", "-o", str(out), url)
+        assert status == 206
+        assert out.read_bytes() == content[100:200]

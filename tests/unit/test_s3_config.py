@@ -33,7 +33,7 @@ def test_s3_table_and_route():
     ({"s3": {"bucket": "media", "part_size": "6GiB"}}, r"s3.part_size"),
     ({"s3": {"bucket": "media", "prefix": "/abs"}}, r"s3.prefix"),
     ({"s3": {"bucket": "media", "endpoint": "minio:9000"}}, r"s3.endpoint"),
-    ({"s3": {"bucket": "media", "download": "redirect"}}, r'only "proxy" is supported'),
+    ({"s3": {"bucket": "media", "download": "stream"}}, r's3.download: expected "proxy" or'),
     ({"s3": {"bucket": "media", "access_key": "x"}}, r"s3: unknown key 'access_key'"),
 ])
 def test_s3_mistakes_are_one_line(settings, message):

@@ -26,13 +26,17 @@ from tornado_files.storage.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
 PING_OBJECT = ".tornado-files-ping"
+# Seconds a presigned download URL stays valid: long enough for a client to follow the 302,
+# short so that a URL seen in a log or a history soon stops working.
+URL_LIFETIME = 300
 LIST_PAGE = 1000  # S3's own page size for listings
 # Keys this server generates (not gridfs_io's: importing it would load PyMongo).
 OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 class S3BlobStore:
-    """Implements ``BlobStore``, ``SweepableStore`` and the store marker (``MarkedStore``) on
+    """Implements ``BlobStore``, ``SweepableStore``, ``RedirectStore`` and the store marker
+    (``MarkedStore``) on
     one bucket and prefix. ``client`` is a botocore S3 client (``make_client``) or None to make
     one from ``settings``; ``stale_after`` is in seconds."""
 
@@ -72,6 +76,20 @@ class S3BlobStore:
     async def delete(self, key: str) -> None:
         if OUR_KEY.match(key):  # S3 answers a missing key with success too
             await self.calls.call("delete", "delete_object", Key=self.object_key(key))
+
+    async def download_url(self, key: str, media_type: str, disposition: str) -> str | None:
+        """A presigned GET URL (``URL_LIFETIME`` seconds) whose answer carries the file's type
+        and name (S3's ``response-content-type`` / ``response-content-disposition``), or None
+        with ``download = "proxy"``. Signed locally: no request to S3."""
+        if self.settings.download != "redirect":
+            return None
+        params = {"Bucket": self.settings.bucket, "Key": self.object_key(key),
+                  "ResponseContentType": media_type,
+                  "ResponseContentDisposition": disposition}
+        client = self.calls.client
+        url: str = await self.calls.run("sign", lambda: client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=URL_LIFETIME))
+        return url
 
     async def ping(self) -> None:
         """A small PUT: reachable is not enough, the bucket must take writes."""

@@ -28,7 +28,7 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # Object keys are prefix + 32 hex; a prefix of plain path characters keeps them URL-safe.
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._/-]{0,200}$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{1,40}$")
-DOWNLOADS = ("proxy",)
+DOWNLOADS = ("proxy", "redirect")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def parse_s3(raw: object, parse_size: Callable[[object, str], int]) -> S3Setting
         raise ValueError("s3.part_size: S3 takes parts from 5MiB to 5GiB")
     download = values.get("download", "proxy")
     if download not in DOWNLOADS:
-        raise ValueError(f"s3.download: only \"proxy\" is supported so far, got {download!r}")
+        raise ValueError(f"s3.download: expected \"proxy\" or \"redirect\", got {download!r}")
     return S3Settings(bucket=bucket, prefix=prefix, endpoint=endpoint, region=region,
                       part_size=part_size, download=download)
 
