@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_fsck import fsck
 from tests.e2e.test_mongo_server import curl, random_file
 from tests.nginx_support import tree_peak_rss
 from tests.s3_support import S3Service, objects, start_s3, unfinished_uploads
@@ -215,3 +216,23 @@ def test_redirect_downloads_come_from_the_bucket_with_name_and_type(tmp_path, s3
         status, _ = curl("-L", "-r", "100-199", "-o", str(out), url)
         assert status == 206
         assert out.read_bytes() == content[100:200]
+
+
+def test_fsck_finds_a_lost_object_and_an_orphan_in_the_bucket(tmp_path, s3_service):
+    bucket = s3_service.new_bucket()
+    client = s3_service.client()
+    config = f'storage = "s3"\n{config_for(s3_service, bucket)}'
+    with running_server(tmp_path, config=config) as server:
+        ids = [json.loads(curl("--data-binary", f"file {n}", "-H", "Content-Type: text/plain",
+                               server.url + "/api/files")[1])["id"] for n in range(2)]
+    lost, kept = sorted(objects(client, bucket, PREFIX))
+    client.delete_object(Bucket=bucket, Key=lost)
+    orphan = f"{PREFIX}{'e' * 32}"
+    client.put_object(Bucket=bucket, Key=orphan, Body=b"nobody points at me")
+    result = fsck(tmp_path, "--data-dir", str(tmp_path / "data"),
+                  "--config", str(tmp_path / "config.toml"))
+    assert result.returncode == 1, result.stderr
+    assert f"orphan blob s3/{'e' * 32}" in result.stdout
+    assert f"missing blob s3/{lost.removeprefix(PREFIX)} of file " in result.stdout
+    assert kept.removeprefix(PREFIX) not in result.stdout
+    assert sum(file_id in result.stdout for file_id in ids) == 1
