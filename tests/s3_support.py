@@ -103,3 +103,9 @@ def objects(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
     answer = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return {o["Key"]: o["Size"] for o in answer.get("Contents", [])
             if re.fullmatch(r"[0-9a-f]{32}", o["Key"][len(prefix):])}
+
+
+def objects_under(client: Any, bucket: str, prefix: str) -> dict[str, int]:
+    """Every object under ``prefix`` whatever its name: key → size (one page)."""
+    answer = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: o["Size"] for o in answer.get("Contents", [])}

@@ -89,8 +89,8 @@ class Resumable:
         meta = dict(metadata)
         policy = self.policy_for(meta.pop("route", None))
         if not isinstance(self.services.blob_store(policy.storage), PartialBlobStore):
-            # S3 has no partial blobs yet (docs/object-storage.md): refused before anything
-            # is stored, instead of an InternalError from partial_store later.
+            # A store without partial blobs: refused before anything is stored, instead of
+            # an InternalError (500) from partial_store later.
             raise InvalidParameter(
                 detail=f"route {policy.path} stores files in {policy.storage!r}, which takes "
                        "no resumable (tus) uploads yet: upload with POST to the route",

@@ -83,16 +83,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
         yield from _gridfs(request, io_loop)
 
 
-@pytest.fixture(params=["disk", "gridfs"])
-def partial_backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
-                    io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
-    """The backends with partial blobs (tus); S3 has none yet (docs/object-storage.md)."""
-    if request.param == "disk":
-        yield _disk(tmp_path, offload, io_loop)
-    else:
-        yield from _gridfs(request, io_loop)
-
-
 @pytest.fixture
 def s3(request: pytest.FixtureRequest, offload: Offload,
        io_loop: IOLoop) -> Iterator[tuple[S3BlobStore, S3Probe]]:

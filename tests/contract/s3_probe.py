@@ -15,6 +15,7 @@ _OURS = re.compile(r"^[0-9a-f]{32}$")
 class S3Probe:
     kind = "s3"
     read_slack = 0  # a ranged GET asks for exactly the bytes wanted
+    flush_bytes = 2 * 5 * 1024 * 1024  # the first part has landed once a second one is sent
 
     def __init__(self, service: S3Service, bucket: str, prefix: str) -> None:
         self.client = service.client()
@@ -55,9 +56,30 @@ class S3Probe:
     def stored_bytes(self, key: str) -> int:
         return sum(self.parts(key))
 
+    def segments(self, key: str) -> list[dict[str, Any]]:
+        """A partial's segment objects (``<prefix>.partial/<key>/NNNNN``) in order."""
+        answer = self.client.list_objects_v2(Bucket=self.bucket,
+                                             Prefix=f"{self.prefix}.partial/{key}/")
+        return sorted(answer.get("Contents", []), key=lambda item: item["Key"])
+
+    def partial(self, key: str) -> bytes | None:
+        found = self.segments(key)
+        names = [item["Key"].rsplit("/", 1)[1] for item in found]
+        assert names == [f"{n:05d}" for n in range(1, len(found) + 1)], "a gap in the segments"
+        return b"".join(self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                        for item in found) if found else None
+
     def traces(self, key: str) -> list[str]:
         found = [f"object {k}" for k in self.committed() if k == key]
+        found += [f"segment {item['Key']}" for item in self.segments(key)]
         return found + [f"upload {u['UploadId']}" for u in self.uploads(key)]
+
+    def damage(self, key: str) -> None:
+        """Cut the committed object, or a partial's last segment, to half its size."""
+        found = self.segments(key)
+        name = found[-1]["Key"] if found else self.prefix + key
+        data = self.client.get_object(Bucket=self.bucket, Key=name)["Body"].read()
+        self.client.put_object(Bucket=self.bucket, Key=name, Body=data[:len(data) // 2])
 
     def add_foreign(self) -> None:
         """Objects other programs put in the bucket, inside and outside the prefix."""

@@ -18,7 +18,7 @@ from tornado_files.blocking import Offload
 from tornado_files.config import ConfigError
 from tornado_files.errors import BackendUnavailable
 from tornado_files.models import StoredBlob, utcnow
-from tornado_files.storage.base import PartialBlobStore, SweepableStore
+from tornado_files.storage.base import SweepableStore
 from tornado_files.storage.s3 import S3BlobStore
 from tornado_files.storage.s3_settings import MIN_PART_SIZE, S3Settings
 
@@ -76,7 +76,6 @@ async def test_an_upload_aborted_under_the_writer_is_unavailable_not_missing(s3)
 async def test_remove_traces_spares_what_changed_since_and_aborts_the_rest(s3):
     store, probe = s3
     assert isinstance(store, SweepableStore)
-    assert not isinstance(store, PartialBlobStore)  # tus on S3 is not there yet
     done = await write_blob(store, [b"kept until old"])
     streaming = await store.open_writer(busy := uuid4().hex)
     await streaming.write(os.urandom(PART))
@@ -155,3 +154,31 @@ async def test_an_unreachable_store_is_unavailable_and_refuses_to_start(caplog):
     finally:
         await store.close()
         offload.shutdown()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_partial_is_segments_of_part_size_finalized_by_copies_in_the_bucket(s3):
+    store, probe = s3
+    data = os.urandom(2 * PART + 3 * MIB)
+    await store.create_partial(key := uuid4().hex)
+    offset = 0
+    for start in range(0, len(data), 3 * MIB):  # PATCHes that never end on a segment edge
+        writer = await store.resume(key, offset)
+        await writer.write(data[start:start + 3 * MIB])
+        offset = await writer.settle()
+        await writer.close()
+        sizes = [item["Size"] for item in probe.segments(key)]
+        assert sizes[:-1] == [PART] * (len(sizes) - 1)  # only the last one short
+        assert sum(sizes) == offset
+    assert [item["Size"] for item in probe.segments(key)] == [PART, PART, 3 * MIB]
+    writer = await store.resume(key, PART - 10)  # a PATCH died: cut inside the first segment
+    assert [item["Size"] for item in probe.segments(key)] == [PART - 10]
+    await writer.write(data[PART - 10:])
+    assert await writer.settle() == len(data)
+    await writer.close()
+    assert await store.finalize(key, len(data)) == StoredBlob(key, len(data))
+    got = probe.client.get_object(Bucket=probe.bucket, Key=f"up/{key}")["Body"].read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert probe.segments(key) == []
+    assert probe.in_progress() == []
+    assert await store.list_keys(None, 10) == [key]

@@ -1,13 +1,14 @@
 """``python server.py`` with an S3 route (``storage = "s3"``) against moto in server mode:
-64 MiB raw and multipart uploads checked in the bucket through boto3, Range, DELETE, a client
-that disconnects halfway, the bucket unreachable, and the memory bound."""
+64 MiB raw and multipart uploads checked in the bucket through boto3, Range, DELETE, redirect
+downloads, a client that disconnects halfway, tus across two processes, the bucket
+unreachable, fsck, and the memory bound."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tusclient import client as tus_client
 
 from tests.e2e.test_fsck import fsck
 from tests.e2e.test_mongo_server import curl, random_file
 from tests.nginx_support import tree_peak_rss
-from tests.s3_support import S3Service, objects, start_s3, unfinished_uploads
+from tests.s3_support import S3Service, objects, objects_under, start_s3, unfinished_uploads
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -162,16 +164,38 @@ def test_256_mib_upload_to_s3_in_bounded_memory(s3_server):
     assert size in objects(client, bucket, PREFIX).values()
 
 
-def test_tus_on_an_s3_route_is_refused_clearly(s3_server):
-    server, client, bucket = s3_server
-    route = base64.b64encode(b"/api/s3").decode()
-    status, body = curl("-X", "POST", "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Length: 10",
-                        "-H", f"Upload-Metadata: route {route}", server.url + "/api/tus/")
-    assert status == 400, body
-    error = json.loads(body)["errors"][0]
-    assert error["meta"] == {"parameter": "route"}
-    assert "no resumable (tus) uploads" in error["detail"]
-    assert objects(client, bucket, PREFIX) == {}
+def test_tuspy_in_5_mib_chunks_begun_on_one_process_is_finished_on_another(tmp_path,
+                                                                          s3_service):
+    bucket = s3_service.new_bucket()
+    client = s3_service.client()
+    path = tmp_path / "tus.bin"
+    path.write_bytes(os.urandom(13 * MIB + 17))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    data = ["--data-dir", str(tmp_path / "data")]  # the records (SQLite) shared on one host
+    config = config_for(s3_service, bucket)
+    with running_server(tmp_path / "a", data, config=config) as first, \
+            running_server(tmp_path / "b", data, config=config) as second, \
+            path.open("rb") as stream:
+        uploader = tus_client.TusClient(first.url + "/api/tus/").uploader(
+            file_stream=stream, chunk_size=5 * MIB, metadata={"route": "/api/s3"})
+        uploader.upload_chunk()  # one chunk through the first process
+        segments = objects_under(client, bucket, f"{PREFIX}.partial/")
+        assert list(segments.values()) == [5 * MIB]  # a durable segment in the bucket
+        upload_path = uploader.url.split("/api/tus/", 1)[1]
+        resumed = tus_client.TusClient(second.url + "/api/tus/").uploader(
+            file_stream=stream, chunk_size=5 * MIB, url=f"{second.url}/api/tus/{upload_path}")
+        assert resumed.offset == 5 * MIB
+        resumed.upload()
+        with urllib.request.urlopen(  # noqa: S310 — loopback
+                f"{second.url}/api/files/{upload_path}", timeout=30) as response:
+            resource = json.load(response)
+    want = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert resource["storage"] == "s3"
+    assert resource["sha256"] == want
+    stored = objects(client, bucket, PREFIX)
+    assert [sha256_in_bucket(client, bucket, key) for key in stored] == [want]
+    assert objects_under(client, bucket, f"{PREFIX}.partial/") == {}  # segments gone
     assert unfinished_uploads(client, bucket) == []
 
 

@@ -4,7 +4,7 @@ sweeping and a store marker, one object per blob under ``prefix + key``.
 Writes are multipart uploads (s3_io.py). What a crash leaves is an unfinished multipart
 upload, invisible to readers but stored and billed: ``startup`` aborts those quiet for longer
 than ``stale_after``, and ``remove_traces`` (the sweeper) aborts those of a key it settles.
-Partial blobs (tus) are not implemented on S3 yet: the store is no ``PartialBlobStore``.
+Partial blobs (tus) are segment objects under ``<prefix>.partial/<key>/`` (s3_partial.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 from tornado_files.blocking import Offload
 from tornado_files.config import ConfigError
 from tornado_files.errors import BackendUnavailable, BlobNotFound
-from tornado_files.models import utcnow
+from tornado_files.models import StoredBlob, utcnow
 from tornado_files.storage.disk import MARKER
 from tornado_files.storage.s3_client import S3Calls, make_client
 from tornado_files.storage.s3_io import S3BlobReader, S3BlobWriter
+from tornado_files.storage.s3_partial import S3PartialReader, S3PartialWriter, Segments
 from tornado_files.storage.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,15 @@ LIST_PAGE = 1000  # S3's own page size for listings
 OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
+def _our_key(key: str) -> str:
+    if not OUR_KEY.match(key):
+        raise BlobNotFound()
+    return key
+
+
 class S3BlobStore:
-    """Implements ``BlobStore``, ``SweepableStore``, ``RedirectStore`` and the store marker
-    (``MarkedStore``) on
+    """Implements ``BlobStore``, ``PartialBlobStore``, ``SweepableStore``, ``RedirectStore``
+    and the store marker (``MarkedStore``) on
     one bucket and prefix. ``client`` is a botocore S3 client (``make_client``) or None to make
     one from ``settings``; ``stale_after`` is in seconds."""
 
@@ -48,6 +55,7 @@ class S3BlobStore:
         self.part_size = settings.part_size
         self.stale_after = stale_after
         self.calls = S3Calls(client or make_client(settings), offload, settings.bucket)
+        self.segments = Segments(self)
 
     def object_key(self, key: str) -> str:
         return self.prefix + key
@@ -104,6 +112,24 @@ class S3BlobStore:
 
     async def close(self) -> None:
         self.calls.client.close()
+
+    # -- PartialBlobStore (s3_partial.py) -------------------------------------------------
+    async def create_partial(self, key: str) -> None:
+        _our_key(key)  # an empty partial has no segments
+
+    async def resume(self, key: str, offset: int) -> S3PartialWriter:
+        return await self.segments.resume(_our_key(key), offset)
+
+    async def open_partial_reader(self, key: str, length: int) -> S3PartialReader:
+        return await self.segments.open_reader(_our_key(key), length)
+
+    async def finalize(self, key: str, length: int) -> StoredBlob:
+        return await self.segments.finalize(_our_key(key), length)
+
+    async def discard_partial(self, key: str) -> None:
+        """Only the segments: a finalized blob is another object, never touched here."""
+        if OUR_KEY.match(key):
+            await self.segments.drop(await self.segments.listing(key))
 
     # -- unfinished multipart uploads -----------------------------------------------------
     async def uploads(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
@@ -171,8 +197,12 @@ class S3BlobStore:
         for upload in ours:
             if await self._last_change(upload) >= quiet_before:
                 return False  # still streaming
+        segments = await self.segments.listing(key)
+        if any(item["LastModified"] >= quiet_before for item in segments):
+            return False  # a tus upload still being written
         for upload in ours:
             await self._abort(upload)
+        await self.segments.drop(segments)
         if head is not None:
             await self.calls.call("delete", "delete_object", Key=name)
         return True
@@ -184,7 +214,7 @@ class S3BlobStore:
         while len(keys) < limit:
             page = await self.calls.call(
                 "list", "list_objects_v2", Prefix=self.prefix, StartAfter=start,
-                MaxKeys=min(LIST_PAGE, limit - len(keys)), **token)
+                MaxKeys=min(LIST_PAGE, limit - len(keys)), Delimiter="/", **token)
             for item in page.get("Contents", []):
                 key = item["Key"][len(self.prefix):]
                 if OUR_KEY.fullmatch(key):
