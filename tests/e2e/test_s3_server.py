@@ -23,6 +23,7 @@ import pytest
 from tusclient import client as tus_client
 
 from tests.e2e.test_fsck import fsck
+from tests.e2e.test_media_server import picture, settled
 from tests.e2e.test_mongo_server import curl, random_file
 from tests.nginx_support import tree_peak_rss
 from tests.s3_support import S3Service, objects, objects_under, start_s3, unfinished_uploads
@@ -260,3 +261,19 @@ def test_fsck_finds_a_lost_object_and_an_orphan_in_the_bucket(tmp_path, s3_servi
     assert f"missing blob s3/{lost.removeprefix(PREFIX)} of file " in result.stdout
     assert kept.removeprefix(PREFIX) not in result.stdout
     assert sum(file_id in result.stdout for file_id in ids) == 1
+
+
+def test_derivatives_of_a_picture_stored_in_s3(s3_server, tmp_path):
+    server, client, bucket = s3_server
+    path = picture(tmp_path / "p.jpg", (640, 480))
+    status, body = curl("--data-binary", f"@{path}", "-H", "Content-Type: image/jpeg",
+                        "-H", "X-Filename: p.jpg", server.url + "/api/s3")
+    assert status == 201, body
+    done = settled(server, json.loads(body)["id"])
+    assert done["processing"] == "done", done
+    assert done["metadata"]["image"]["width"] == 640
+    # The derivatives are objects of the same bucket, served through the server.
+    assert len(objects(client, bucket, PREFIX)) > 1
+    status, thumb = curl(server.url + f"/api/files/{done['id']}/derivatives/thumbnail")
+    assert status == 200
+    assert thumb[:4] == b"RIFF"  # webp
