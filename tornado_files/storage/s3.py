@@ -31,6 +31,9 @@ PING_OBJECT = ".tornado-files-ping"
 # short so that a URL seen in a log or a history soon stops working.
 URL_LIFETIME = 300
 LIST_PAGE = 1000  # S3's own page size for listings
+# Threads of the store's own pool (and connections of its client): eight uploads each with
+# two parts in flight.
+S3_THREADS = 16
 # Keys this server generates (not gridfs_io's: importing it would load PyMongo).
 OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
 
@@ -45,16 +48,19 @@ class S3BlobStore:
     """Implements ``BlobStore``, ``PartialBlobStore``, ``SweepableStore``, ``RedirectStore``
     and the store marker (``MarkedStore``) on
     one bucket and prefix. ``client`` is a botocore S3 client (``make_client``) or None to make
-    one from ``settings``; ``stale_after`` is in seconds."""
+    one from ``settings``; ``stale_after`` is in seconds; ``owns_pool``: ``close`` shuts
+    ``offload`` down (a pool made for this store)."""
 
     def __init__(self, settings: S3Settings, offload: Offload, *, client: Any = None,
-                 stale_after: float = 120.0, name: str = "s3") -> None:
+                 stale_after: float = 120.0, name: str = "s3", owns_pool: bool = False) -> None:
         self.name = name
         self.settings = settings
         self.prefix = settings.prefix
         self.part_size = settings.part_size
         self.stale_after = stale_after
-        self.calls = S3Calls(client or make_client(settings), offload, settings.bucket)
+        self.calls = S3Calls(client or make_client(settings, S3_THREADS), offload,
+                             settings.bucket)
+        self._owns_pool = owns_pool
         self.segments = Segments(self)
 
     def object_key(self, key: str) -> str:
@@ -112,6 +118,8 @@ class S3BlobStore:
 
     async def close(self) -> None:
         self.calls.client.close()
+        if self._owns_pool:
+            self.calls.offload.shutdown()
 
     # -- PartialBlobStore (s3_partial.py) -------------------------------------------------
     async def create_partial(self, key: str) -> None:
