@@ -96,12 +96,15 @@ class Segments:
             if start + size >= offset:
                 await self.drop(items[index:])
                 keep = offset - start
-                head = await self.read(item["Key"], 0, keep)
-                if len(head) != keep:
-                    raise BlobNotFound()
+                full = keep >= self.size_of(index)  # then the next segment is a new one
+                head = b""
+                if keep < size or not full:  # read back only what is cut or continued
+                    head = await self.read(item["Key"], 0, keep)
+                    if len(head) != keep:
+                        raise BlobNotFound()
                 if keep < size:  # cut before returning: the bytes past offset are gone
                     await self.put(key, index, head)
-                if keep >= self.size_of(index):  # a full segment: the next one is new
+                if full:
                     return S3PartialWriter(self, key, index + 1, offset, b"")
                 return S3PartialWriter(self, key, index, start, head)
             start += size
