@@ -32,6 +32,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import Application
 
 from tests.mongo_support import STACKS, Standin, fresh_database, start_standin
+from tests.s3_support import S3Service, start_s3
 from tornado_files.app import build_runner, build_services, make_app
 from tornado_files.config import Config, build_config
 from tornado_files.processing.runner import JobRunner
@@ -78,6 +79,15 @@ def standin() -> Iterator[Standin]:
     server = start_standin()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[S3Service]:
+    """One moto S3 server for the whole run (or the service TORNADO_FILES_TEST_S3_URI names);
+    each test makes a bucket of its own."""
+    service = start_s3()
+    yield service
+    service.stop()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -108,6 +108,13 @@ def build_services(config: Config, multiprocess: bool = False) -> Services:
         metadata, uploads, intents = sqlite, SqliteUploadStore(sqlite), SqliteIntentJournal(sqlite)
         jobs, outbox = SqliteJobQueue(sqlite), SqliteOutbox(sqlite)
         leases = SqliteLeaseStore(sqlite)
+    if config.s3 is not None:
+        # Imported only here: the embedded default never loads botocore.
+        from tornado_files.storage.s3 import S3_THREADS, S3BlobStore
+        # A pool of its own (closed with the store): parts taking seconds to reach a far
+        # bucket must not queue the SQLite calls and fsyncs of every other request.
+        blob_stores["s3"] = S3BlobStore(config.s3, Offload(S3_THREADS, "tornado-files-s3"),
+                                        stale_after=2 * config.idle_timeout, owns_pool=True)
     return Services(
         config=config,
         policies=build_policies(config),

@@ -28,6 +28,8 @@ from tornado_files.hooks.settings import KEY as HOOKS_KEY
 from tornado_files.logs import LOG_FORMATS
 from tornado_files.processing.settings import KEY as MEDIA_KEY
 from tornado_files.processing.settings import MediaSettings, parse_media
+from tornado_files.storage.s3_settings import KEY as S3_KEY
+from tornado_files.storage.s3_settings import S3Settings, parse_s3
 from tornado_files.tables import table
 from tornado_files.web.proxies import Network, parse_networks
 
@@ -36,7 +38,7 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 DEFAULT_ROUTE = "/api/files"
-STORAGE_KINDS = ("disk", "gridfs")
+STORAGE_KINDS = ("disk", "gridfs", "s3")
 # Paths the server itself serves; an upload route may not take them over.
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/api/upload-links", "/healthz",
                     "/livez", "/metrics", "/readyz", "/static")
@@ -148,6 +150,8 @@ class Config:
     mongodb_uri: str | None = None
     gridfs_bucket: str = "fs"
     gridfs_chunk_size: int = 255 * KIB
+    # An S3 bucket ([s3], docs/object-storage.md) for routes whose storage is "s3".
+    s3: S3Settings | None = None
     # Orphan sweeping: how often, and how old a blob or record must be to be touched.
     sweep_interval: float = 3600.0
     sweep_grace: float = 86400.0
@@ -340,7 +344,8 @@ def build_config(
     merged: dict[str, Any] = {}
     for source in (toml, env, cli):
         merged.update({k: v for k, v in source.items() if v is not None})
-    known = set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY} | set(_LISTS) | set(AUTH_KEYS)
+    known = (set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY, S3_KEY} | set(_LISTS)
+             | set(AUTH_KEYS))
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
@@ -358,11 +363,12 @@ def build_config(
         auth = parse_auth(merged)
         media = parse_media(merged.get(MEDIA_KEY), parse_size)
         hooks = parse_hooks(merged.get(HOOKS_KEY))
+        s3 = parse_s3(merged.get(S3_KEY), parse_size)
         check_retry_max(values.get("hook_retry_max", DEFAULT_RETRY_MAX))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     config = replace(Config(), **values, config_file=config_file, auth=auth, media=media,
-                     hooks=hooks)
+                     hooks=hooks, s3=s3)
     if config.storage not in STORAGE_KINDS:
         raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
     _check_mongo(config)
@@ -425,6 +431,8 @@ def build_config(
             raise ConfigError("routes: / is the upload page")
     if config.mongodb_uri is None and any(r.storage == "gridfs" for r in routes):
         raise ConfigError("routes: storage \"gridfs\" needs mongodb_uri (--mongodb-uri)")
+    if config.s3 is None and "s3" in {config.storage, *(r.storage for r in routes)}:
+        raise ConfigError("storage \"s3\" needs an [s3] table with its bucket")
     return replace(config, routes=routes, cors_origins=tuple(origins), trusted_proxies=trusted)
 
 

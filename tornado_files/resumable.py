@@ -88,6 +88,13 @@ class Resumable:
         ``data`` is refused here, before anything is stored)."""
         meta = dict(metadata)
         policy = self.policy_for(meta.pop("route", None))
+        if not isinstance(self.services.blob_store(policy.storage), PartialBlobStore):
+            # A store without partial blobs: refused before anything is stored, instead of
+            # an InternalError (500) from partial_store later.
+            raise InvalidParameter(
+                detail=f"route {policy.path} stores files in {policy.storage!r}, which takes "
+                       "no resumable (tus) uploads yet: upload with POST to the route",
+                meta={"parameter": "route"})
         if length > policy.max_file_size:
             raise policy.file_too_large(length, 0)
         filename = keep_original_filename(meta.pop("filename", "") or "unknown")

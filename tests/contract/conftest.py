@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from tornado.ioloop import IOLoop
 
+from tests.contract.s3_probe import S3Probe
 from tests.contract.stores import GRIDFS_CHUNK, DiskProbe, GridFSProbe
 from tests.mongo_support import STACKS, fresh_database
 from tornado_files.blocking import Offload
@@ -21,6 +22,8 @@ from tornado_files.metadata.sqlite_outbox import SqliteOutbox
 from tornado_files.mongo import database_of, make_client
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.storage.gridfs import GridFSBlobStore
+from tornado_files.storage.s3 import S3BlobStore
+from tornado_files.storage.s3_settings import MIN_PART_SIZE, S3Settings
 
 
 @pytest.fixture(params=STACKS)
@@ -55,14 +58,36 @@ def _gridfs(request: pytest.FixtureRequest, io_loop: IOLoop) -> Iterator[tuple[A
     io_loop.run_sync(client.close)
 
 
-@pytest.fixture(params=["disk", "gridfs"])
+def _s3(request: pytest.FixtureRequest, offload: Offload,
+        io_loop: IOLoop) -> Iterator[tuple[S3BlobStore, S3Probe]]:
+    service = request.getfixturevalue("s3_service")
+    bucket = service.new_bucket()
+    # The smallest parts S3 takes, so a few MiB cross part edges.
+    settings = S3Settings(bucket=bucket, prefix="up/", endpoint=service.endpoint,
+                          part_size=MIN_PART_SIZE)
+    store = S3BlobStore(settings, offload)
+    io_loop.run_sync(store.startup)
+    yield store, S3Probe(service, bucket, "up/")
+    io_loop.run_sync(store.close)
+
+
+@pytest.fixture(params=["disk", "gridfs", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
             io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
     """Every backend, each with a probe of its real resource."""
     if request.param == "disk":
         yield _disk(tmp_path, offload, io_loop)
+    elif request.param == "s3":
+        yield from _s3(request, offload, io_loop)
     else:
         yield from _gridfs(request, io_loop)
+
+
+@pytest.fixture
+def s3(request: pytest.FixtureRequest, offload: Offload,
+       io_loop: IOLoop) -> Iterator[tuple[S3BlobStore, S3Probe]]:
+    """The S3 store alone (moto), for what only multipart uploads show."""
+    yield from _s3(request, offload, io_loop)
 
 
 @pytest.fixture

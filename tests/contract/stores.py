@@ -23,6 +23,7 @@ class DiskProbe:
 
     kind = "disk"
     read_slack = 0  # a disk read seeks to the exact byte
+    flush_bytes = 0  # bytes a writer must take before the store holds any with a time
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -80,6 +81,7 @@ class GridFSProbe:
     """What the GridFS backend really holds, read with the synchronous driver."""
 
     kind = "gridfs"
+    flush_bytes = 0
     read_slack = 2 * GRIDFS_CHUNK  # whole chunks: at most the two partial edge chunks extra
 
     def __init__(self, uri: str) -> None:

@@ -445,3 +445,27 @@ async def test_abandoned_upload_expires_and_is_swept(tus, services, residue, con
     assert await tus.offset(kept) == 10
     await tus.fetch(kept, "DELETE", **V)
     residue.assert_clean()
+
+
+class CoreOnly:
+    """A blob store with the core alone, no partial blobs (what a new backend may start as):
+    the disk store's core methods, nothing else."""
+
+    def __init__(self, inner: Any) -> None:
+        self.name = inner.name
+        self.open_writer, self.open_reader = inner.open_writer, inner.open_reader
+        self.delete, self.ping = inner.delete, inner.ping
+        self.startup, self.close = inner.startup, inner.close
+
+
+@pytest.mark.gen_test
+async def test_a_route_whose_store_has_no_partial_blobs_refuses_tus_clearly(
+        tus, services, residue):
+    services.blob_stores["disk"] = CoreOnly(services.blob_stores["disk"])
+    response = await tus.fetch("/api/tus/", "POST", b"", **V, **{
+        "Upload-Length": "10", "Upload-Metadata": meta(route="/api/small")})
+    error = error_of(response, 400, "invalid_parameter")
+    assert error["meta"] == {"parameter": "route"}
+    assert "takes no resumable (tus) uploads" in error["detail"]
+    assert (await tus.fetch("/api/tus/", "POST", b"", **V, **{"Upload-Length": "0"})).code == 400
+    residue.assert_clean()

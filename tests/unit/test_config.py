@@ -103,7 +103,7 @@ def test_max_files_defaults_to_1000_and_is_configurable_globally_and_per_route()
     ({"port": "many"}, "port: expected a whole number, got 'many'"),
     ({"port": 70000}, "port: 70000 is not between"),
     ({"max_upload_size": "big"}, "max_upload_size: expected a size"),
-    ({"storage": "s3"}, "storage: 's3' is not one of"),
+    ({"storage": "ftp"}, "storage: 'ftp' is not one of"),
     ({"cors_origins": ["*"]}, "'*' is not allowed"),
     ({"cors_origins": ["example.com"]}, "is not an origin"),
     ({"processes": -1}, "processes: expected 0 (one per core) or more, got -1"),

@@ -153,6 +153,16 @@ class SweepableStore(Protocol):
         server generates (32 lowercase hex) are listed."""
 
 
+@runtime_checkable
+class RedirectStore(Protocol):
+    """Capability of stores that can serve a blob themselves (S3 presigned URLs)."""
+
+    async def download_url(self, key: str, media_type: str, disposition: str) -> str | None:
+        """A URL from which a client may GET the committed blob under ``key`` for a short
+        while, answering with ``media_type`` and the ``Content-Disposition`` value
+        ``disposition``; None when the store is configured to proxy the bytes instead."""
+
+
 def partial_store(store: BlobStore) -> PartialBlobStore:
     """``store`` as a :class:`PartialBlobStore`; ``InternalError`` when it has no partial
     blobs (a route configured for resumable uploads on a store that cannot do them)."""

@@ -15,6 +15,7 @@ from tornado_files.models import DERIVATIVE_KINDS
 from tornado_files.names import content_disposition, inline_allowed
 from tornado_files.ranges import decide, http_date, strong_etag
 from tornado_files.sniff import media_type_with_charset
+from tornado_files.storage.base import RedirectStore
 from tornado_files.web.base import ApiHandler
 
 # Derivatives are replaced only when a file is processed again: browsers may keep them an
@@ -47,10 +48,18 @@ async def send_file(handler: ApiHandler, file_id: str) -> None:
         raise e.InvalidParameter(detail="disposition must be 'attachment' or 'inline'",
                                  meta={"parameter": "disposition"})
     inline = disposition == "inline" and inline_allowed(record.mime_type)
-    await send_blob(handler, Blob(
-        record.storage, record.blob_key, record.size, record.sha256, record.added,
-        media_type_with_charset(record.mime_type, record.type_os),
-        content_disposition(record.filename, inline)))
+    blob = Blob(record.storage, record.blob_key, record.size, record.sha256, record.added,
+                media_type_with_charset(record.mime_type, record.type_os),
+                content_disposition(record.filename, inline))
+    store = services.blob_store(blob.storage)
+    if isinstance(store, RedirectStore):
+        url = await store.download_url(blob.key, blob.media_type, blob.disposition)
+        if url is not None:
+            # The store serves the bytes (Range included); the URL expires, so never cached.
+            handler.set_header("Cache-Control", "private, no-store")
+            handler.redirect(url, status=302)
+            return
+    await send_blob(handler, blob)
 
 
 async def send_blob(handler: ApiHandler, blob: Blob) -> None:
