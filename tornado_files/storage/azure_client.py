@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import requests
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.core.pipeline.transport import RequestsTransport
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import ContainerClient, ExponentialRetry
 from requests.adapters import HTTPAdapter
 
 from tornado_files.blocking import Offload
@@ -34,7 +34,10 @@ def make_container(settings: AzureSettings, creds: AzureCredentials,
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     options: dict[str, Any] = {
-        "retry_total": 1, "connection_timeout": 5, "read_timeout": 60,
+        # One retry after about a second (the SDK's default waits 15 s and more, three times).
+        "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1,
+                                         random_jitter_range=1),
+        "connection_timeout": 5, "read_timeout": 60,
         # Downloads fetch 1 MiB per ranged GET (the SDK's first GET would buffer 32 MiB).
         "max_single_get_size": 1024 * 1024, "max_chunk_get_size": 1024 * 1024,
         "transport": RequestsTransport(session=session, session_owner=True)}
