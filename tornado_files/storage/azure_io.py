@@ -117,8 +117,14 @@ class AzureBlobWriter:
         flying, self._flying = self._flying, []
         await asyncio.gather(*flying, return_exceptions=True)
         self._done = True
-        if self._staged:
+        if not self._staged:
+            return
+        try:
             await self._store.discard_uncommitted(self._blob)
+        except BackendUnavailable:
+            # The store is down: its blocks are uncommitted (invisible), the sweeper discards
+            # them once the store is back, and Azure itself after 7 days.
+            log.warning("Azure blocks of %s left uncommitted (store unavailable)", self.key)
 
 
 class AzureBlobReader:
