@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -42,6 +43,18 @@ class Azurite:
     def endpoint(self) -> str:
         """The account's blob endpoint, path style (the ``endpoint`` of an ``[azure]`` table)."""
         return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        """What ``AZURE_STORAGE_CONNECTION_STRING`` holds to reach this Azurite."""
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"BlobEndpoint={self.endpoint};")
+
+    def new_container(self) -> str:
+        """A fresh container of a unique name, created."""
+        name = f"c{uuid.uuid4().hex[:20]}"
+        self.create_container(name)
+        return name
 
     def create_container(self, name: str) -> None:
         """Create container ``name`` (Create Container, signed with the account key).

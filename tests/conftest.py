@@ -31,6 +31,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.web import Application
 
+from tests.azure_support import Azurite, start_azurite
 from tests.mongo_support import STACKS, Standin, fresh_database, start_standin
 from tests.s3_support import S3Service, start_s3
 from tornado_files.app import build_runner, build_services, make_app
@@ -88,6 +89,14 @@ def s3_service() -> Iterator[S3Service]:
     service = start_s3()
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One Azurite for the whole run; each test makes a container of its own."""
+    server = start_azurite()
+    yield server
+    server.stop()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -115,6 +115,11 @@ def build_services(config: Config, multiprocess: bool = False) -> Services:
         # bucket must not queue the SQLite calls and fsyncs of every other request.
         blob_stores["s3"] = S3BlobStore(config.s3, Offload(S3_THREADS, "tornado-files-s3"),
                                         stale_after=2 * config.idle_timeout, owns_pool=True)
+    if config.azure is not None:
+        # Imported only here, like botocore; a pool of its own for the same reason.
+        from tornado_files.storage.azure import AZURE_THREADS, AzureBlobStore
+        blob_stores["azure"] = AzureBlobStore(
+            config.azure, Offload(AZURE_THREADS, "tornado-files-azure"), owns_pool=True)
     return Services(
         config=config,
         policies=build_policies(config),

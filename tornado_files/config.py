@@ -28,6 +28,8 @@ from tornado_files.hooks.settings import KEY as HOOKS_KEY
 from tornado_files.logs import LOG_FORMATS
 from tornado_files.processing.settings import KEY as MEDIA_KEY
 from tornado_files.processing.settings import MediaSettings, parse_media
+from tornado_files.storage.azure_settings import KEY as AZURE_KEY
+from tornado_files.storage.azure_settings import AzureSettings, parse_azure
 from tornado_files.storage.s3_settings import KEY as S3_KEY
 from tornado_files.storage.s3_settings import S3Settings, parse_s3
 from tornado_files.tables import table
@@ -38,7 +40,7 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 DEFAULT_ROUTE = "/api/files"
-STORAGE_KINDS = ("disk", "gridfs", "s3")
+STORAGE_KINDS = ("disk", "gridfs", "s3", "azure")
 # Paths the server itself serves; an upload route may not take them over.
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/api/upload-links", "/healthz",
                     "/livez", "/metrics", "/readyz", "/static")
@@ -152,6 +154,8 @@ class Config:
     gridfs_chunk_size: int = 255 * KIB
     # An S3 bucket ([s3], docs/object-storage.md) for routes whose storage is "s3".
     s3: S3Settings | None = None
+    # An Azure container ([azure], docs/object-storage.md) for routes whose storage is "azure".
+    azure: AzureSettings | None = None
     # Orphan sweeping: how often, and how old a blob or record must be to be touched.
     sweep_interval: float = 3600.0
     sweep_grace: float = 86400.0
@@ -344,7 +348,7 @@ def build_config(
     merged: dict[str, Any] = {}
     for source in (toml, env, cli):
         merged.update({k: v for k, v in source.items() if v is not None})
-    known = (set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY, S3_KEY} | set(_LISTS)
+    known = (set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY, S3_KEY, AZURE_KEY} | set(_LISTS)
              | set(AUTH_KEYS))
     unknown = set(merged) - known
     if unknown:
@@ -364,11 +368,12 @@ def build_config(
         media = parse_media(merged.get(MEDIA_KEY), parse_size)
         hooks = parse_hooks(merged.get(HOOKS_KEY))
         s3 = parse_s3(merged.get(S3_KEY), parse_size)
+        azure = parse_azure(merged.get(AZURE_KEY), parse_size)
         check_retry_max(values.get("hook_retry_max", DEFAULT_RETRY_MAX))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     config = replace(Config(), **values, config_file=config_file, auth=auth, media=media,
-                     hooks=hooks, s3=s3)
+                     hooks=hooks, s3=s3, azure=azure)
     if config.storage not in STORAGE_KINDS:
         raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
     _check_mongo(config)
@@ -433,6 +438,8 @@ def build_config(
         raise ConfigError("routes: storage \"gridfs\" needs mongodb_uri (--mongodb-uri)")
     if config.s3 is None and "s3" in {config.storage, *(r.storage for r in routes)}:
         raise ConfigError("storage \"s3\" needs an [s3] table with its bucket")
+    if config.azure is None and "azure" in {config.storage, *(r.storage for r in routes)}:
+        raise ConfigError("storage \"azure\" needs an [azure] table with its container")
     return replace(config, routes=routes, cors_origins=tuple(origins), trusted_proxies=trusted)
 
 

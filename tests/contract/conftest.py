@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from tornado.ioloop import IOLoop
 
+from tests.contract.azure_probe import BLOCK, AzureProbe
 from tests.contract.s3_probe import S3Probe
 from tests.contract.stores import GRIDFS_CHUNK, DiskProbe, GridFSProbe
 from tests.mongo_support import STACKS, fresh_database
@@ -20,6 +21,8 @@ from tornado_files.metadata.sqlite import SqliteMetadataStore
 from tornado_files.metadata.sqlite_jobs import SqliteJobQueue
 from tornado_files.metadata.sqlite_outbox import SqliteOutbox
 from tornado_files.mongo import database_of, make_client
+from tornado_files.storage.azure import AzureBlobStore
+from tornado_files.storage.azure_settings import AzureSettings
 from tornado_files.storage.disk import DiskBlobStore
 from tornado_files.storage.gridfs import GridFSBlobStore
 from tornado_files.storage.s3 import S3BlobStore
@@ -71,7 +74,21 @@ def _s3(request: pytest.FixtureRequest, offload: Offload,
     io_loop.run_sync(store.close)
 
 
-@pytest.fixture(params=["disk", "gridfs", "s3"])
+def _azure(request: pytest.FixtureRequest, offload: Offload,
+           io_loop: IOLoop) -> Iterator[tuple[AzureBlobStore, AzureProbe]]:
+    azurite = request.getfixturevalue("azurite")
+    container = azurite.new_container()
+    # The smallest blocks we allow, so a few MiB cross block edges.
+    settings = AzureSettings(container=container, prefix="up/", endpoint=azurite.endpoint,
+                             part_size=BLOCK)
+    store = AzureBlobStore(settings, offload,
+                           environ={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+    io_loop.run_sync(store.startup)
+    yield store, AzureProbe(azurite, container, "up/")
+    io_loop.run_sync(store.close)
+
+
+@pytest.fixture(params=["disk", "gridfs", "s3", "azure"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
             io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
     """Every backend, each with a probe of its real resource."""
@@ -79,6 +96,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
         yield _disk(tmp_path, offload, io_loop)
     elif request.param == "s3":
         yield from _s3(request, offload, io_loop)
+    elif request.param == "azure":
+        yield from _azure(request, offload, io_loop)
     else:
         yield from _gridfs(request, io_loop)
 
@@ -88,6 +107,13 @@ def s3(request: pytest.FixtureRequest, offload: Offload,
        io_loop: IOLoop) -> Iterator[tuple[S3BlobStore, S3Probe]]:
     """The S3 store alone (moto), for what only multipart uploads show."""
     yield from _s3(request, offload, io_loop)
+
+
+@pytest.fixture
+def azure(request: pytest.FixtureRequest, offload: Offload,
+          io_loop: IOLoop) -> Iterator[tuple[AzureBlobStore, AzureProbe]]:
+    """The Azure store alone (Azurite), for what only block blobs show."""
+    yield from _azure(request, offload, io_loop)
 
 
 @pytest.fixture

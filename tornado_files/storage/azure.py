@@ -1,0 +1,201 @@
+"""Blobs in an Azure Storage container: ``AzureBlobStore`` with the core, sweeping, SAS
+redirects and a store marker, one block blob per file under ``prefix + key``.
+
+Writes stage blocks and commit a block list (azure_io.py). What a crash leaves is a blob name
+with uncommitted blocks only — invisible to readers, and discarded by Azure itself after 7
+days; ``remove_traces`` (the sweeper) discards them sooner for a key it settles.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from azure.storage.blob import BlobClient, BlobSasPermissions, generate_blob_sas
+
+from tornado_files.blocking import Offload
+from tornado_files.config import ConfigError
+from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.storage.azure_client import AzureCalls, make_container
+from tornado_files.storage.azure_io import AzureBlobReader, AzureBlobWriter
+from tornado_files.storage.azure_settings import AzureCredentials, AzureSettings, credentials_from
+from tornado_files.storage.disk import MARKER
+
+log = logging.getLogger(__name__)
+PING_BLOB = ".tornado-files-ping"
+URL_LIFETIME = 300  # seconds a SAS download URL stays valid (as S3's presigned URLs)
+LIST_PAGE = 1000
+AZURE_THREADS = 16  # eight uploads each with two blocks in flight
+OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
+
+
+class AzureBlobStore:
+    """Implements ``BlobStore``, ``SweepableStore``, ``RedirectStore`` and the store marker on
+    one container and prefix. Credentials come from ``environ`` (``credentials_from``; raises
+    ``ConfigError`` when it names no account); ``owns_pool``: ``close`` shuts ``offload``."""
+
+    def __init__(self, settings: AzureSettings, offload: Offload, *,
+                 environ: Mapping[str, str] | None = None, name: str = "azure",
+                 owns_pool: bool = False) -> None:
+        self.name = name
+        self.settings = settings
+        self.prefix = settings.prefix
+        self.part_size = settings.part_size
+        try:
+            self.creds: AzureCredentials = credentials_from(
+                os.environ if environ is None else environ)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.calls = AzureCalls(make_container(settings, self.creds, AZURE_THREADS), offload)
+        self._owns_pool = owns_pool
+
+    def object_key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _blob(self, key: str) -> BlobClient:
+        return self.calls.container.get_blob_client(self.object_key(key))
+
+    def unusable(self) -> ConfigError:
+        """The one start-up line for a container that cannot be reached or written."""
+        return ConfigError(f"cannot write to {self.where()}: check the endpoint, the container "
+                           "and the AZURE_STORAGE_* credentials")
+
+    def where(self) -> str:
+        url = self.calls.container.url
+        return f"azure container {url} (prefix {self.prefix!r})"
+
+    # -- BlobStore ------------------------------------------------------------------------
+    async def open_writer(self, key: str) -> AzureBlobWriter:
+        if not OUR_KEY.match(key):
+            raise ValueError("blob keys are 32 lowercase hex characters")
+        return AzureBlobWriter(self, key)
+
+    async def open_reader(self, key: str) -> AzureBlobReader:
+        if not OUR_KEY.match(key):
+            raise BlobNotFound()
+        blob = self._blob(key)
+        props = await self.calls.must("open", blob.get_blob_properties)
+        return AzureBlobReader(self, blob.blob_name, int(props.size))
+
+    async def delete(self, key: str) -> None:
+        if OUR_KEY.match(key):
+            await self.calls.run("delete", self._blob(key).delete_blob, missing_ok=True)
+
+    async def discard_uncommitted(self, blob: BlobClient) -> None:
+        """Drop a fresh blob's uncommitted blocks: committing a block list discards every block
+        not in it (Put Block List), then the empty blob is deleted."""
+        await self.calls.run("discard", lambda: blob.commit_block_list([]))
+        await self.calls.run("discard", blob.delete_blob, missing_ok=True)
+
+    async def download_url(self, key: str, media_type: str, disposition: str) -> str | None:
+        """A read-only SAS URL (``URL_LIFETIME`` seconds) whose answer carries the file's type
+        and name (``rsct`` / ``rscd``), or None with ``download = "proxy"`` or without an
+        account key to sign with. Signed locally: no request to Azure."""
+        if self.settings.download != "redirect" or not self.creds.key:
+            return None
+        blob = self._blob(key)
+        sas = generate_blob_sas(
+            self.creds.account, self.settings.container, blob.blob_name,
+            account_key=self.creds.key, permission=BlobSasPermissions(read=True),
+            expiry=datetime.now(UTC) + timedelta(seconds=URL_LIFETIME),
+            content_type=media_type, content_disposition=disposition)
+        return f"{blob.url}?{sas}"
+
+    async def ping(self) -> None:
+        """A small PUT: reachable is not enough, the container must take writes."""
+        blob = self.calls.container.get_blob_client(self.prefix + PING_BLOB)
+        await self.calls.must("ping", lambda: blob.upload_blob(b"ok", overwrite=True))
+
+    async def startup(self) -> None:
+        try:
+            await self.ping()
+        except (BackendUnavailable, BlobNotFound):
+            raise self.unusable() from None
+
+    async def close(self) -> None:
+        self.calls.container.close()
+        if self._owns_pool:
+            self.calls.offload.shutdown()
+
+    # -- SweepableStore -------------------------------------------------------------------
+    async def exists(self, key: str) -> bool:
+        if not OUR_KEY.match(key):
+            return False
+        props = await self.calls.run("exists", self._blob(key).get_blob_properties,
+                                     missing_ok=True)
+        return props is not None
+
+    async def remove_traces(self, key: str, quiet_before: datetime) -> bool:
+        if not OUR_KEY.match(key):
+            return True
+        blob = self._blob(key)
+        props = await self.calls.run("head", blob.get_blob_properties, missing_ok=True)
+        if props is not None:
+            if props.last_modified >= quiet_before:
+                return False
+            await self.calls.run("delete", blob.delete_blob, missing_ok=True)
+            return True
+        name = blob.blob_name
+        found = await self.calls.must("list", lambda: [
+            item for item in self.calls.container.list_blobs(
+                name_starts_with=name, include=["uncommittedblobs"]) if item.name == name])
+        if not found:
+            return True
+        # Uncommitted blocks carry no time of their own; the listing's is the blob's newest.
+        changed = found[0].last_modified
+        if changed is not None and changed >= quiet_before:
+            return False
+        await self.discard_uncommitted(blob)
+        return True
+
+    async def list_keys(self, after: str | None, limit: int) -> list[str]:
+        start = self.prefix + (after or "")
+        container, prefix = self.calls.container, self.prefix
+
+        def page() -> list[str]:
+            keys: list[str] = []
+            # Azure lists in name order; no "start after", so skip up to ``start`` as we go.
+            for item in container.walk_blobs(name_starts_with=prefix, delimiter="/",
+                                             results_per_page=LIST_PAGE):
+                name = str(item.name)
+                if name <= start or name.endswith("/"):
+                    continue
+                key = name[len(prefix):]
+                if OUR_KEY.fullmatch(key):
+                    keys.append(key)
+                    if len(keys) >= limit:
+                        break
+            return keys
+
+        return await self.calls.must("list", page)
+
+    # -- MarkedStore (store_identity.py) --------------------------------------------------
+    async def read_marker(self) -> str | None:
+        """Also the first call at start-up: an unreachable container is ``unusable``."""
+        blob = self.calls.container.get_blob_client(self.prefix + MARKER)
+        try:
+            data = await self.calls.run(
+                "read marker", lambda: blob.download_blob(offset=0, length=256).readall(),
+                missing_ok=True)
+        except BackendUnavailable:
+            raise self.unusable() from None
+        if data is None:
+            return None
+        return bytes(data).decode("ascii", "replace").strip() or None
+
+    async def write_marker(self, store_id: str) -> str:
+        present = await self.read_marker()
+        if present is not None:
+            return present
+        blob = self.calls.container.get_blob_client(self.prefix + MARKER)
+        await self.calls.must("write marker", lambda: blob.upload_blob(
+            store_id.encode("ascii"), overwrite=True))
+        return store_id
+
+    async def has_blobs(self) -> bool:
+        return bool(await self.list_keys(None, 1))
+
+
