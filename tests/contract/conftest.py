@@ -88,10 +88,8 @@ def _azure(request: pytest.FixtureRequest, offload: Offload,
     io_loop.run_sync(store.close)
 
 
-@pytest.fixture(params=["disk", "gridfs", "s3", "azure"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
-            io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
-    """Every backend, each with a probe of its real resource."""
+def _backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
+             io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
     if request.param == "disk":
         yield _disk(tmp_path, offload, io_loop)
     elif request.param == "s3":
@@ -100,6 +98,21 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
         yield from _azure(request, offload, io_loop)
     else:
         yield from _gridfs(request, io_loop)
+
+
+@pytest.fixture(params=["disk", "gridfs", "s3", "azure"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
+            io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
+    """Every backend, each with a probe of its real resource."""
+    yield from _backend(request, tmp_path, offload, io_loop)
+
+
+@pytest.fixture(params=["disk", "gridfs", "s3"])
+def partial_backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
+                    io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
+    """Every backend that keeps partial blobs (tus); Azure's are not built yet, and a tus
+    upload to a route whose store keeps none is refused at creation (tests/http/test_tus.py)."""
+    yield from _backend(request, tmp_path, offload, io_loop)
 
 
 @pytest.fixture

@@ -53,8 +53,8 @@ async def read_all(store: Any, key: str) -> bytes:
         await reader.close()
 
 
-def test_each_backend_is_one_object_with_its_capabilities(backend):
-    store, _probe = backend
+def test_each_backend_is_one_object_with_its_capabilities(partial_backend):
+    store, _probe = partial_backend
     assert isinstance(store, PartialBlobStore)
     assert isinstance(store, SweepableStore)
     assert partial_store(store) is store
@@ -71,8 +71,8 @@ def test_each_backend_is_one_object_with_its_capabilities(backend):
 
 
 @pytest.mark.gen_test
-async def test_resume_drops_the_bytes_past_the_offset(backend):
-    store, probe = backend
+async def test_resume_drops_the_bytes_past_the_offset(partial_backend):
+    store, probe = partial_backend
     data = os.urandom(250_000)
     key = await new_partial(store, data)
     assert probe.partial(key) == data
@@ -88,11 +88,11 @@ async def test_resume_drops_the_bytes_past_the_offset(backend):
 
 
 @pytest.mark.gen_test
-async def test_a_writer_goes_on_after_settle(backend):
+async def test_a_writer_goes_on_after_settle(partial_backend):
     """A long PATCH makes what arrived durable now and then (a checkpoint) and writes on with
     the same writer: each settle counts everything written, and a crash after one (the
     writer never closed) keeps exactly that much."""
-    store, probe = backend
+    store, probe = partial_backend
     data = os.urandom(3 * GRIDFS_CHUNK + 12_345)
     key = await new_partial(store, b"")
     writer = await store.resume(key, 0)
@@ -130,8 +130,8 @@ async def test_gridfs_short_tail_is_stored_then_completed_by_the_next_write(grid
 
 
 @pytest.mark.gen_test
-async def test_finalize_is_idempotent(backend):
-    store, probe = backend
+async def test_finalize_is_idempotent(partial_backend):
+    store, probe = partial_backend
     data = os.urandom(250_000)
     key = await new_partial(store, data)
     assert await store.finalize(key, len(data)) == StoredBlob(key, len(data))
@@ -143,8 +143,8 @@ async def test_finalize_is_idempotent(backend):
 
 
 @pytest.mark.gen_test
-async def test_racing_finalizers_both_see_the_final_blob(backend):
-    store, probe = backend
+async def test_racing_finalizers_both_see_the_final_blob(partial_backend):
+    store, probe = partial_backend
     for size in (0, 1, 250_000, 2 * GRIDFS_CHUNK):
         data = os.urandom(size)
         key = await new_partial(store, data)
@@ -155,8 +155,8 @@ async def test_racing_finalizers_both_see_the_final_blob(backend):
 
 
 @pytest.mark.gen_test
-async def test_finalize_checks_the_stored_length(backend):
-    store, probe = backend
+async def test_finalize_checks_the_stored_length(partial_backend):
+    store, probe = partial_backend
     data = os.urandom(150_000)
     key = await new_partial(store, data)
     for wrong in (0, len(data) - 1, len(data) + 1, 2 * GRIDFS_CHUNK):
@@ -172,8 +172,8 @@ async def test_finalize_checks_the_stored_length(backend):
 
 
 @pytest.mark.gen_test
-async def test_discard_partial_is_idempotent_and_never_touches_a_final_blob(backend):
-    store, probe = backend
+async def test_discard_partial_is_idempotent_and_never_touches_a_final_blob(partial_backend):
+    store, probe = partial_backend
     await store.discard_partial(uuid4().hex)  # missing: success
     key = await new_partial(store, os.urandom(250_000))
     await store.discard_partial(key)
@@ -187,8 +187,8 @@ async def test_discard_partial_is_idempotent_and_never_touches_a_final_blob(back
 
 
 @pytest.mark.gen_test
-async def test_resume_of_a_missing_partial(backend):
-    store, probe = backend
+async def test_resume_of_a_missing_partial(partial_backend):
+    store, probe = partial_backend
     key = uuid4().hex  # the upload state was recorded, then the process died
     assert await append(store, key, 0, b"abc") == 3
     assert probe.partial(key) == b"abc"
@@ -204,8 +204,8 @@ async def test_resume_of_a_missing_partial(backend):
 
 
 @pytest.mark.gen_test
-async def test_partial_reader_reads_ranges_of_the_first_length_bytes(backend):
-    store, _probe = backend
+async def test_partial_reader_reads_ranges_of_the_first_length_bytes(partial_backend):
+    store, _probe = partial_backend
     data = os.urandom(350_000)
     key = await new_partial(store, data)
     reader = await store.open_partial_reader(key, 300_000)
@@ -219,8 +219,8 @@ async def test_partial_reader_reads_ranges_of_the_first_length_bytes(backend):
 @pytest.mark.gen_test
 @pytest.mark.allow_error_logs
 async def test_lost_bytes_are_backend_unavailable_for_partial_and_committed_reads(
-        backend, caplog):
-    store, probe = backend
+        partial_backend, caplog):
+    store, probe = partial_backend
     data = os.urandom(350_000)
     partial = await new_partial(store, data)
     committed = await write_blob(store, [data])
@@ -238,8 +238,8 @@ async def test_lost_bytes_are_backend_unavailable_for_partial_and_committed_read
 
 @pytest.mark.gen_test
 @pytest.mark.allow_error_logs
-async def test_partial_reader_past_the_stored_bytes_is_backend_unavailable(backend):
-    store, _probe = backend
+async def test_partial_reader_past_the_stored_bytes_is_backend_unavailable(partial_backend):
+    store, _probe = partial_backend
     key = await new_partial(store, os.urandom(1000))
     reader = await store.open_partial_reader(key, 2000)
     with pytest.raises(BackendUnavailable):
@@ -248,8 +248,8 @@ async def test_partial_reader_past_the_stored_bytes_is_backend_unavailable(backe
 
 
 @pytest.mark.gen_test
-async def test_remove_traces_removes_quiet_keys_and_leaves_fresh_ones(backend):
-    store, probe = backend
+async def test_remove_traces_removes_quiet_keys_and_leaves_fresh_ones(partial_backend):
+    store, probe = partial_backend
     committed = await write_blob(store, [os.urandom(250_000)])
     writer = await store.open_writer(writing := uuid4().hex)  # a writer still streaming
     # Enough for GridFS to flush chunks, and for S3 to hold a part (on moto only a part
@@ -333,8 +333,8 @@ async def test_gridfs_remove_traces_goes_by_the_newest_chunk_and_the_upload_date
 
 
 @pytest.mark.gen_test
-async def test_list_keys_pages_committed_keys_in_order(backend):
-    store, probe = backend
+async def test_list_keys_pages_committed_keys_in_order(partial_backend):
+    store, probe = partial_backend
     # Ten keys share a fan-out folder (disk: blobs/ab/cd/), fifteen land anywhere.
     shared = ["abcd" + uuid4().hex[4:] for _ in range(10)]
     keys = sorted([await write_blob(store, [b"x"], key) for key in shared] +
