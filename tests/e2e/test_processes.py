@@ -237,6 +237,7 @@ def test_the_workers_die_with_their_parent(server):
     # killed worker's main thread shows as a zombie while a pool thread still finishes its
     # write; the socket closes with the last of them). Checked by inode: the freed port may
     # be given to another program at once.
+    deadline = time.monotonic() + 30  # a write to a disk busy with writeback may take long
     while ours & listening_inodes(server.port):
         assert time.monotonic() < deadline, "the listening socket outlived the workers"
         time.sleep(0.05)
