@@ -34,8 +34,8 @@ async def test_parts_of_part_size_and_the_object_is_exact(s3):
     for start in range(0, len(content), 999_983):  # pieces that never align with parts
         await writer.write(content[start:start + 999_983])
         # Never more than a part buffered plus two parts in flight (the memory bound).
-        assert len(writer._buffer) < PART
-        assert len(writer._flying) <= 2
+        assert writer._parts.buffered < PART
+        assert writer._parts.in_flight <= 2
     await writer.end()
     assert probe.parts(key) == [PART, PART, 3 * MIB + 17]
     assert probe.committed() == set()  # nothing visible before commit

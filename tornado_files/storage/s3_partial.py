@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from tornado_files.errors import BackendUnavailable, BlobNotFound, InternalError
 from tornado_files.models import StoredBlob
-from tornado_files.storage.s3_io import IN_FLIGHT, READ_CHUNK
+from tornado_files.storage.parts import IN_FLIGHT
+from tornado_files.storage.s3_io import READ_CHUNK
 from tornado_files.storage.s3_settings import MAX_PARTS, part_size_for
 
 if TYPE_CHECKING:
