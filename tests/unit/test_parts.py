@@ -79,7 +79,9 @@ async def test_a_failed_part_raises_and_drain_waits_for_the_rest():
     with pytest.raises(BackendUnavailable):
         await writing
     await parts.drain()  # part 2, still in flight, has landed before drain returns
-    assert 2 in store.parts and parts.in_flight == 0 and parts.buffered == 0
+    assert 2 in store.parts
+    assert parts.in_flight == 0
+    assert parts.buffered == 0
     with pytest.raises(RuntimeError):
         await parts.write(b"z")
 
@@ -100,4 +102,6 @@ async def test_an_empty_stream_sends_nothing():
     store = Store()
     parts = pipeline(store)
     await parts.finish()
-    assert store.started == [] and not parts.sent and parts.size == 0
+    assert store.started == []
+    assert not parts.sent
+    assert parts.size == 0
