@@ -1,7 +1,8 @@
 """``--processes 2`` (docs/deploying.md, Processes) against real processes: both workers
 serve (told apart by ``pid`` in the JSON access lines), 40 parallel uploads come back byte for
 byte, a tus upload continues on another worker, one /metrics scrape counts every worker, a
-killed worker is replaced, SIGTERM drains, and the workers die with their parent."""
+killed worker is replaced, and the workers die with their parent. SIGTERM's drain with two
+workers is in test_shutdown.py, beside one process's."""
 
 from __future__ import annotations
 
@@ -18,12 +19,11 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_shutdown import answer_of, start_upload, stored_files
+from tests.proctree import alive, children, wait_for_children
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -69,34 +69,8 @@ def pid_of(server: ServerProcess, request_id: str) -> int:
     raise AssertionError(f"no access line for {request_id}")
 
 
-def children(pid: int) -> set[int]:
-    """The live (not zombie) processes whose parent is ``pid``."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def workers(server: ServerProcess, count: int = 2) -> set[int]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if len(found := children(server.process.pid)) == count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} workers, found {children(server.process.pid)}")
+    return wait_for_children(server.process.pid, count)
 
 
 def metric(text: str, name: str) -> float:
@@ -190,28 +164,6 @@ def test_a_killed_worker_is_replaced(server):
     assert victim not in served_by
 
 
-def test_sigterm_drains_the_upload_in_flight_then_every_worker_exits(server):
-    pids = workers(server)
-    directory = Path(re.search(r"worker metrics in (\S+?)\"", server.log()).group(1))
-    size = 4 * 1024 * 1024
-    body = os.urandom(size)
-    with closing(start_upload(server, body[:size // 2])) as sock:
-        time.sleep(0.3)
-        server.process.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
-        # Draining: the parent and the workers closed their listening sockets...
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
-        assert server.process.poll() is None  # ...but the upload goes on
-        sock.sendall(body[size // 2:])
-        status, _, answer = answer_of(sock)
-    assert status == 201
-    assert json.loads(answer)["sha256"] == hashlib.sha256(body).hexdigest()
-    assert server.process.wait(timeout=20) == 0
-    assert not any(alive(pid) for pid in pids)
-    assert not directory.exists()  # the metric files went with the run
-
-
 def listening_inodes(port: int) -> set[str]:
     """Inodes of the sockets listening on 127.0.0.1:``port`` (/proc/net/tcp, state 0A)."""
     wanted = f"0100007F:{port:04X}"
@@ -256,25 +208,3 @@ def test_a_start_up_error_is_one_line_before_any_worker(tmp_path):
     assert done.returncode == 2
     assert done.stderr.decode().splitlines() == [
         f"server.py: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
-
-
-def test_a_second_signal_to_the_parent_stops_the_workers_at_once(server):
-    pids = workers(server)
-    with closing(start_upload(server, b"x" * 100_000)) as sock:
-        time.sleep(0.3)
-        server.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert server.process.poll() is None  # draining: the upload has 20 s
-        started = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=10) == 0
-        assert time.monotonic() - started < 8  # not the 20 s of shutdown_timeout
-        sock.settimeout(5)
-        try:
-            answer = sock.recv(65536)
-        except ConnectionResetError:
-            answer = b""
-        assert answer == b""  # cut off: no answer
-    assert not any(alive(pid) for pid in pids)
-    assert stored_files(server) == []  # the aborted upload left nothing
-
