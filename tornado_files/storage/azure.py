@@ -43,8 +43,9 @@ def _our_key(key: str) -> str:
 
 class AzureBlobStore:
     """Implements ``BlobStore``, ``PartialBlobStore``, ``SweepableStore``, ``RedirectStore`` and
-    the store marker on one container and prefix. Credentials come from ``environ`` (``credentials_from``; raises
-    ``ConfigError`` when it names no account); ``owns_pool``: ``close`` shuts ``offload``."""
+    the store marker on one container and prefix. Credentials come from ``environ``
+    (``credentials_from``; raises ``ConfigError`` when it names no account); ``owns_pool``:
+    ``close`` shuts ``offload``."""
 
     def __init__(self, settings: AzureSettings, offload: Offload, *,
                  environ: Mapping[str, str] | None = None, name: str = "azure",
