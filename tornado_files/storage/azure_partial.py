@@ -23,6 +23,7 @@ import asyncio
 import base64
 import logging
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -193,7 +194,8 @@ class PartialBlobs:
         await self.calls.run("discard partial", self.blob(key).delete_blob, missing_ok=True)
 
 
-def _if_missing(put: Any) -> None:
+def _if_missing(put: Callable[[], object]) -> None:
+    """``put()``, where a blob already there (a racing finalizer's) is success."""
     try:
         put()
     except ResourceExistsError:
