@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, ContainerClient
 
 from tests.azure_support import Azurite
@@ -56,10 +57,30 @@ class AzureProbe:
     def stored_bytes(self, key: str) -> int:
         return sum(self.blocks(key)[1])
 
+    def partial_blob(self, key: str) -> Any:
+        """The blob client of ``key``'s partial (tus), ``<prefix>.partial/<key>``."""
+        return self.client.get_blob_client(f"{self.prefix}.partial/{key}")
+
+    def partial_blocks(self, key: str) -> tuple[list[int], list[int]] | None:
+        """Sizes of the partial's committed and uncommitted blocks; None when there is none."""
+        try:
+            committed, uncommitted = self.partial_blob(key).get_block_list("all")
+        except ResourceNotFoundError:
+            return None
+        return [b.size for b in committed], [b.size for b in uncommitted]
+
+    def partial(self, key: str) -> bytes | None:
+        try:
+            return bytes(self.partial_blob(key).download_blob().readall())
+        except ResourceNotFoundError:
+            return None
+
     def traces(self, key: str) -> list[str]:
         found = [f"blob {k}" for k in self.committed() if k == key]
         if key in self.in_progress():
             found.append(f"uncommitted blocks of {key}")
+        if self.partial_blocks(key) is not None:
+            found.append(f"partial blob of {key}")
         return found
 
     def plant_uncommitted(self, key: str, data: bytes) -> None:
@@ -67,7 +88,10 @@ class AzureProbe:
         self.client.get_blob_client(self.prefix + key).stage_block("MDAwMDAx", data)
 
     def damage(self, key: str) -> None:
+        """Cut the committed blob, or else the partial blob, to half its size."""
         blob = self.client.get_blob_client(self.prefix + key)
+        if not blob.exists():
+            blob = self.partial_blob(key)
         data = blob.download_blob().readall()
         blob.stage_block("aGFsZg==", data[:len(data) // 2])
         blob.commit_block_list([BlobBlock(block_id="aGFsZg==")])

@@ -107,11 +107,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
     yield from _backend(request, tmp_path, offload, io_loop)
 
 
-@pytest.fixture(params=["disk", "gridfs", "s3"])
+@pytest.fixture(params=["disk", "gridfs", "s3", "azure"])
 def partial_backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
                     io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
-    """Every backend that keeps partial blobs (tus); Azure's are not built yet, and a tus
-    upload to a route whose store keeps none is refused at creation (tests/http/test_tus.py)."""
+    """Every backend that keeps partial blobs (tus): all of them. A tus upload to a route
+    whose store keeps none is refused at creation (tests/http/test_tus.py)."""
     yield from _backend(request, tmp_path, offload, io_loop)
 
 

@@ -1,9 +1,10 @@
-"""Blobs in an Azure Storage container: ``AzureBlobStore`` with the core, sweeping, SAS
-redirects and a store marker, one block blob per file under ``prefix + key``.
+"""Blobs in an Azure Storage container: ``AzureBlobStore`` with the core, partial blobs (tus),
+sweeping, SAS redirects and a store marker, one block blob per file under ``prefix + key``.
 
 Writes stage blocks and commit a block list (azure_io.py). What a crash leaves is a blob name
 with uncommitted blocks only — invisible to readers, and discarded by Azure itself after 7
-days; ``remove_traces`` (the sweeper) discards them sooner for a key it settles.
+days; ``remove_traces`` (the sweeper) discards them sooner for a key it settles. Partial blobs
+(tus) are block blobs under ``<prefix>.partial/<key>`` (azure_partial.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from azure.storage.blob import BlobClient, BlobSasPermissions, generate_blob_sas
 from tornado_files.blocking import Offload
 from tornado_files.config import ConfigError
 from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.models import StoredBlob
 from tornado_files.storage.azure_client import AzureCalls, make_container
 from tornado_files.storage.azure_io import AzureBlobReader, AzureBlobWriter
+from tornado_files.storage.azure_partial import AzurePartialWriter, PartialBlobs
 from tornado_files.storage.azure_settings import AzureCredentials, AzureSettings, credentials_from
 from tornado_files.storage.disk import MARKER
 
@@ -32,10 +35,17 @@ AZURE_THREADS = 16  # eight uploads each with two blocks in flight
 OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
+def _our_key(key: str) -> str:
+    if not OUR_KEY.match(key):
+        raise BlobNotFound()
+    return key
+
+
 class AzureBlobStore:
-    """Implements ``BlobStore``, ``SweepableStore``, ``RedirectStore`` and the store marker on
-    one container and prefix. Credentials come from ``environ`` (``credentials_from``; raises
-    ``ConfigError`` when it names no account); ``owns_pool``: ``close`` shuts ``offload``."""
+    """Implements ``BlobStore``, ``PartialBlobStore``, ``SweepableStore``, ``RedirectStore`` and
+    the store marker on one container and prefix. Credentials come from ``environ``
+    (``credentials_from``; raises ``ConfigError`` when it names no account); ``owns_pool``:
+    ``close`` shuts ``offload``."""
 
     def __init__(self, settings: AzureSettings, offload: Offload, *,
                  environ: Mapping[str, str] | None = None, name: str = "azure",
@@ -51,6 +61,7 @@ class AzureBlobStore:
             raise ConfigError(str(exc)) from None
         self.calls = AzureCalls(make_container(settings, self.creds, AZURE_THREADS), offload)
         self._owns_pool = owns_pool
+        self.partials = PartialBlobs(self)
 
     def object_key(self, key: str) -> str:
         return self.prefix + key
@@ -120,6 +131,24 @@ class AzureBlobStore:
         if self._owns_pool:
             self.calls.offload.shutdown()
 
+    # -- PartialBlobStore (azure_partial.py) ----------------------------------------------
+    async def create_partial(self, key: str) -> None:
+        await self.partials.create(_our_key(key))
+
+    async def resume(self, key: str, offset: int) -> AzurePartialWriter:
+        return await self.partials.resume(_our_key(key), offset)
+
+    async def open_partial_reader(self, key: str, length: int) -> AzureBlobReader:
+        return await self.partials.open_reader(_our_key(key), length)
+
+    async def finalize(self, key: str, length: int) -> StoredBlob:
+        return await self.partials.finalize(_our_key(key), length)
+
+    async def discard_partial(self, key: str) -> None:
+        """Only the partial blob: a finalized blob is another blob, never touched here."""
+        if OUR_KEY.match(key):
+            await self.partials.discard(key)
+
     # -- SweepableStore -------------------------------------------------------------------
     async def exists(self, key: str) -> bool:
         if not OUR_KEY.match(key):
@@ -132,26 +161,33 @@ class AzureBlobStore:
         if not OUR_KEY.match(key):
             return True
         blob = self._blob(key)
-        props = await self.calls.run("head", blob.get_blob_properties, missing_ok=True)
-        if props is not None:
-            if props.last_modified >= quiet_before:
-                return False
-            await self.calls.run("delete", blob.delete_blob, missing_ok=True)
-            return True
-        name = blob.blob_name
-        found = await self.calls.must("list", lambda: [
-            item for item in self.calls.container.list_blobs(
-                name_starts_with=name, include=["uncommittedblobs"]) if item.name == name])
-        if not found:
-            return True
-        # Uncommitted blocks carry no time of their own; the listing's is the blob's newest.
-        changed = found[0].last_modified
-        if changed is not None and changed >= quiet_before:
+        # A partial's time is its last commit: a PATCH commits at least every tus_checkpoint.
+        partial = await self.calls.run("head partial", self.partials.blob(key).get_blob_properties,
+                                       missing_ok=True)
+        if partial is not None and partial.last_modified >= quiet_before:
             return False
-        await self.discard_uncommitted(blob)
+        props = await self.calls.run("head", blob.get_blob_properties, missing_ok=True)
+        found = []
+        if props is None:
+            name = blob.blob_name
+            found = await self.calls.must("list", lambda: [
+                item for item in self.calls.container.list_blobs(
+                    name_starts_with=name, include=["uncommittedblobs"]) if item.name == name])
+        # Uncommitted blocks carry no time of their own; the listing's is the blob's newest.
+        changed = [p.last_modified for p in (props, *found) if p is not None]
+        if any(when is not None and when >= quiet_before for when in changed):
+            return False
+        if partial is not None:
+            await self.partials.discard(key)
+        if props is not None:
+            await self.calls.run("delete", blob.delete_blob, missing_ok=True)
+        elif found:
+            await self.discard_uncommitted(blob)
         return True
 
     async def list_keys(self, after: str | None, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
         start = self.prefix + (after or "")
         container, prefix = self.calls.container, self.prefix
 
