@@ -31,7 +31,7 @@ T = TypeVar("T")
 # Seconds: connect, then read. A dead store must turn into a 503 quickly, not hang uploads.
 TIMEOUT = (5.0, 60.0)
 # The SDK retries for up to 120 s by default; a few seconds are enough to ride out a blip.
-RETRY = DEFAULT_RETRY.with_timeout(4.0)
+RETRY = DEFAULT_RETRY.with_timeout(2.0)
 
 
 class GcsError(Exception):

@@ -10,6 +10,7 @@ clients honour it) requests go without credentials.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,12 +99,29 @@ class GcsCredentials:
     project: str | None
 
 
+def _from_file(path: str) -> Any:
+    """A key file of the two kinds Google's tools write: a service account's key, or the
+    ``authorized_user`` file of ``gcloud auth application-default login``. Raises
+    ``ValueError``/``OSError``."""
+    from google.oauth2 import credentials, service_account
+
+    with open(path, encoding="utf-8") as handle:
+        info = json.load(handle)
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind == "service_account":
+        return service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+    if kind == "authorized_user":
+        return credentials.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+    raise ValueError(f"a credentials file of type {kind!r} (expected \"service_account\" or "
+                     "\"authorized_user\")")
+
+
 def credentials_from(settings: GcsSettings, environ: Mapping[str, str]) -> GcsCredentials:
     """Google's standard credentials. Raises ``ValueError`` (one line) when none are found
     for Google's service, or when ``download = "redirect"`` has no key to sign with."""
-    from google.auth import default, load_credentials_from_file
+    from google.auth import default
     from google.auth.credentials import AnonymousCredentials
-    from google.auth.exceptions import DefaultCredentialsError
+    from google.auth.exceptions import GoogleAuthError
     from google.oauth2 import service_account
 
     emulator = emulator_endpoint(settings, environ)
@@ -112,14 +130,16 @@ def credentials_from(settings: GcsSettings, environ: Mapping[str, str]) -> GcsCr
     project: str | None = None
     try:
         if key_file:
-            creds, project = load_credentials_from_file(key_file, scopes=list(SCOPES))
+            creds = _from_file(key_file)
+            project = getattr(creds, "project_id", None)
         elif emulator is None:
             creds, project = default(scopes=list(SCOPES))
-    except (DefaultCredentialsError, OSError, ValueError) as exc:
+    except (GoogleAuthError, OSError, ValueError) as exc:
         where = f"GOOGLE_APPLICATION_CREDENTIALS ({key_file})" if key_file else \
             "Application Default Credentials"
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
         raise ValueError(f"storage \"gcs\": no usable Google credentials in {where}: "
-                         f"{str(exc).splitlines()[0][:160]}") from None
+                         f"{detail}") from None
     signer = creds if isinstance(creds, service_account.Credentials) else None
     if settings.download == "redirect" and signer is None:
         raise ValueError("gcs.download = \"redirect\" needs a service-account key to sign URLs: "
