@@ -32,6 +32,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import Application
 
 from tests.azure_support import Azurite, start_azurite
+from tests.gcs_support import GcsEmulator, start_gcs_emulator
 from tests.mongo_support import STACKS, Standin, fresh_database, start_standin
 from tests.s3_support import S3Service, start_s3
 from tornado_files.app import build_runner, build_services, make_app
@@ -95,6 +96,14 @@ def s3_service() -> Iterator[S3Service]:
 def azurite() -> Iterator[Azurite]:
     """One Azurite for the whole run; each test makes a container of its own."""
     server = start_azurite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[GcsEmulator]:
+    """One gcp-storage-emulator for the whole run; each test makes a bucket of its own."""
+    server = start_gcs_emulator()
     yield server
     server.stop()
 

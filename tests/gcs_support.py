@@ -4,6 +4,12 @@ The emulator (PyPI ``gcp-storage-emulator``, in ``.venv`` from requirements-dev.
 subprocess on a free loopback port with its data in a temporary directory; the tests that need
 it fail when it cannot start — they are never skipped. It speaks the GCS JSON API
 (``/storage/v1``, ``/upload/storage/v1``) without authentication.
+
+One gap is filled at launch (``_LAUNCH``): the emulator has no DELETE on a resumable session's
+URI (it answers 501), which is how GCS cancels a session (it answers 499 and the session's
+bytes are gone). The launcher adds that handler — the emulator's own storage calls, nothing
+else changed — so the tests can show that an aborted upload leaves no session behind. It also
+adds the few names a test needs: ``new_bucket``, ``sessions``.
 """
 
 from __future__ import annotations
@@ -15,12 +21,42 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.azure_support import free_port, loopback_call
 
 EMULATOR = Path(sys.executable).parent / "gcp-storage-emulator"
+# The emulator's own entry point, with DELETE on a session URI answered as GCS does.
+_LAUNCH = """
+import sys
+import types
+from http import HTTPStatus
+
+from gcp_storage_emulator import server
+from gcp_storage_emulator.__main__ import main
+from gcp_storage_emulator.storage import RESUMABLE_DIR
+
+CANCELLED = types.SimpleNamespace(value=499, phrase="Client Closed Request")
+
+
+def cancel(request, response, storage, *args, **kwargs):
+    upload_id = (request.query.get("upload_id") or [""])[0]
+    if upload_id not in storage.resumable:
+        response.status = HTTPStatus.NOT_FOUND
+        return
+    storage.delete_resumable_file_obj(upload_id)
+    storage._delete_file(RESUMABLE_DIR, storage.safe_id(upload_id))
+    storage._write_config_to_file()
+    response.status = CANCELLED
+
+
+for regex, handlers in server.HANDLERS:
+    if regex.startswith("^/upload/storage/v1/"):
+        handlers["DELETE"] = cancel
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 @dataclass
@@ -43,6 +79,21 @@ class GcsEmulator:
                                      json.dumps({"name": name}).encode())
         if status != 200:
             raise RuntimeError(f"the emulator refused bucket {name!r}: {status} {body[:300]!r}")
+
+    def new_bucket(self) -> str:
+        """A fresh bucket of a unique name, created."""
+        name = f"b{uuid.uuid4().hex[:20]}"
+        self.create_bucket(name)
+        return name
+
+    def sessions(self, bucket: str) -> list[str]:
+        """Object names of the unfinished resumable sessions the emulator keeps for
+        ``bucket`` (its ``.meta`` file: GCS itself lists none)."""
+        meta = self.data_dir / ".cloudstorage" / ".meta"
+        if not meta.exists():
+            return []
+        found = json.loads(meta.read_text()).get("resumable") or {}
+        return sorted(obj["name"] for obj in found.values() if obj.get("bucket") == bucket)
 
     def stop(self) -> None:
         """SIGTERM by PID (then SIGKILL after 10 s) and remove the data directory."""
@@ -73,7 +124,7 @@ def start_gcs_emulator(timeout: float = 30.0) -> GcsEmulator:
     port = free_port()
     output = tempfile.TemporaryFile()  # noqa: SIM115 — the child writes here; closed below
     process = subprocess.Popen(
-        [str(EMULATOR), "--data-dir", str(data_dir), "start", "--host", "127.0.0.1",
+        [sys.executable, "-c", _LAUNCH, "--data-dir", str(data_dir), "start", "--host", "127.0.0.1",
          "--port", str(port), "--quiet"],
         stdout=output, stderr=output, stdin=subprocess.DEVNULL)
     emulator = GcsEmulator(process, port, data_dir)

@@ -120,6 +120,11 @@ def build_services(config: Config, multiprocess: bool = False) -> Services:
         from tornado_files.storage.azure import AZURE_THREADS, AzureBlobStore
         blob_stores["azure"] = AzureBlobStore(
             config.azure, Offload(AZURE_THREADS, "tornado-files-azure"), owns_pool=True)
+    if config.gcs is not None:
+        # Imported only here, like botocore; a pool of its own for the same reason.
+        from tornado_files.storage.gcs import GCS_THREADS, GcsBlobStore
+        blob_stores["gcs"] = GcsBlobStore(
+            config.gcs, Offload(GCS_THREADS, "tornado-files-gcs"), owns_pool=True)
     return Services(
         config=config,
         policies=build_policies(config),

@@ -40,8 +40,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--port", type=int, help="port to listen on (default 8888)")
     add("--data-dir", dest="data_dir", help="files and SQLite database (default ./data)")
     add("--config", help="TOML file: routes, CORS origins, limits")
-    add("--storage", choices=("disk", "gridfs", "s3", "azure"),
-        help="default blob store (default disk; s3/azure need an [s3]/[azure] table)")
+    add("--storage", choices=("disk", "gridfs", "s3", "gcs", "azure"),
+        help="default blob store (default disk; s3/gcs/azure need their table)")
     add("--mongodb-uri", dest="mongodb_uri",
         help="keep metadata in MongoDB (mongodb://host:27017/tornado_files)")
     add("--max-upload-size", dest="max_upload_size", help="cap of /api/files (default 10GiB)")

@@ -30,6 +30,8 @@ from tornado_files.processing.settings import KEY as MEDIA_KEY
 from tornado_files.processing.settings import MediaSettings, parse_media
 from tornado_files.storage.azure_settings import KEY as AZURE_KEY
 from tornado_files.storage.azure_settings import AzureSettings, parse_azure
+from tornado_files.storage.gcs_settings import KEY as GCS_KEY
+from tornado_files.storage.gcs_settings import GcsSettings, parse_gcs
 from tornado_files.storage.s3_settings import KEY as S3_KEY
 from tornado_files.storage.s3_settings import S3Settings, parse_s3
 from tornado_files.tables import table
@@ -40,7 +42,7 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 DEFAULT_ROUTE = "/api/files"
-STORAGE_KINDS = ("disk", "gridfs", "s3", "azure")
+STORAGE_KINDS = ("disk", "gridfs", "s3", "gcs", "azure")
 # Paths the server itself serves; an upload route may not take them over.
 BUILTIN_PREFIXES = ("/api/files", "/api/routes", "/api/tus", "/api/upload-links", "/healthz",
                     "/livez", "/metrics", "/readyz", "/static")
@@ -156,6 +158,9 @@ class Config:
     s3: S3Settings | None = None
     # An Azure container ([azure], docs/object-storage.md) for routes whose storage is "azure".
     azure: AzureSettings | None = None
+    # A Google Cloud Storage bucket ([gcs], docs/object-storage.md) for routes whose storage
+    # is "gcs".
+    gcs: GcsSettings | None = None
     # Orphan sweeping: how often, and how old a blob or record must be to be touched.
     sweep_interval: float = 3600.0
     sweep_grace: float = 86400.0
@@ -348,8 +353,8 @@ def build_config(
     merged: dict[str, Any] = {}
     for source in (toml, env, cli):
         merged.update({k: v for k, v in source.items() if v is not None})
-    known = (set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY, S3_KEY, AZURE_KEY} | set(_LISTS)
-             | set(AUTH_KEYS))
+    known = (set(_SCALARS) | {"routes", MEDIA_KEY, HOOKS_KEY, S3_KEY, AZURE_KEY, GCS_KEY}
+             | set(_LISTS) | set(AUTH_KEYS))
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
@@ -369,11 +374,12 @@ def build_config(
         hooks = parse_hooks(merged.get(HOOKS_KEY))
         s3 = parse_s3(merged.get(S3_KEY), parse_size)
         azure = parse_azure(merged.get(AZURE_KEY), parse_size)
+        gcs = parse_gcs(merged.get(GCS_KEY), parse_size)
         check_retry_max(values.get("hook_retry_max", DEFAULT_RETRY_MAX))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     config = replace(Config(), **values, config_file=config_file, auth=auth, media=media,
-                     hooks=hooks, s3=s3, azure=azure)
+                     hooks=hooks, s3=s3, azure=azure, gcs=gcs)
     if config.storage not in STORAGE_KINDS:
         raise ConfigError(f"storage: {config.storage!r} is not one of {list(STORAGE_KINDS)}")
     _check_mongo(config)
@@ -440,6 +446,8 @@ def build_config(
         raise ConfigError("storage \"s3\" needs an [s3] table with its bucket")
     if config.azure is None and "azure" in {config.storage, *(r.storage for r in routes)}:
         raise ConfigError("storage \"azure\" needs an [azure] table with its container")
+    if config.gcs is None and "gcs" in {config.storage, *(r.storage for r in routes)}:
+        raise ConfigError("storage \"gcs\" needs a [gcs] table with its bucket")
     return replace(config, routes=routes, cors_origins=tuple(origins), trusted_proxies=trusted)
 
 

@@ -10,6 +10,7 @@ import pytest
 from tornado.ioloop import IOLoop
 
 from tests.contract.azure_probe import BLOCK, AzureProbe
+from tests.contract.gcs_probe import PART, GcsProbe
 from tests.contract.s3_probe import S3Probe
 from tests.contract.stores import GRIDFS_CHUNK, DiskProbe, GridFSProbe
 from tests.mongo_support import STACKS, fresh_database
@@ -24,6 +25,8 @@ from tornado_files.mongo import database_of, make_client
 from tornado_files.storage.azure import AzureBlobStore
 from tornado_files.storage.azure_settings import AzureSettings
 from tornado_files.storage.disk import DiskBlobStore
+from tornado_files.storage.gcs import GcsBlobStore
+from tornado_files.storage.gcs_settings import GcsSettings
 from tornado_files.storage.gridfs import GridFSBlobStore
 from tornado_files.storage.s3 import S3BlobStore
 from tornado_files.storage.s3_settings import MIN_PART_SIZE, S3Settings
@@ -88,6 +91,19 @@ def _azure(request: pytest.FixtureRequest, offload: Offload,
     io_loop.run_sync(store.close)
 
 
+def _gcs(request: pytest.FixtureRequest, offload: Offload,
+         io_loop: IOLoop) -> Iterator[tuple[GcsBlobStore, GcsProbe]]:
+    emulator = request.getfixturevalue("gcs_emulator")
+    bucket = emulator.new_bucket()
+    # The smallest chunks GCS takes, so a few MiB cross chunk edges.
+    settings = GcsSettings(bucket=bucket, prefix="up/", endpoint=emulator.endpoint,
+                           part_size=PART)
+    store = GcsBlobStore(settings, offload, environ={})
+    io_loop.run_sync(store.startup)
+    yield store, GcsProbe(emulator, bucket, "up/")
+    io_loop.run_sync(store.close)
+
+
 def _backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
              io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
     if request.param == "disk":
@@ -96,18 +112,20 @@ def _backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
         yield from _s3(request, offload, io_loop)
     elif request.param == "azure":
         yield from _azure(request, offload, io_loop)
+    elif request.param == "gcs":
+        yield from _gcs(request, offload, io_loop)
     else:
         yield from _gridfs(request, io_loop)
 
 
-@pytest.fixture(params=["disk", "gridfs", "s3", "azure"])
+@pytest.fixture(params=["disk", "gridfs", "s3", "azure", "gcs"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
             io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
     """Every backend, each with a probe of its real resource."""
     yield from _backend(request, tmp_path, offload, io_loop)
 
 
-@pytest.fixture(params=["disk", "gridfs", "s3", "azure"])
+@pytest.fixture(params=["disk", "gridfs", "s3", "azure", "gcs"])
 def partial_backend(request: pytest.FixtureRequest, tmp_path: Path, offload: Offload,
                     io_loop: IOLoop) -> Iterator[tuple[Any, Any]]:
     """Every backend that keeps partial blobs (tus): all of them. A tus upload to a route
@@ -127,6 +145,13 @@ def azure(request: pytest.FixtureRequest, offload: Offload,
           io_loop: IOLoop) -> Iterator[tuple[AzureBlobStore, AzureProbe]]:
     """The Azure store alone (Azurite), for what only block blobs show."""
     yield from _azure(request, offload, io_loop)
+
+
+@pytest.fixture
+def gcs(request: pytest.FixtureRequest, offload: Offload,
+        io_loop: IOLoop) -> Iterator[tuple[GcsBlobStore, GcsProbe]]:
+    """The GCS store alone (the emulator), for what only resumable sessions and compose show."""
+    yield from _gcs(request, offload, io_loop)
 
 
 @pytest.fixture

@@ -257,7 +257,10 @@ async def test_remove_traces_removes_quiet_keys_and_leaves_fresh_ones(partial_ba
     for _ in range(max(8, probe.flush_bytes // (128 * 1024) + 1)):
         await writer.write(os.urandom(128 * 1024))
     partial = await new_partial(store, os.urandom(250_000))
-    keys = (committed, writing, partial)
+    # GCS lists no unfinished resumable session: no store can find (or remove) one by its
+    # key; the session is no object, and Google drops it after a week.
+    sessions_found = getattr(probe, "lists_unfinished", True)
+    keys = (committed, writing, partial) if sessions_found else (committed, partial)
     before = {key: probe.traces(key) for key in keys}
     assert all(before.values())
     an_hour_ago = utcnow() - HOUR

@@ -1,0 +1,133 @@
+"""What the GCS backend really holds, read with google-cloud-storage (the provider's own SDK)
+straight from the bucket — objects, a partial's segment objects — and, for the unfinished
+resumable sessions GCS itself never lists, the emulator's own record of them (its ``.meta``
+and ``_resumable`` files); never through the store."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gcp_storage_emulator.storage import Storage
+from google.auth.credentials import AnonymousCredentials
+from google.cloud.storage import Client
+
+from tests.gcs_support import GcsEmulator
+from tornado_files.storage.gcs_settings import CHUNK_UNIT
+
+_OURS = re.compile(r"^[0-9a-f]{32}$")
+PART = CHUNK_UNIT  # the contract fixture's part_size: the smallest GCS chunk
+
+
+def sdk_client(emulator: GcsEmulator) -> Client:
+    """An anonymous google-cloud-storage client of the emulator."""
+    return Client(project="test", credentials=AnonymousCredentials(),
+                  client_options={"api_endpoint": emulator.endpoint})
+
+
+class GcsProbe:
+    kind = "gcs"
+    read_slack = 0  # a ranged GET asks for exactly the bytes wanted
+    flush_bytes = 2 * PART  # the first chunk has landed once a second one is sent
+    # After ``end`` a writer keeps its last < 256 KiB: the last chunk finalizes the object.
+    end_keeps = CHUNK_UNIT - 1
+    # GCS lists no unfinished resumable sessions: nothing (the sweeper included) can find one.
+    lists_unfinished = False
+
+    def __init__(self, emulator: GcsEmulator, bucket: str, prefix: str) -> None:
+        self.emulator = emulator
+        self.client = sdk_client(emulator)
+        self.bucket = self.client.bucket(bucket)
+        self.prefix = prefix
+
+    def _ours(self, name: str) -> str | None:
+        key = name[len(self.prefix):]
+        return key if name.startswith(self.prefix) and _OURS.match(key) else None
+
+    def committed(self) -> set[str]:
+        names = (self._ours(b.name) for b in self.client.list_blobs(self.bucket,
+                                                                    prefix=self.prefix))
+        return {n for n in names if n}
+
+    def _sessions(self) -> dict[str, str]:
+        """Unfinished sessions of this bucket: upload id → object name."""
+        meta = self.emulator.data_dir / ".cloudstorage" / ".meta"
+        for _ in range(50):  # the emulator rewrites the file in place: read a whole one
+            try:
+                found = json.loads(meta.read_text()).get("resumable") or {}
+                break
+            except json.JSONDecodeError:
+                time.sleep(0.01)
+        else:
+            raise AssertionError("the emulator's .meta stays unreadable")
+        return {upload_id: obj["name"] for upload_id, obj in found.items()
+                if obj.get("bucket") == self.bucket.name}
+
+    def in_progress(self) -> list[str]:
+        """Keys of unfinished resumable sessions (what a writer holds before commit)."""
+        return sorted(k for name in self._sessions().values() if (k := self._ours(name)))
+
+    def held(self, key: str) -> int:
+        """A GCS writer holds no descriptor (the client's connection pool is shared)."""
+        return 0
+
+    def stored_bytes(self, key: str) -> int:
+        """Bytes the emulator received for ``key``'s unfinished session(s)."""
+        folder = self.emulator.data_dir / ".cloudstorage" / "_resumable"
+        return sum((folder / Storage.safe_id(upload_id)).stat().st_size
+                   for upload_id, name in self._sessions().items()
+                   if name == self.prefix + key and (folder / Storage.safe_id(upload_id)).exists())
+
+    def segments(self, key: str) -> list[Any]:
+        """A partial's segment objects (``<prefix>.partial/<key>/NNNNNN``) in order."""
+        found = self.client.list_blobs(self.bucket, prefix=f"{self.prefix}.partial/{key}/")
+        return sorted(found, key=lambda blob: blob.name)
+
+    def partial(self, key: str) -> bytes | None:
+        found = self.segments(key)
+        names = [blob.name.rsplit("/", 1)[1] for blob in found]
+        assert names == [f"{n:06d}" for n in range(1, len(found) + 1)], "a gap in the segments"
+        return b"".join(blob.download_as_bytes() for blob in found) if found else None
+
+    def traces(self, key: str) -> list[str]:
+        found = [f"object {k}" for k in self.committed() if k == key]
+        found += [f"segment {blob.name}" for blob in self.segments(key)]
+        return found + [f"session {u}" for u, name in self._sessions().items()
+                        if name == self.prefix + key]
+
+    def damage(self, key: str) -> None:
+        """Cut the committed object, or a partial's last segment, to half its size."""
+        found = self.segments(key)
+        blob = found[-1] if found else self.bucket.blob(self.prefix + key)
+        data = blob.download_as_bytes()
+        blob.upload_from_string(data[:len(data) // 2])
+
+    def add_foreign(self) -> None:
+        """Objects other programs put in the bucket, inside and outside the prefix."""
+        for name in ("README", "F" * 32, "0" * 31, "sub/" + "0" * 32):
+            self.bucket.blob(self.prefix + name).upload_from_string(b"x")
+        self.bucket.blob("elsewhere-" + "1" * 32).upload_from_string(b"x")
+
+    def spy_reads(self, reader: Any) -> Callable[[], int]:
+        """Count the bytes the store really sent: wrap the reader's blob so every ranged
+        download counts what it returned."""
+        counter = _Counting(reader._blob)
+        reader._blob = counter
+        return lambda: counter.bytes_read
+
+
+class _Counting:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.bytes_read = 0
+
+    def download_as_bytes(self, **kwargs: Any) -> bytes:
+        data: bytes = self.inner.download_as_bytes(**kwargs)
+        self.bytes_read += len(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
