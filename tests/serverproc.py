@@ -105,11 +105,13 @@ def launch_standin(name: str, argv: Callable[[int], Sequence[str]],
             if ready(port):
                 return standin
             time.sleep(0.1)
+        exited = process.poll() is not None
         standin.stop()
         output.seek(max(0, output.seek(0, os.SEEK_END) - 2000))
         tail = output.read().decode(errors="replace")
-    raise RuntimeError(f"{name} did not answer on 127.0.0.1:{port} within {timeout} s "
-                       f"(exit code {process.returncode}): {tail}")
+    why = (f"exited ({process.returncode})" if exited
+           else f"did not answer within {timeout} s")
+    raise RuntimeError(f"{name} on 127.0.0.1:{port} {why}: {tail}")
 
 
 @dataclass
