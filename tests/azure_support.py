@@ -12,17 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
+
+from tests.serverproc import StandIn, answers_http, launch_standin, loopback_call
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BLOB = ROOT / ".azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -35,9 +32,12 @@ API_VERSION = "2021-08-06"
 
 @dataclass
 class Azurite:
-    process: subprocess.Popen[bytes]
-    port: int
+    standin: StandIn
     workspace: Path
+
+    @property
+    def port(self) -> int:
+        return self.standin.port
 
     @property
     def endpoint(self) -> str:
@@ -67,27 +67,9 @@ class Azurite:
             raise RuntimeError(f"Azurite refused container {name!r}: {status} {body[:300]!r}")
 
     def stop(self) -> None:
-        """SIGTERM by PID (then SIGKILL after 10 s) and remove the workspace."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        """Stop Azurite by its PID (SIGKILL after 10 s) and remove the workspace."""
+        self.standin.stop()
         shutil.rmtree(self.workspace, ignore_errors=True)
-
-
-def loopback_call(port: int, method: str, path: str, headers: dict[str, str],
-                  body: bytes = b"") -> tuple[int, bytes]:
-    """One HTTP request to 127.0.0.1:``port``: (status, body). Raises ``OSError`` if refused."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
 
 
 def shared_key_headers(method: str, path: str, query: dict[str, str]) -> dict[str, str]:
@@ -109,43 +91,20 @@ def shared_key_headers(method: str, path: str, query: dict[str, str]) -> dict[st
     return headers
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    """True once Azurite answers HTTP at all (an unsigned request earns a 4xx)."""
-    try:
-        loopback_call(port, "GET", f"/{ACCOUNT}?comp=list", {})
-    except OSError:
-        return False
-    return True
-
-
 def start_azurite(timeout: float = 60.0) -> Azurite:
     """Start Azurite's blob service; raises ``RuntimeError`` (with its output) if it does not
     answer within ``timeout`` seconds."""
     if not AZURITE_BLOB.exists():
         raise RuntimeError(f"the Azure stand-in needs {AZURITE_BLOB}: run scripts/test.sh")
     workspace = Path(tempfile.mkdtemp(prefix="azurite-"))
-    port = free_port()
-    output = tempfile.TemporaryFile()  # noqa: SIM115 — the child writes here; closed below
-    process = subprocess.Popen(
-        [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-         "--location", str(workspace), "--silent", "--skipApiVersionCheck", "--loose",
-         "--disableTelemetry"],
-        stdout=output, stderr=output, stdin=subprocess.DEVNULL)
-    azurite = Azurite(process, port, workspace)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if _answers(port):
-            output.close()
-            return azurite
-        time.sleep(0.1)
-    azurite.stop()
-    output.seek(0)
-    detail = output.read()[-2000:].decode(errors="replace")
-    output.close()
-    raise RuntimeError(f"the Azure stand-in (Azurite) did not start: {detail}")
+    try:
+        standin = launch_standin(
+            "the Azure stand-in (Azurite)",
+            lambda port: [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+                          "--location", str(workspace), "--silent", "--skipApiVersionCheck",
+                          "--loose", "--disableTelemetry"],
+            answers_http(f"/{ACCOUNT}?comp=list"), timeout)  # unsigned: a 4xx, but an answer
+    except RuntimeError:
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise
+    return Azurite(standin, workspace)

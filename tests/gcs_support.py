@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.azure_support import free_port, loopback_call
+from tests.serverproc import StandIn, answers_http, launch_standin, loopback_call
 
 EMULATOR = Path(sys.executable).parent / "gcp-storage-emulator"
 # The emulator's own entry point, with DELETE on a session URI answered as GCS does.
@@ -61,9 +58,12 @@ sys.exit(main(sys.argv[1:]))
 
 @dataclass
 class GcsEmulator:
-    process: subprocess.Popen[bytes]
-    port: int
+    standin: StandIn
     data_dir: Path
+
+    @property
+    def port(self) -> int:
+        return self.standin.port
 
     @property
     def endpoint(self) -> str:
@@ -96,23 +96,9 @@ class GcsEmulator:
         return sorted(obj["name"] for obj in found.values() if obj.get("bucket") == bucket)
 
     def stop(self) -> None:
-        """SIGTERM by PID (then SIGKILL after 10 s) and remove the data directory."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        """Stop the emulator by its PID (SIGKILL after 10 s) and remove the data directory."""
+        self.standin.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _answers(port: int) -> bool:
-    try:
-        loopback_call(port, "GET", "/", {})
-    except OSError:
-        return False
-    return True
 
 
 def start_gcs_emulator(timeout: float = 30.0) -> GcsEmulator:
@@ -121,21 +107,13 @@ def start_gcs_emulator(timeout: float = 30.0) -> GcsEmulator:
     if not EMULATOR.exists():
         raise RuntimeError(f"the GCS stand-in needs {EMULATOR}: run scripts/test.sh")
     data_dir = Path(tempfile.mkdtemp(prefix="gcs-emulator-"))
-    port = free_port()
-    output = tempfile.TemporaryFile()  # noqa: SIM115 — the child writes here; closed below
-    process = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, "--data-dir", str(data_dir), "start", "--host", "127.0.0.1",
-         "--port", str(port), "--quiet"],
-        stdout=output, stderr=output, stdin=subprocess.DEVNULL)
-    emulator = GcsEmulator(process, port, data_dir)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if _answers(port):
-            output.close()
-            return emulator
-        time.sleep(0.1)
-    emulator.stop()
-    output.seek(0)
-    detail = output.read()[-2000:].decode(errors="replace")
-    output.close()
-    raise RuntimeError(f"the GCS stand-in (gcp-storage-emulator) did not start: {detail}")
+    try:
+        standin = launch_standin(
+            "the GCS stand-in (gcp-storage-emulator)",
+            lambda port: [sys.executable, "-c", _LAUNCH, "--data-dir", str(data_dir), "start",
+                          "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+            answers_http("/"), timeout)
+    except RuntimeError:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    return GcsEmulator(standin, data_dir)

@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +19,7 @@ from uuid import uuid4
 import boto3
 from botocore.config import Config as BotoConfig
 
-from tests.serverproc import free_port
+from tests.serverproc import StandIn, answers_http, launch_standin
 
 ROOT = Path(__file__).resolve().parents[1]
 MOTO_SERVER = ROOT / ".venv" / "bin" / "moto_server"
@@ -35,7 +30,7 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 
 @dataclass
 class S3Service:
-    process: subprocess.Popen[bytes] | None
+    standin: StandIn | None  # None: a real service, not ours to stop
     endpoint: str
 
     def client(self) -> Any:
@@ -51,44 +46,23 @@ class S3Service:
 
     def stop(self) -> None:
         """End the moto process we started (by its PID); a real service is left alone."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.standin is not None:
+            self.standin.stop()
 
 
 def start_s3(timeout: float = 30.0, external: bool = True) -> S3Service:
     """A running S3: the real one named by ``TORNADO_FILES_TEST_S3_URI`` (unless
-    ``external`` is False, for tests that stop their service), else a new moto server."""
+    ``external`` is False, for tests that stop their service), else a new moto server.
+    Raises ``RuntimeError`` (with moto's output) if moto does not answer in ``timeout`` s."""
     uri = os.environ.get("TORNADO_FILES_TEST_S3_URI")
     if external and uri:
         return S3Service(None, uri)
     for name, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(name, value)
-    port = free_port()
-    errors = tempfile.TemporaryFile()  # noqa: SIM115 — the child writes here; closed below
-    process = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=errors, stderr=errors)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(endpoint + "/", timeout=2):  # noqa: S310 — loopback
-                errors.close()
-                return S3Service(process, endpoint)
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    if process.poll() is None:
-        process.kill()
-    process.wait(timeout=10)
-    errors.seek(0)
-    detail = errors.read()[-2000:].decode(errors="replace")
-    errors.close()
-    raise RuntimeError(f"moto_server did not start on port {port}: {detail}")
+    standin = launch_standin(
+        "moto_server", lambda port: [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        answers_http("/"), timeout)
+    return S3Service(standin, f"http://127.0.0.1:{standin.port}")
 
 
 def unfinished_uploads(client: Any, bucket: str) -> list[str]:

@@ -1,7 +1,10 @@
-"""``python server.py`` started as a real subprocess on 127.0.0.1, and its memory figures."""
+"""Real subprocesses on 127.0.0.1: ``python server.py`` (and its memory figures), and the
+stand-ins of the services it talks to (moto, Azurite, the GCS emulator, the MongoDB stand-in),
+each started, waited for and stopped by its PID in one way."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import resource
@@ -9,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,9 +24,94 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def loopback_call(port: int, method: str, path: str, headers: Mapping[str, str] | None = None,
+                  body: bytes = b"", timeout: float = 10.0) -> tuple[int, bytes]:
+    """One HTTP request to 127.0.0.1:``port``: (status, body). Raises ``OSError`` when nothing
+    answers (refused, reset, ``timeout`` seconds of silence)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=dict(headers or {}))
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def answers_http(path: str) -> Callable[[int], bool]:
+    """A readiness check: True once the port answers ``GET path`` with any status at all."""
+    def answers(port: int) -> bool:
+        try:
+            loopback_call(port, "GET", path, timeout=2)
+        except OSError:
+            return False
+        return True
+
+    return answers
+
+
+def accepts_tcp(port: int) -> bool:
+    """A readiness check: True once the port accepts a TCP connection."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class StandIn:
+    """A stand-in service we started: its process and the loopback port it serves."""
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM by PID, SIGKILL if it has not exited after ``timeout`` seconds; a process
+        already gone is left as it is (idempotent)."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL by PID (an abrupt death, for fault tests); idempotent."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def launch_standin(name: str, argv: Callable[[int], Sequence[str]],
+                   ready: Callable[[int], bool], timeout: float, port: int | None = None,
+                   ) -> StandIn:
+    """Start ``argv(port)`` on ``port`` (a free one when None), its output in a temporary file,
+    and return once ``ready(port)`` is true. Raises ``RuntimeError`` naming ``name`` with the
+    last 2,000 bytes of its output when it exits or is not ready within ``timeout`` seconds; it
+    is stopped (by PID) first."""
+    port = free_port() if port is None else port
+    with tempfile.TemporaryFile() as output:  # the child keeps its own descriptor
+        process = subprocess.Popen([*argv(port)], stdout=output, stderr=output,
+                                   stdin=subprocess.DEVNULL)
+        standin = StandIn(process, port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            if ready(port):
+                return standin
+            time.sleep(0.1)
+        exited = process.poll() is not None
+        standin.stop()
+        output.seek(max(0, output.seek(0, os.SEEK_END) - 2000))
+        tail = output.read().decode(errors="replace")
+    why = (f"exited ({process.returncode})" if exited
+           else f"did not answer within {timeout} s")
+    raise RuntimeError(f"{name} on 127.0.0.1:{port} {why}: {tail}")
 
 
 @dataclass

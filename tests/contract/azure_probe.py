@@ -4,6 +4,7 @@ never through the store."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,12 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, ContainerClient
 
 from tests.azure_support import Azurite
+from tests.contract.object_probe import Unreachable
+from tests.serverproc import free_port
+from tornado_files.blocking import Offload
+from tornado_files.storage.azure import AzureBlobStore
+from tornado_files.storage.azure_settings import AzureSettings
+from tornado_files.storage.parts import PartPipeline
 
 _OURS = re.compile(r"^[0-9a-f]{32}$")
 BLOCK = 1024 * 1024  # the contract fixture's part_size
@@ -22,11 +29,15 @@ def container_client(azurite: Azurite, container: str) -> ContainerClient:
 
 
 class AzureProbe:
+    """Implements ``ObjectProbe`` (tests/contract/object_probe.py) on a container."""
+
     kind = "azure"
+    part_size = BLOCK
     read_slack = 0  # a ranged download asks for exactly the bytes wanted
     flush_bytes = 2 * BLOCK  # the first block has landed once a second one is sent
 
     def __init__(self, azurite: Azurite, container: str, prefix: str) -> None:
+        self.azurite = azurite
         self.client = container_client(azurite, container)
         self.prefix = prefix
 
@@ -45,10 +56,31 @@ class AzureProbe:
         return sorted(k for b in found if (k := self._ours(b.name)) and self.blocks(k)[1])
 
     def blocks(self, key: str) -> tuple[list[int], list[int]]:
-        """Sizes of ``key``'s committed and uncommitted blocks."""
+        """Sizes of ``key``'s committed blocks (in list order) and uncommitted blocks (in the
+        order of their decoded ids: the writer numbers its blocks, so that is part order)."""
         committed, uncommitted = self.client.get_blob_client(self.prefix + key).get_block_list(
             "all")
-        return [b.size for b in committed], [b.size for b in uncommitted]
+        return ([b.size for b in committed],
+                [b.size for b in sorted(uncommitted, key=lambda b: base64.b64decode(b.id))])
+
+    def staged(self, key: str) -> list[int]:
+        listed = self.client.list_blobs(name_starts_with=self.prefix + key,
+                                        include=["uncommittedblobs"])
+        return self.blocks(key)[1] if any(b.name == self.prefix + key for b in listed) else []
+
+    def read(self, key: str) -> bytes:
+        return bytes(self.client.get_blob_client(self.prefix + key).download_blob().readall())
+
+    def pipeline(self, writer: Any) -> PartPipeline[Any]:
+        return writer._blocks
+
+    def unreachable(self, offload: Offload) -> Unreachable:
+        endpoint = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
+        environ = {"AZURE_STORAGE_CONNECTION_STRING": self.azurite.connection_string}
+        store = AzureBlobStore(AzureSettings(container="media", endpoint=endpoint), offload,
+                               environ=environ)
+        return Unreachable(store, "tornado_files.storage.azure_client",
+                           r"cannot write to azure container http://127")
 
     def held(self, key: str) -> int:
         """An Azure writer holds no descriptor (the client's connection pool is shared)."""
@@ -76,14 +108,20 @@ class AzureProbe:
             return None
 
     def traces(self, key: str) -> list[str]:
-        found = [f"blob {k}" for k in self.committed() if k == key]
-        if key in self.in_progress():
-            found.append(f"uncommitted blocks of {key}")
+        found = []
+        name = self.prefix + key
+        if [b.name for b in self.client.list_blobs(name_starts_with=name,
+                                                   include=["uncommittedblobs"])
+                if b.name == name]:
+            found = [f"blob {k}" for k in self.committed() if k == key]
+            if self.blocks(key)[1]:
+                found.append(f"uncommitted blocks of {key}")
+            found = found or [f"blob {key} listed, with no block"]
         if self.partial_blocks(key) is not None:
             found.append(f"partial blob of {key}")
         return found
 
-    def plant_uncommitted(self, key: str, data: bytes) -> None:
+    def plant_in_progress(self, key: str, data: bytes) -> None:
         """A crashed writer's leftovers: one staged block, never committed."""
         self.client.get_blob_client(self.prefix + key).stage_block("MDAwMDAx", data)
 

@@ -7,13 +7,22 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tests.contract.object_probe import Unreachable
 from tests.s3_support import S3Service
+from tests.serverproc import free_port
+from tornado_files.blocking import Offload
+from tornado_files.storage.parts import PartPipeline
+from tornado_files.storage.s3 import S3BlobStore
+from tornado_files.storage.s3_settings import MIN_PART_SIZE, S3Settings
 
 _OURS = re.compile(r"^[0-9a-f]{32}$")
 
 
 class S3Probe:
+    """Implements ``ObjectProbe`` (tests/contract/object_probe.py) on a bucket."""
+
     kind = "s3"
+    part_size = MIN_PART_SIZE  # the contract fixture's: the smallest S3 takes
     read_slack = 0  # a ranged GET asks for exactly the bytes wanted
     flush_bytes = 2 * 5 * 1024 * 1024  # the first part has landed once a second one is sent
 
@@ -48,6 +57,26 @@ class S3Probe:
                                             UploadId=upload["UploadId"])
             sizes += [p["Size"] for p in answer.get("Parts", [])]
         return sizes
+
+    def staged(self, key: str) -> list[int]:
+        return self.parts(key)
+
+    def read(self, key: str) -> bytes:
+        answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        return bytes(answer["Body"].read())
+
+    def plant_in_progress(self, key: str, data: bytes) -> None:
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.prefix + key)
+        self.client.upload_part(Bucket=self.bucket, Key=self.prefix + key, PartNumber=1,
+                                UploadId=upload["UploadId"], Body=data)
+
+    def pipeline(self, writer: Any) -> PartPipeline[Any]:
+        return writer._parts
+
+    def unreachable(self, offload: Offload) -> Unreachable:
+        settings = S3Settings(bucket="media", endpoint=f"http://127.0.0.1:{free_port()}")
+        return Unreachable(S3BlobStore(settings, offload), "tornado_files.storage.s3_client",
+                           r"cannot write to s3://media/ at http://127")
 
     def held(self, key: str) -> int:
         """An S3 writer holds no descriptor (the client's connection pool is shared)."""

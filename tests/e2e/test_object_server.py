@@ -1,0 +1,142 @@
+"""``python server.py`` with a route on each object store (tests/object_support.py: S3 on
+moto, Azure on Azurite): 64 MiB raw and multipart uploads checked in the bucket through the
+provider's SDK, Range across a part edge, DELETE, a client that disconnects halfway (nothing
+committed, nothing unfinished), the store stopped (503 and ``/readyz`` 503), and redirect
+downloads served by the provider with the file's name and type."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_mongo_server import curl, random_file
+from tests.object_support import MIB, AzureObjects, ObjectStore, S3Objects
+from tests.serverproc import ServerProcess, running_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=[S3Objects, AzureObjects], ids=lambda provider: provider.kind)
+def provider(request: pytest.FixtureRequest) -> type[ObjectStore]:
+    return request.param
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, provider: type[ObjectStore]) -> ObjectStore:
+    """A bucket (container) of its own on the session's stand-in."""
+    return provider(request.getfixturevalue(provider.service_fixture))
+
+
+@pytest.fixture
+def object_server(tmp_path: Path, store: ObjectStore) -> Iterator[ServerProcess]:
+    with running_server(tmp_path, config=store.config(), env=store.env()) as server:
+        yield server
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 — loopback
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_raw_and_multipart_uploads_range_and_delete(object_server, store, tmp_path):
+    server = object_server
+    big = random_file(tmp_path / "big.bin", 64 * MIB)
+    content = big.read_bytes()
+    want = hashlib.sha256(content).hexdigest()
+    status, body = curl("--data-binary", f"@{big}", "-H", "Content-Type: application/x-raw",
+                        "-H", "X-Filename: big.bin", server.url + store.route)
+    assert status == 201, body
+    raw = json.loads(body)
+    status, body = curl("-F", f"file=@{big}", server.url + store.route)
+    assert status == 201, body
+    form = json.loads(body)
+    stored = store.objects()
+    assert sorted(stored.values()) == [64 * MIB, 64 * MIB]
+    assert raw["storage"] == form["storage"] == store.kind
+    assert raw["sha256"] == form["sha256"] == want
+    assert [store.sha256(name) for name in stored] == [want, want]
+    assert store.in_progress() == []
+
+    out = tmp_path / "part.bin"
+    edge = store.part_size  # 20 bytes across the first part's end
+    status, _ = curl("-r", f"{edge - 10}-{edge + 9}", "-o", str(out),
+                     server.url + raw["download_url"])
+    assert status == 206
+    assert out.read_bytes() == content[edge - 10:edge + 10]
+
+    status, _ = curl("-X", "DELETE", server.url + f"/api/files/{raw['id']}")
+    assert status == 204
+    assert sorted(store.objects().values()) == [64 * MIB]
+
+
+def test_a_client_gone_halfway_leaves_nothing_committed_or_unfinished(object_server, store):
+    with socket.create_connection(("127.0.0.1", object_server.port), timeout=30) as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-raw\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (store.route.encode(), 64 * MIB))
+        block = bytes(range(256)) * 4096
+        for _ in range(16):  # 16 MiB: several parts stored, one in the buffer
+            sock.sendall(block)
+        deadline = time.monotonic() + 10
+        while not store.in_progress() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.in_progress()  # the upload was under way
+    deadline = time.monotonic() + 15
+    while (store.in_progress() or store.objects()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert store.in_progress() == []
+    assert store.objects() == {}
+
+
+def test_the_store_stopped_is_503_and_not_ready(tmp_path, provider):
+    own = provider.own()  # a stand-in of its own, to stop
+    try:
+        with running_server(tmp_path, config=own.config(), env=own.env()) as server:
+            assert status_of(server.url + "/readyz") == 200
+            own.stop_service()
+            status, body = curl("--data-binary", "hello", "-H", "Content-Type: text/plain",
+                                server.url + own.route)
+            assert status == 503, body
+            assert json.loads(body)["errors"][0]["code"] == "backend_unavailable"
+            assert status_of(server.url + "/readyz") == 503
+            assert "Traceback" not in server.log()
+    finally:
+        own.stop_service()
+
+
+def test_redirect_downloads_come_from_the_store_with_name_and_type(tmp_path, store):
+    clip = random_file(tmp_path / "clip.bin", 6 * MIB)
+    content = clip.read_bytes()
+    config = store.config(download="redirect")
+    with running_server(tmp_path, config=config, env=store.env()) as server:
+        status, body = curl("--data-binary", f"@{clip}", "-H", "Content-Type: application/x-raw",
+                            "-H", "X-Filename: r%C3%A9sum%C3%A9.bin", server.url + store.route)
+        assert status == 201, body
+        url = server.url + json.loads(body)["download_url"]
+        status, headers = curl("-sS", "-o", "/dev/null", "-D", "-", url)
+        assert status == 302
+        location = next(line.split(" ", 1)[1].strip() for line in headers.decode().splitlines()
+                        if line.lower().startswith("location:"))
+        assert location.startswith(store.object_url)
+        assert store.signed(location)
+        # curl follows it to the provider, which serves the bytes, the name and the type.
+        out = tmp_path / "out"
+        status, headers = curl("-L", "-D", "-", "-o", str(out), url)
+        assert status == 200
+        assert out.read_bytes() == content
+        text = headers.decode().lower()
+        assert "content-disposition: attachment; filename=\"resume.bin\"" in text
+        assert "content-type: application/octet-stream" in text
+        status, _ = curl("-L", "-r", "100-199", "-o", str(out), url)
+        assert status == 206
+        assert out.read_bytes() == content[100:200]
