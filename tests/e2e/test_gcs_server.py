@@ -25,7 +25,7 @@ from tests.contract.test_gcs_store import service_account_file
 from tests.e2e.test_fsck import fsck
 from tests.e2e.test_media_server import picture, settled
 from tests.e2e.test_mongo_server import curl, random_file
-from tests.e2e.test_s3_server import status_of
+from tests.e2e.test_object_server import status_of
 from tests.gcs_support import GcsEmulator, start_gcs_emulator
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server
 
