@@ -14,17 +14,15 @@ import os
 import threading
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from requests.adapters import HTTPAdapter
 
 from tests.contract.gcs_probe import PART
 from tests.contract.stores import write_blob
+from tests.gcs_support import service_account_file
 from tornado_files.blocking import Offload
 from tornado_files.config import ConfigError
 from tornado_files.errors import BackendUnavailable
@@ -160,20 +158,6 @@ async def test_short_segments_are_kept_as_they_are(gcs):
     await store.finalize(key, PART + 1011)
     assert probe.bucket.blob(f"up/{key}").download_as_bytes() == \
         b"a" * 1000 + b"b" * (PART + 10) + b"c"
-
-
-def service_account_file(folder: Path) -> Path:
-    """A service-account key file as Google issues them, with a fresh RSA key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path = folder / "service-account.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "tornado-files-test",
-        "private_key_id": "0" * 40, "private_key": pem,
-        "client_email": "uploads@tornado-files-test.iam.gserviceaccount.com",
-        "client_id": "1" * 21, "token_uri": "https://oauth2.googleapis.com/token"}))
-    return path
 
 
 @pytest.mark.gen_test(timeout=60)
