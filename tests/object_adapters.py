@@ -205,7 +205,7 @@ class GcsObjects(ObjectStore):
     def content_type(self, url: str, headers: str) -> str | None:
         """The type the signed URL asks for: the emulator ignores ``response-content-type``
         (GCS honours it; docs/object-storage.md)."""
-        return parse_qs(urlsplit(url).query)["response-content-type"][0]
+        return parse_qs(urlsplit(url).query).get("response-content-type", [None])[0]
 
     def put(self, name: str, data: bytes) -> None:
         self.client.bucket(self.bucket).blob(name).upload_from_string(data)
