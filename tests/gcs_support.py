@@ -22,6 +22,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from tests.serverproc import StandIn, answers_http, launch_standin, loopback_call
 
 EMULATOR = Path(sys.executable).parent / "gcp-storage-emulator"
@@ -117,3 +120,17 @@ def start_gcs_emulator(timeout: float = 30.0) -> GcsEmulator:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
     return GcsEmulator(standin, data_dir)
+
+
+def service_account_file(folder: Path) -> Path:
+    """A service-account key file as Google issues them, with a fresh RSA key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path = folder / "service-account.json"
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "tornado-files-test",
+        "private_key_id": "0" * 40, "private_key": pem,
+        "client_email": "uploads@tornado-files-test.iam.gserviceaccount.com",
+        "client_id": "1" * 21, "token_uri": "https://oauth2.googleapis.com/token"}))
+    return path

@@ -1,11 +1,13 @@
 """The object stores as the end-to-end tests see them: one adapter per provider, so that a test
-of ``python server.py`` runs unchanged on S3 (moto) and Azure (Azurite).
+of ``python server.py`` runs unchanged on S3 (moto), Azure (Azurite) and GCS
+(gcp-storage-emulator).
 
 An adapter makes a bucket (or container) of its own on the session's stand-in, gives the
 server's TOML for a route storing there (and the environment its credentials travel in), and
-reads what the provider really holds through the provider's own SDK (boto3,
-azure-storage-blob), never through the store under test. A new provider is one ``ObjectStore``
-subclass here plus one entry in the e2e suite's params (tests/e2e/test_object_server.py).
+reads and changes what the provider really holds through the provider's own SDK (boto3,
+azure-storage-blob, google-cloud-storage), never through the store under test. A new provider
+is one ``ObjectStore`` subclass in tests/object_adapters.py plus one entry in its
+``PROVIDERS``.
 """
 
 from __future__ import annotations
@@ -16,14 +18,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import ClassVar, Self
 
-from azure.storage.blob import ContainerClient
-
-from tests.azure_support import Azurite, start_azurite
-from tests.s3_support import S3Service, start_s3
-
 MIB = 1024 * 1024
 PREFIX = "up/"
-_OURS = re.compile(r"[0-9a-f]{32}")
+OURS = re.compile(r"[0-9a-f]{32}")
+"""Our blob names after the prefix (not the marker, the ping object or partials)."""
 
 
 class ObjectStore(ABC):
@@ -98,107 +96,35 @@ storage = "{self.kind}"
     def signed(self, url: str) -> bool:
         """Whether ``url`` carries the provider's signature (presigned URL, SAS)."""
 
+    def content_type(self, url: str, headers: str) -> str | None:
+        """The type a client gets following redirect ``url``, the answers' ``headers``
+        lowercased (the redirect's, then the provider's): the provider's ``Content-Type``."""
+        types = [line.split(":", 1)[1].strip() for line in headers.splitlines()
+                 if line.startswith("content-type:")]
+        return types[-1] if types else None
+
+    def partial_pieces(self, upload_id: str) -> list[int]:
+        """Sizes of what tus upload ``upload_id``'s partial holds, in order; [] when none:
+        segment objects under ``<prefix>.partial/<id>/`` (S3, GCS)."""
+        return list(self.everything_under(f"{PREFIX}.partial/{upload_id}/").values())
+
+    @abstractmethod
+    def everything_under(self, prefix: str) -> dict[str, int]:
+        """Every object under ``prefix`` whatever its name, in name order: name → size."""
+
+    @abstractmethod
+    def put(self, name: str, data: bytes) -> None:
+        """Store object ``name`` (a foreign write, as another program would)."""
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Delete object ``name`` (as another program would)."""
+
+    @abstractmethod
+    def unreachable(self, port: int) -> tuple[str, str]:
+        """The provider's TOML table for a bucket ``media`` at 127.0.0.1:``port`` where
+        nothing listens, and the one line start-up refuses it with (after ``error: ``)."""
+
     @abstractmethod
     def stop_service(self) -> None:
         """Stop the stand-in this adapter runs on (one of its own, see ``own``)."""
-
-
-class S3Objects(ObjectStore):
-    kind: ClassVar[str] = "s3"
-    service_fixture: ClassVar[str] = "s3_service"
-    part_size: ClassVar[int] = 5 * MIB  # the smallest S3 takes
-
-    def __init__(self, service: S3Service) -> None:
-        self.service = service
-        self.bucket = service.new_bucket()
-        self.client = service.client()
-
-    @classmethod
-    def own(cls) -> Self:
-        """On a moto of its own, to stop (never the real service of the environment)."""
-        return cls(start_s3(external=False))
-
-    @property
-    def object_url(self) -> str:
-        return f"{self.service.endpoint}/{self.bucket}/{PREFIX}"
-
-    def table(self) -> str:
-        return f'bucket = "{self.bucket}"\nendpoint = "{self.service.endpoint}"'
-
-    def env(self) -> dict[str, str]:
-        return {}  # the AWS_* variables the tests run with
-
-    def objects(self) -> dict[str, int]:
-        return {key: size for key, size in self.everything_under(PREFIX).items()
-                if _OURS.fullmatch(key[len(PREFIX):])}
-
-    def everything_under(self, prefix: str) -> dict[str, int]:
-        """Every object under ``prefix`` whatever its name: key → size (one page)."""
-        answer = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
-        return {o["Key"]: o["Size"] for o in answer.get("Contents", [])}
-
-    def in_progress(self) -> list[str]:
-        answer = self.client.list_multipart_uploads(Bucket=self.bucket)
-        return [u["Key"] for u in answer.get("Uploads", [])]
-
-    def chunks(self, name: str) -> Iterator[bytes]:
-        body = self.client.get_object(Bucket=self.bucket, Key=name)["Body"]
-        while chunk := body.read(MIB):
-            yield chunk
-
-    def signed(self, url: str) -> bool:
-        return "Signature=" in url  # SigV2's Signature= or SigV4's X-Amz-Signature=
-
-    def stop_service(self) -> None:
-        self.service.stop()
-
-
-class AzureObjects(ObjectStore):
-    kind: ClassVar[str] = "azure"
-    service_fixture: ClassVar[str] = "azurite"
-    part_size: ClassVar[int] = 4 * MIB
-
-    def __init__(self, azurite: Azurite) -> None:
-        self.azurite = azurite
-        self.container = azurite.new_container()
-        self.client = ContainerClient.from_connection_string(azurite.connection_string,
-                                                             self.container)
-
-    @classmethod
-    def own(cls) -> Self:
-        """On an Azurite of its own, to stop."""
-        return cls(start_azurite())
-
-    @property
-    def object_url(self) -> str:
-        return f"{self.azurite.endpoint}/{self.container}/{PREFIX}"
-
-    def table(self) -> str:
-        return f'container = "{self.container}"\nendpoint = "{self.azurite.endpoint}"'
-
-    def env(self) -> dict[str, str]:
-        """The credentials reach the server only through its environment."""
-        return {"AZURE_STORAGE_CONNECTION_STRING": self.azurite.connection_string}
-
-    def _names(self, include: list[str] | None) -> dict[str, int]:
-        # Names under PREFIX but not the store's own (".marker", ".ping"...).
-        return {b.name: b.size for b in self.client.list_blobs(name_starts_with=PREFIX,
-                                                               include=include)
-                if not b.name.startswith(PREFIX + ".")}
-
-    def objects(self) -> dict[str, int]:
-        return self._names(None)
-
-    def in_progress(self) -> list[str]:
-        committed = self._names(None)
-        return sorted(n for n in self._names(["uncommittedblobs"]) if n not in committed)
-
-    def chunks(self, name: str) -> Iterator[bytes]:
-        yield from self.client.get_blob_client(name).download_blob().chunks()
-
-    def signed(self, url: str) -> bool:
-        return "sig=" in url  # a SAS token's signature
-
-    def stop_service(self) -> None:
-        self.azurite.stop()
-

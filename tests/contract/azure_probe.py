@@ -34,6 +34,8 @@ class AzureProbe:
     kind = "azure"
     part_size = BLOCK
     read_slack = 0  # a ranged download asks for exactly the bytes wanted
+    end_keeps = 0  # every byte is stored by end()
+    lists_unfinished = True
     flush_bytes = 2 * BLOCK  # the first block has landed once a second one is sent
 
     def __init__(self, azurite: Azurite, container: str, prefix: str) -> None:

@@ -5,9 +5,11 @@ and ``_resumable`` files); never through the store."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +17,13 @@ from gcp_storage_emulator.storage import Storage
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.storage import Client
 
+from tests.contract.object_probe import Unreachable
 from tests.gcs_support import GcsEmulator
-from tornado_files.storage.gcs_settings import CHUNK_UNIT
+from tests.serverproc import free_port
+from tornado_files.blocking import Offload
+from tornado_files.storage.gcs import GcsBlobStore
+from tornado_files.storage.gcs_settings import CHUNK_UNIT, GcsSettings
+from tornado_files.storage.parts import PartPipeline
 
 _OURS = re.compile(r"^[0-9a-f]{32}$")
 PART = CHUNK_UNIT  # the contract fixture's part_size: the smallest GCS chunk
@@ -29,7 +36,10 @@ def sdk_client(emulator: GcsEmulator) -> Client:
 
 
 class GcsProbe:
+    """Implements ``ObjectProbe`` (tests/contract/object_probe.py) on a bucket."""
+
     kind = "gcs"
+    part_size = PART
     read_slack = 0  # a ranged GET asks for exactly the bytes wanted
     flush_bytes = 2 * PART  # the first chunk has landed once a second one is sent
     # After ``end`` a writer keeps its last < 256 KiB: the last chunk finalizes the object.
@@ -69,6 +79,40 @@ class GcsProbe:
     def in_progress(self) -> list[str]:
         """Keys of unfinished resumable sessions (what a writer holds before commit)."""
         return sorted(k for name in self._sessions().values() if (k := self._ours(name)))
+
+    def staged(self, key: str) -> list[int]:
+        """The bytes of ``key``'s unfinished session, in part-size pieces: the emulator keeps
+        a session's bytes as one file, and every chunk but the last is a whole part (the
+        chunk sizes on the wire are checked in test_gcs_store.py)."""
+        stored = self.stored_bytes(key)
+        return [PART] * (stored // PART) + ([stored % PART] if stored % PART else [])
+
+    def read(self, key: str) -> bytes:
+        return bytes(self.bucket.blob(self.prefix + key).download_as_bytes())
+
+    def plant_in_progress(self, key: str, data: bytes) -> None:
+        """A crashed writer's leftovers: a resumable session begun with the SDK, ``data``
+        sent as its first chunk, never finalized."""
+        uri = urllib.parse.urlsplit(self.bucket.blob(self.prefix + key)
+                                    .create_resumable_upload_session())
+        connection = http.client.HTTPConnection("127.0.0.1", self.emulator.port, timeout=10)
+        try:
+            connection.request("PUT", f"{uri.path}?{uri.query}", body=data,
+                               headers={"Content-Range": f"bytes 0-{len(data) - 1}/*"})
+            answer = connection.getresponse()
+            answer.read()
+        finally:
+            connection.close()
+        assert answer.status == 308, answer.status  # taken, the session still open
+
+    def pipeline(self, writer: Any) -> PartPipeline[Any]:
+        return writer._parts
+
+    def unreachable(self, offload: Offload) -> Unreachable:
+        settings = GcsSettings(bucket="media", endpoint=f"http://127.0.0.1:{free_port()}")
+        return Unreachable(GcsBlobStore(settings, offload, environ={}),
+                           "tornado_files.storage.gcs_client",
+                           r"cannot write to gs://media/ at http://127")
 
     def held(self, key: str) -> int:
         """A GCS writer holds no descriptor (the client's connection pool is shared)."""

@@ -1,8 +1,9 @@
 """What the object-store contract tests (test_object_store.py) ask of a provider's probe: the
 provider's real state read through its own SDK, never through the store under test.
 
-S3Probe (boto3 on moto) and AzureProbe (azure-storage-blob on Azurite) implement it; a new
-provider's probe implements it too and joins the ``object_store`` params there."""
+S3Probe (boto3 on moto), AzureProbe (azure-storage-blob on Azurite) and GcsProbe
+(google-cloud-storage on gcp-storage-emulator) implement it; a new provider's probe implements
+it too and joins the ``object_store`` params there."""
 
 from __future__ import annotations
 
@@ -23,7 +24,15 @@ class Unreachable(NamedTuple):
 class ObjectProbe(Protocol):
     kind: ClassVar[str]
     part_size: int
-    """Bytes per part (block) of the store the contract fixture builds."""
+    """Bytes per part (block, chunk) of the store the contract fixture builds."""
+    end_keeps: int
+    """Bytes a writer may still hold after ``end()`` until ``commit()`` (GCS: the last chunk
+    finalizes the object, so a tail shorter than 256 KiB is sent with the commit); 0 when
+    every byte is stored by ``end()``."""
+    lists_unfinished: bool
+    """Whether the provider lists what a writer holds before commit (S3 multipart uploads,
+    Azure uncommitted blocks). GCS lists no unfinished resumable session, so no store — the
+    sweeper included — can find one by its key (Google drops it a week after it began)."""
 
     def committed(self) -> set[str]:
         """Keys of the committed blobs under the prefix (ours only: 32 hex)."""

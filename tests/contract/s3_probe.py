@@ -24,6 +24,8 @@ class S3Probe:
     kind = "s3"
     part_size = MIN_PART_SIZE  # the contract fixture's: the smallest S3 takes
     read_slack = 0  # a ranged GET asks for exactly the bytes wanted
+    end_keeps = 0  # every byte is stored by end()
+    lists_unfinished = True
     flush_bytes = 2 * 5 * 1024 * 1024  # the first part has landed once a second one is sent
 
     def __init__(self, service: S3Service, bucket: str, prefix: str) -> None:

@@ -1,10 +1,11 @@
 """What every object store has to show, checked in the provider through its own SDK (the
 probes, tests/contract/object_probe.py): parts of ``part_size`` with at most two in flight and
 nothing visible before commit, nothing left after an abort, sweeping that spares what changed
-lately, paged listing of our keys only, the marker, and a store that cannot be reached.
+lately, paged listing of our keys only (and a page of no keys), the marker, and a store that
+cannot be reached.
 
-Runs on S3 (moto) and Azure (Azurite); what only one provider shows is in test_s3_store.py and
-test_azure_store.py."""
+Runs on S3 (moto), Azure (Azurite) and GCS (gcp-storage-emulator); what only one provider
+shows is in test_s3_store.py, test_azure_store.py and test_gcs_store.py."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from tornado_files.storage.base import SweepableStore
 HOUR = timedelta(hours=1)
 
 
-@pytest.fixture(params=["s3", "azure"])
+@pytest.fixture(params=["s3", "azure", "gcs"])
 def object_store(request: pytest.FixtureRequest) -> tuple[Any, ObjectProbe]:
     """Each object store on its stand-in, with its probe (the fixtures of conftest.py)."""
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
@@ -47,7 +48,8 @@ async def test_parts_of_part_size_at_most_two_in_flight_and_the_blob_is_exact(ob
         assert pipeline.buffered < part
         assert pipeline.in_flight <= 2
     await writer.end()
-    assert probe.staged(key) == [part, part, part, 17]
+    tail = [] if probe.end_keeps >= 17 else [17]  # GCS sends a short tail with the commit
+    assert probe.staged(key) == [part, part, part, *tail]
     assert probe.committed() == set()  # nothing visible before commit
     assert await writer.commit() == StoredBlob(key, len(content))
     assert hashlib.sha256(probe.read(key)).digest() == hashlib.sha256(content).digest()
@@ -80,12 +82,18 @@ async def test_remove_traces_spares_what_changed_since_and_removes_the_rest(obje
     await streaming.end()
     assert probe.in_progress() == sorted([crashed, busy])
     past, future = utcnow() - HOUR, utcnow() + HOUR
-    for key in (done, crashed, busy):  # young: maybe another process is writing
+    # What the provider lists can be swept; GCS lists no unfinished session (object_probe.py).
+    unlisted = [] if probe.lists_unfinished else [crashed, busy]
+    keys = [k for k in (done, crashed, busy) if k not in unlisted]
+    for key in keys:  # young: maybe another process is writing
         assert not await store.remove_traces(key, past)
         assert probe.traces(key)
-    for key in (done, crashed, busy):
+    for key in keys:
         assert await store.remove_traces(key, future)
         assert probe.traces(key) == []
+    for key in unlisted:  # nothing found under the key: nothing to remove, the session stays
+        assert await store.remove_traces(key, future)
+        assert probe.traces(key)
     assert await store.remove_traces(done, future)  # idempotent
     assert await store.remove_traces(crashed, future)
     assert await store.remove_traces("../etc", future)
@@ -101,6 +109,16 @@ async def test_list_keys_pages_over_ours_only(object_store):
     assert await store.list_keys(keys[1], 10) == keys[2:]
     assert await store.list_keys(keys[-1], 10) == []
     assert await store.has_blobs()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_page_of_no_keys_is_empty(object_store):
+    store, _ = object_store
+    first = await write_blob(store, [b"x"])
+    await write_blob(store, [b"y"])
+    assert await store.list_keys(None, 0) == []
+    assert await store.list_keys(first, 0) == []
+    assert await store.list_keys("0" * 32, 0) == []
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -1,7 +1,7 @@
 """What only the S3 store has to show, checked in the bucket through boto3 (what every object
 store shows is in test_object_store.py): an upload aborted under the writer, sweeping of
-crashed writers' uploads at start-up, a page of no keys, an unreachable store at
-``open_writer``, and partials (tus) as segment objects."""
+crashed writers' uploads at start-up, an unreachable store at ``open_writer``, and partials
+(tus) as segment objects."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from tests.contract.stores import MIB, write_blob
+from tests.contract.stores import MIB
 from tornado_files.blocking import Offload
 from tornado_files.errors import BackendUnavailable
 from tornado_files.models import StoredBlob
@@ -33,13 +33,6 @@ async def test_an_upload_aborted_under_the_writer_is_unavailable_not_missing(s3)
     await writer.abort()
     assert probe.in_progress() == []
     assert probe.committed() == set()
-
-
-@pytest.mark.gen_test(timeout=60)
-async def test_a_page_of_no_keys_is_empty(s3):
-    store, _ = s3
-    await write_blob(store, [b"x"])
-    assert await store.list_keys(None, 0) == []
 
 
 @pytest.mark.gen_test(timeout=60)
