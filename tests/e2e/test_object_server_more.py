@@ -1,8 +1,9 @@
 """``python server.py`` on each object store (tests/object_adapters.py), beyond
 test_object_server.py (the fixtures are in conftest.py): tuspy in 5 MiB chunks begun on one
 process and finished on another (the partial durable in the bucket, gone afterwards), a
-256 MiB upload within 64 MiB of RSS growth, the one start-up line for a store nothing answers
-at, fsck finding a lost object and an orphan, and the derivatives of a picture."""
+1 GiB upload to S3 (256 MiB to the slower Azure and GCS stand-ins) within 64 MiB of RSS
+growth, the one start-up line for a store nothing answers at, fsck finding a lost object and
+an orphan, and the derivatives of a picture."""
 
 from __future__ import annotations
 
@@ -68,9 +69,11 @@ def test_tuspy_in_5_mib_chunks_begun_on_one_process_is_finished_on_another(tmp_p
     assert store.in_progress() == []
 
 
-def test_256_mib_upload_in_bounded_memory(object_server: ServerProcess, store: ObjectStore):
+def test_a_large_upload_in_bounded_memory(object_server: ServerProcess, store: ObjectStore):
     server = object_server
-    size = 256 * MIB
+    # The bound the issue names is 1 GiB to S3 (~15 s on moto); azurite and the GCS emulator
+    # take 3-6 times as long per byte, so they show the same bound at 256 MiB.
+    size = 1024 * MIB if store.kind == "s3" else 256 * MIB
     curl("--data-binary", "warm-up", "-H", "Content-Type: text/plain", server.url + store.route)
     baseline = tree_peak_rss(server.process.pid)
     digest = hashlib.sha256()
