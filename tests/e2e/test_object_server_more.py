@@ -112,6 +112,24 @@ def test_a_store_nothing_answers_at_stops_start_up_with_one_line(tmp_path, store
     assert result.stderr == f"server.py: error: {refusal}\n"
 
 
+def test_a_missing_bucket_stops_start_up_with_one_line(tmp_path, store: ObjectStore):
+    # The service answers, but the bucket (container) is not there: the marker's write is
+    # refused with "not found", which must be the start-up line too, not a traceback.
+    name = getattr(store, "bucket", None) or getattr(store, "container", "")
+    missing = f"nothere{os.getpid()}"
+    (tmp_path / "c.toml").write_text(store.config().replace(f'"{name}"', f'"{missing}"'))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"),
+         "--config", str(tmp_path / "c.toml"), "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env | store.env(),
+        check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("server.py: error: cannot write to ")
+    assert missing in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_fsck_finds_a_lost_object_and_an_orphan(tmp_path, store: ObjectStore, monkeypatch):
     for name, value in store.env().items():  # fsck runs with the test's environment
         monkeypatch.setenv(name, value)

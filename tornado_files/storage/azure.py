@@ -227,8 +227,11 @@ class AzureBlobStore:
         if present is not None:
             return present
         blob = self.calls.container.get_blob_client(self.prefix + MARKER)
-        await self.calls.must("write marker", lambda: blob.upload_blob(
-            store_id.encode("ascii"), overwrite=True))
+        try:
+            await self.calls.must("write marker", lambda: blob.upload_blob(
+                store_id.encode("ascii"), overwrite=True))
+        except (BackendUnavailable, BlobNotFound):  # NotFound here: no such container
+            raise self.unusable() from None
         return store_id
 
     async def has_blobs(self) -> bool:

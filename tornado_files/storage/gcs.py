@@ -214,9 +214,12 @@ class GcsBlobStore:
         if present is not None:
             return present
         blob = self.calls.bucket.blob(self.prefix + MARKER)
-        await self.calls.must("write marker", lambda: blob.upload_from_string(
-            store_id.encode("ascii"), content_type="text/plain", retry=RETRY,
-            timeout=TIMEOUT))
+        try:
+            await self.calls.must("write marker", lambda: blob.upload_from_string(
+                store_id.encode("ascii"), content_type="text/plain", retry=RETRY,
+                timeout=TIMEOUT))
+        except (BackendUnavailable, BlobNotFound):  # NotFound here: no such bucket
+            raise self.unusable() from None
         return store_id
 
     async def has_blobs(self) -> bool:

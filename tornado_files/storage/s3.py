@@ -251,8 +251,11 @@ class S3BlobStore:
         present = await self.read_marker()
         if present is not None:
             return present
-        await self.calls.call("write marker", "put_object", Key=self.prefix + MARKER,
-                              Body=store_id.encode("ascii"))
+        try:
+            await self.calls.call("write marker", "put_object", Key=self.prefix + MARKER,
+                                  Body=store_id.encode("ascii"))
+        except (BackendUnavailable, BlobNotFound):
+            raise self.unusable() from None
         return store_id
 
     async def has_blobs(self) -> bool:
