@@ -158,6 +158,7 @@ class GcsObjects(ObjectStore):
     kind: ClassVar[str] = "gcs"
     service_fixture: ClassVar[str] = "gcs_emulator"
     part_size: ClassVar[int] = 8 * MIB
+    lists_unfinished: ClassVar[bool] = False
 
     def __init__(self, emulator: GcsEmulator) -> None:
         self.emulator = emulator

@@ -34,6 +34,8 @@ class ObjectStore(ABC):
     kind: ClassVar[str]
     service_fixture: ClassVar[str]
     part_size: ClassVar[int]
+    lists_unfinished: ClassVar[bool] = True
+    """Whether the provider lists what a writer holds before commit (GCS lists no session)."""
 
     @classmethod
     @abstractmethod

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from uuid import uuid4
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import EmptySelection, TooManyFiles
+from tornado_files.errors import BackendUnavailable, EmptySelection, TooManyFiles
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, new_hasher
 from tornado_files.metadata.base import IntentJournal
 from tornado_files.models import StoredBlob, utcnow
@@ -174,6 +174,10 @@ class UploadSession:
                 await part.writer.abort()
                 if part.blob is not None:
                     await self.store.delete(part.blob.key)
+            except BackendUnavailable:
+                removed = False
+                log.warning("cleanup of blob %s failed (store unavailable); its intent stays "
+                            "for the sweeper", part.id)
             except Exception:
                 removed = False
                 log.exception("cleanup of blob %s failed; its intent stays for the sweeper",

@@ -9,16 +9,21 @@ test_gcs_server.py."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import socket
+import sqlite3
 import time
 import urllib.error
 import urllib.request
+from contextlib import closing
 
 import pytest
 
 from tests.e2e.test_mongo_server import curl, random_file
+from tests.e2e.test_shutdown import answer_of
 from tests.object_support import MIB
 from tests.serverproc import running_server
 
@@ -93,6 +98,39 @@ def test_the_store_stopped_is_503_and_not_ready(tmp_path, provider):
             assert status == 503, body
             assert json.loads(body)["errors"][0]["code"] == "backend_unavailable"
             assert status_of(server.url + "/readyz") == 503
+            assert "Traceback" not in server.log()
+    finally:
+        own.stop_service()
+
+
+def test_an_upload_cut_off_by_the_store_keeps_its_journal_entry(tmp_path, provider):
+    # Parts were stored, then the store went away: the abort cannot remove them now, so the
+    # key must stay journaled for the sweeper (S3's unfinished upload, Azure's uncommitted
+    # blocks). GCS's unfinished session is no object nothing could find: its entry goes.
+    own = provider.own()
+    try:
+        with running_server(tmp_path, config=own.config(), env=own.env()) as server:
+            size = 4 * own.part_size
+            with closing(socket.create_connection(("127.0.0.1", server.port), 30)) as sock:
+                sock.sendall(f"POST {own.route} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                             f"application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+                             .encode() + os.urandom(2 * own.part_size))
+                deadline = time.monotonic() + 20
+                while own.lists_unfinished and not own.in_progress():
+                    assert time.monotonic() < deadline, "no part reached the store"
+                    time.sleep(0.05)
+                own.stop_service()
+                with contextlib.suppress(OSError):
+                    sock.sendall(os.urandom(2 * own.part_size))
+                status, _, _ = answer_of(sock)
+            assert status == 503
+            deadline = time.monotonic() + 30
+            while ("intent stays" not in server.log() and "not cancelled" not in server.log()):
+                assert time.monotonic() < deadline, server.log()[-2000:]
+                time.sleep(0.1)
+            with closing(sqlite3.connect(server.data_dir / "metadata.sqlite3")) as db:
+                journaled = db.execute("SELECT count(*) FROM intents").fetchone()[0]
+            assert journaled == (1 if own.lists_unfinished else 0)
             assert "Traceback" not in server.log()
     finally:
         own.stop_service()

@@ -76,12 +76,10 @@ class AzureBlobWriter:
         self._done = True
         if not self._blocks.sent:
             return
-        try:
-            await self._store.discard_uncommitted(self._blob)
-        except BackendUnavailable:
-            # The store is down: its blocks are uncommitted (invisible), the sweeper discards
-            # them once the store is back, and Azure itself after 7 days.
-            log.warning("Azure blocks of %s left uncommitted (store unavailable)", self.key)
+        # With the store down this raises BackendUnavailable: the upload keeps the key's
+        # journal entry, and the sweeper discards the (invisible, uncommitted) blocks once the
+        # store is back — Azure itself drops them after 7 days.
+        await self._store.discard_uncommitted(self._blob)
 
 
 class AzureBlobReader:

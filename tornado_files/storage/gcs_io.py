@@ -136,8 +136,11 @@ class GcsBlobWriter:
             if self._finalizing:  # a final request that failed on our side may have landed
                 await self._store.delete(self.key)
         except BackendUnavailable:
-            # The store is down: an unfinished session is no object, Google drops it after a
-            # week; a finalized one is an orphan the sweeper removes (its key is journaled).
+            # The store is down. An unfinished session is no object (Google drops it after a
+            # week); but a final request may have made one: raise, so the upload keeps the
+            # key's journal entry and the sweeper removes that orphan once the store is back.
+            if self._finalizing:
+                raise
             log.warning("GCS upload of %s not cancelled (store unavailable)", self.key)
 
 
