@@ -31,6 +31,9 @@ def make_client(settings: S3Settings, connections: int = 16) -> Any:
     """
     config = BotoConfig(
         region_name=settings.region or "us-east-1",
+        # Presigned URLs in SigV4: botocore still signs them in SigV2 for us-east-1 and custom
+        # endpoints, which AWS refuses for buckets created since June 2020.
+        signature_version="s3v4",
         connect_timeout=5, read_timeout=60,
         retries={"max_attempts": 2, "mode": "standard"},
         max_pool_connections=connections,
