@@ -126,6 +126,9 @@ def _configure_logging() -> _StartupLog:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     root.addHandler(held)
+    # azure-core logs every HTTP request and answer, headers and all, at INFO
+    # (http_logging_policy): 15-20 lines per block staged or 1 MiB read. Its warnings stay.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     return held
 
 
