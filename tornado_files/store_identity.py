@@ -22,6 +22,8 @@ class WrongStore(ConfigError):
 @runtime_checkable
 class MarkedStore(Protocol):
     name: str
+    place: str
+    """What holds it, for the refusal's hint: "volume" (disk), "bucket", "container"."""
 
     def where(self) -> str:
         """Where the store is, for the refusal's one line."""
@@ -34,6 +36,12 @@ class MarkedStore(Protocol):
 
     async def has_blobs(self) -> bool:
         """Whether at least one committed blob is there."""
+
+
+def _hint(store: MarkedStore) -> str:
+    if store.place == "volume":
+        return "is its volume mounted?"
+    return f"is it the right {store.place} and prefix?"
 
 
 async def verify_store(store: MarkedStore, metadata: MetadataStore, *, write: bool) -> None:
@@ -49,15 +57,15 @@ async def verify_store(store: MarkedStore, metadata: MetadataStore, *, write: bo
             if not await store.has_blobs():
                 raise WrongStore(
                     f"{store.where()} holds no blobs and no {MARKER} while records point at "
-                    f"store {store.name!r}: is its volume mounted? Refusing to use it")
+                    f"store {store.name!r}: {_hint(store)} Refusing to use it")
         elif marker is None:
             raise WrongStore(
-                f"{store.where()} has no {MARKER} (store {store.name!r} is {recorded}): is its "
-                "volume mounted? Refusing to use it")
+                f"{store.where()} has no {MARKER} (store {store.name!r} is {recorded}): "
+                f"{_hint(store)} Refusing to use it")
         elif recorded is not None:
             raise WrongStore(
                 f"{store.where()} is store {marker}, but the records of store {store.name!r} "
-                f"are on store {recorded}: wrong volume? Refusing to use it")
+                f"are on store {recorded}: wrong {store.place}? Refusing to use it")
     elif marker is not None and await store.has_blobs():
         # Records that know nothing of a store holding blobs (a database file moved away, a
         # misspelt MongoDB database): adopting it would make every blob an orphan for the

@@ -47,6 +47,8 @@ class AzureBlobStore:
     (``credentials_from``; raises ``ConfigError`` when it names no account); ``owns_pool``:
     ``close`` shuts ``offload``."""
 
+    place = "container"  # what holds it (store_identity.py's hints)
+
     def __init__(self, settings: AzureSettings, offload: Offload, *,
                  environ: Mapping[str, str] | None = None, name: str = "azure",
                  owns_pool: bool = False) -> None:

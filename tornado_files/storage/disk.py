@@ -60,6 +60,8 @@ UNREADABLE_MARKER = "an unreadable marker"
 class DiskBlobStore:
     """Implements ``BlobStore``, ``PartialBlobStore`` and ``SweepableStore`` on a directory."""
 
+    place = "volume"  # what holds it (store_identity.py's hints)
+
     def __init__(self, root: Path, offload: Offload, name: str = "disk",
                  read_chunk: int = 1024 * 1024, stale_after: float = 0.0,
                  writeback: Writeback | None = None, min_free_space: int = 0) -> None:

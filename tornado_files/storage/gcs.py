@@ -48,6 +48,8 @@ class GcsBlobStore:
     (``credentials_from``; raises ``ConfigError`` with one line when there are none, or none
     that can sign for ``download = "redirect"``); ``owns_pool``: ``close`` shuts ``offload``."""
 
+    place = "bucket"  # what holds it (store_identity.py's hints)
+
     def __init__(self, settings: GcsSettings, offload: Offload, *,
                  environ: Mapping[str, str] | None = None, name: str = "gcs",
                  owns_pool: bool = False) -> None:

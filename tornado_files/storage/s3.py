@@ -51,6 +51,8 @@ class S3BlobStore:
     one from ``settings``; ``stale_after`` is in seconds; ``owns_pool``: ``close`` shuts
     ``offload`` down (a pool made for this store)."""
 
+    place = "bucket"  # what holds it (store_identity.py's hints)
+
     def __init__(self, settings: S3Settings, offload: Offload, *, client: Any = None,
                  stale_after: float = 120.0, name: str = "s3", owns_pool: bool = False) -> None:
         self.name = name
