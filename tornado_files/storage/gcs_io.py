@@ -154,6 +154,7 @@ class GcsBlobReader:
         self._store = store
         self._blob = blob  # pinned to its generation
         self._http: Any = store.calls.session  # what a test's probe may wrap to count bytes
+        self._answers: set[requests.Response] = set()  # open downloads, closed by close()
 
     def _open(self, start: int, end: int) -> requests.Response:
         """The media GET of the JSON API, as the SDK's own download builds it; blocking."""
@@ -175,6 +176,7 @@ class GcsBlobReader:
             return
         calls, name = self._store.calls, self._blob.name
         answer = await calls.must("download", partial(self._open, start, end))
+        self._answers.add(answer)
         # iter_content turns urllib3's errors into requests' ones, which gcs_errors knows.
         pieces = answer.iter_content(READ_CHUNK)
         try:
@@ -187,7 +189,15 @@ class GcsBlobReader:
                 left -= len(piece)
                 yield piece
         finally:
-            await calls.offload(answer.close)  # returns (or drops) the pooled connection
+            await self._release(answer)
+
+    async def _release(self, answer: requests.Response) -> None:
+        """Return (or drop) the download's pooled connection; idempotent."""
+        if answer in self._answers:
+            self._answers.discard(answer)
+            await self._store.calls.offload(answer.close)
 
     async def close(self) -> None:
-        return None
+        """Also ends a download whose iteration was abandoned (a client gone mid-way)."""
+        for answer in list(self._answers):
+            await self._release(answer)
