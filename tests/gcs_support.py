@@ -5,11 +5,14 @@ subprocess on a free loopback port with its data in a temporary directory; the t
 it fail when it cannot start — they are never skipped. It speaks the GCS JSON API
 (``/storage/v1``, ``/upload/storage/v1``) without authentication.
 
-One gap is filled at launch (``_LAUNCH``): the emulator has no DELETE on a resumable session's
-URI (it answers 501), which is how GCS cancels a session (it answers 499 and the session's
-bytes are gone). The launcher adds that handler — the emulator's own storage calls, nothing
-else changed — so the tests can show that an aborted upload leaves no session behind. It also
-adds the few names a test needs: ``new_bucket``, ``sessions``.
+Two gaps are filled at launch (``_LAUNCH``): the emulator has no DELETE on a resumable
+session's URI (it answers 501), which is how GCS cancels a session (it answers 499 and the
+session's bytes are gone). The launcher adds that handler — the emulator's own storage calls,
+nothing else changed — so the tests can show that an aborted upload leaves no session behind.
+And it serves one request at a time, where GCS serves many: a download streamed to a slow
+client would stall every other call (a DELETE during that download, say). The launcher runs
+it threaded, its handlers under one lock, the bodies sent outside it. This module also adds
+the few names a test needs: ``new_bucket``, ``sessions``.
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from tests.serverproc import StandIn, answers_http, launch_standin, loopback_cal
 EMULATOR = Path(sys.executable).parent / "gcp-storage-emulator"
 # The emulator's own entry point, with DELETE on a session URI answered as GCS does.
 _LAUNCH = """
+import http.server
 import sys
+import threading
 import types
 from http import HTTPStatus
 
 from gcp_storage_emulator import server
+from gcp_storage_emulator.handlers import objects
 from gcp_storage_emulator.__main__ import main
 from gcp_storage_emulator.storage import RESUMABLE_DIR
 
@@ -55,6 +61,25 @@ def cancel(request, response, storage, *args, **kwargs):
 for regex, handlers in server.HANDLERS:
     if regex.startswith("^/upload/storage/v1/"):
         handlers["DELETE"] = cancel
+
+# GCS answers requests concurrently; the emulator's HTTPServer one at a time, so a download
+# held open by a slow client would stall every other call. Threads, with the emulator's
+# handlers (all its storage state) under one lock; a response is sent after its handler.
+LOCK = threading.RLock()
+
+
+def locked(handler):
+    def run(*args, **kwargs):
+        with LOCK:
+            return handler(*args, **kwargs)
+    return run
+
+
+for regex, handlers in server.HANDLERS:
+    for method in list(handlers):
+        handlers[method] = locked(handlers[method])
+objects.insert = locked(objects.insert)  # the router's fallback for uploads without /upload
+http.server.HTTPServer = http.server.ThreadingHTTPServer
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -116,8 +116,19 @@ class Decision:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _not_modified(etag: str, last_modified: datetime | None,
-                  headers: Mapping[str, str]) -> bool:
+def not_modified(method: str, etag: str, last_modified: datetime | None,
+                 headers: Mapping[str, str]) -> bool:
+    """Whether a GET or HEAD is answered 304 (RFC 9110 §13.1.2, §13.1.3): If-None-Match by
+    the weak comparison; If-Modified-Since only without If-None-Match and with a
+    ``last_modified``. Evaluated before Range (§13.2.2), so it alone decides a redirect.
+
+    >>> not_modified("GET", '"e"', None, {"If-None-Match": '"a", W/"e"'})
+    True
+    >>> not_modified("PUT", '"e"', None, {"If-None-Match": '"e"'})
+    False
+    """
+    if method not in ("GET", "HEAD"):
+        return False
     if_none_match = headers.get("If-None-Match")
     if if_none_match is not None:
         return _weak_match(etag, if_none_match)
@@ -154,7 +165,7 @@ def decide(method: str, size: int, etag: str, last_modified: datetime | None,
     >>> decide("GET", 10, '"e"', lm, {"Range": "bytes=10-"}).headers
     {'Content-Range': 'bytes */10'}
     """
-    if method in ("GET", "HEAD") and _not_modified(etag, last_modified, headers):
+    if not_modified(method, etag, last_modified, headers):
         return Decision(304)
     whole = Decision(200, 0, size, {"Content-Length": str(size)})
     wanted = parse_range(headers.get("Range"), size)

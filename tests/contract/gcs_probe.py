@@ -156,10 +156,10 @@ class GcsProbe:
         self.bucket.blob("elsewhere-" + "1" * 32).upload_from_string(b"x")
 
     def spy_reads(self, reader: Any) -> Callable[[], int]:
-        """Count the bytes the store really sent: wrap the reader's blob so every ranged
-        download counts what it returned."""
-        counter = _Counting(reader._blob)
-        reader._blob = counter
+        """Count the bytes the store really sent: wrap the reader's HTTP session so every
+        download's body counts what was read from it."""
+        counter = _Counting(reader._http)
+        reader._http = counter
         return lambda: counter.bytes_read
 
 
@@ -168,10 +168,17 @@ class _Counting:
         self.inner = inner
         self.bytes_read = 0
 
-    def download_as_bytes(self, **kwargs: Any) -> bytes:
-        data: bytes = self.inner.download_as_bytes(**kwargs)
-        self.bytes_read += len(data)
-        return data
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        answer = self.inner.request(*args, **kwargs)
+        pieces = answer.iter_content
+
+        def counted(size: int = 1, *more: Any) -> Any:
+            for piece in pieces(size, *more):
+                self.bytes_read += len(piece)
+                yield piece
+
+        answer.iter_content = counted
+        return answer
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -165,3 +165,50 @@ def test_redirect_downloads_come_from_the_store_with_name_and_type(tmp_path, sto
         status, _ = curl("-L", "-r", "100-199", "-o", str(out), url)
         assert status == 206
         assert out.read_bytes() == content[100:200]
+
+
+def headers_of(raw: bytes) -> dict[str, str]:
+    lines = raw.decode().splitlines()
+    return {name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in lines[1:]) if value}
+
+
+def test_redirect_mode_answers_conditionals_and_head_itself(tmp_path, store):
+    """If-None-Match and If-Modified-Since are decided before the redirect, as in proxy mode:
+    a current copy gets 304 with the same validators; HEAD is answered here (a URL signed
+    for GET would refuse it)."""
+    content = b"conditional " * 1000
+    with running_server(tmp_path, config=store.config(download="redirect"),
+                        env=store.env()) as server:
+        status, body = curl("--data-binary", content.decode(), "-H",
+                            "Content-Type: application/x-raw", server.url + store.route)
+        assert status == 201, body
+        url = server.url + json.loads(body)["download_url"]
+        etag = '"' + hashlib.sha256(content).hexdigest() + '"'
+        status, raw = curl("-I", url)
+        head = headers_of(raw)
+        assert status == 200
+        assert "location" not in head
+        assert head["etag"] == etag
+        assert head["content-length"] == str(len(content))
+        for condition in (f"If-None-Match: {etag}", f"If-None-Match: \"other\", W/{etag}",
+                          f"If-Modified-Since: {head['last-modified']}"):
+            for method in ("-X GET", "-I"):
+                status, raw = curl("-D", "-", "-o", "/dev/null", *method.split(), "-H",
+                                   condition, url)
+                answer = headers_of(raw)
+                assert status == 304, (condition, method)
+                assert answer["etag"] == etag
+                assert answer["last-modified"] == head["last-modified"]
+                assert "location" not in answer
+        # A stale copy, or an If-Modified-Since overruled by a non-matching If-None-Match:
+        # the redirect, which the store then serves.
+        for conditions in (["-H", 'If-None-Match: "other"'],
+                           ["-H", 'If-None-Match: "other"',
+                            "-H", f"If-Modified-Since: {head['last-modified']}"]):
+            status, raw = curl("-D", "-", "-o", "/dev/null", *conditions, url)
+            assert status == 302
+            assert headers_of(raw)["location"].startswith(store.object_url)
+        status, body = curl("-L", "-H", 'If-None-Match: "other"', url)
+        assert status == 200
+        assert body == content

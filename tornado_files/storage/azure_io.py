@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock
 
-from tornado_files.errors import BackendUnavailable
+from tornado_files.errors import BackendUnavailable, BlobNotFound
 from tornado_files.models import StoredBlob
 from tornado_files.storage.azure_settings import MAX_BLOCKS, block_size_for
 from tornado_files.storage.parts import PartPipeline
@@ -82,9 +83,22 @@ class AzureBlobWriter:
         await self._store.discard_uncommitted(self._blob)
 
 
+def _next_chunk(pieces: Iterator[bytes]) -> bytes | None:
+    """The next chunk of a download (b"" at its end); None when the blob is gone. The SDK
+    asks for each chunk after the first with If-Match on the first's ETag: a deleted blob
+    answers 404 or, as Azurite does, 412 — both mean the same here (keys are never reused)."""
+    try:
+        return next(pieces, b"")
+    except (ResourceNotFoundError, ResourceModifiedError):
+        return None
+
+
 class AzureBlobReader:
     """Implements ``BlobReader``: each ``iter_range`` is one ranged download of exactly
-    ``[start, end)``, read in ``READ_CHUNK`` pieces on the pool."""
+    ``[start, end)``, read in ``READ_CHUNK`` pieces on the pool. The SDK makes it several
+    GETs (``max_single_get_size``, then ``max_chunk_get_size`` each) and holds each GET's
+    body whole before handing it over, so one GET for a whole range would hold the range in
+    memory: a DELETE meanwhile ends the download short (``BlobNotFound``, logged here)."""
 
     def __init__(self, store: AzureBlobStore, blob_name: str, size: int) -> None:
         self.size = size
@@ -100,7 +114,14 @@ class AzureBlobReader:
         pieces = stream.chunks()
         left = end - start
         while left > 0:
-            piece = await calls.run("read", lambda: next(pieces, b""))
+            piece = await calls.run("read", lambda: _next_chunk(pieces))
+            if piece is None:
+                # The SDK fetches a range chunk by chunk, and there is no next chunk of a blob
+                # deleted meanwhile: an ordinary race (docs/object-storage.md), not a fault.
+                # The response ends short; the client sees it by Content-Length.
+                log.warning("Azure blob %s deleted while read: the download ends %d bytes "
+                            "short", blob.blob_name, left)
+                raise BlobNotFound()
             if not piece:
                 log.error("Azure blob %s ended %d bytes early", blob.blob_name, left)
                 raise BackendUnavailable()

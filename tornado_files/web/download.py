@@ -13,7 +13,7 @@ from tornado_files.auth.principal import Scope
 from tornado_files.auth.rules import check_read
 from tornado_files.models import DERIVATIVE_KINDS
 from tornado_files.names import content_disposition, inline_allowed
-from tornado_files.ranges import decide, http_date, strong_etag
+from tornado_files.ranges import decide, http_date, not_modified, strong_etag
 from tornado_files.sniff import media_type_with_charset
 from tornado_files.storage.base import RedirectStore
 from tornado_files.web.base import ApiHandler
@@ -52,14 +52,42 @@ async def send_file(handler: ApiHandler, file_id: str) -> None:
                 media_type_with_charset(record.mime_type, record.type_os),
                 content_disposition(record.filename, inline))
     store = services.blob_store(blob.storage)
-    if isinstance(store, RedirectStore):
+    # HEAD is answered here as in proxy mode (headers, no bytes read): the signed URLs of S3
+    # and GCS cover the method, so a HEAD sent on to one signed for GET would be refused.
+    if isinstance(store, RedirectStore) and handler.request.method != "HEAD":
         url = await store.download_url(blob.key, blob.media_type, blob.disposition)
         if url is not None:
-            # The store serves the bytes (Range included); the URL expires, so never cached.
-            handler.set_header("Cache-Control", "private, no-store")
-            handler.redirect(url, status=302)
+            redirect_blob(handler, blob, url)
             return
     await send_blob(handler, blob)
+
+
+def redirect_blob(handler: ApiHandler, blob: Blob, url: str) -> None:
+    """302 to ``url``, where the store serves the bytes (Range included) — unless the
+    request's conditions say the client's copy is current: then the same 304 as proxy mode
+    (RFC 9110 §13.2.2: conditions are evaluated before anything else, and the
+    representation behind the redirect is the same one)."""
+    etag = strong_etag(blob.sha256)
+    if not_modified(handler.request.method or "GET", etag, blob.last_modified,
+                    handler.request.headers):
+        _validators(handler, blob, etag, 304)
+        handler.finish()
+        return
+    # The URL expires, so the redirect is never cached.
+    handler.set_header("Cache-Control", "private, no-store")
+    handler.redirect(url, status=302)
+
+
+def _validators(handler: ApiHandler, blob: Blob, etag: str, status: int) -> None:
+    """The status and the headers every answer about the representation carries, a 304's
+    included (RFC 9110 §15.4.5: the ETag and Last-Modified a 200 would have)."""
+    handler.set_status(status)
+    handler.set_header("ETag", etag)
+    if blob.last_modified is not None:
+        handler.set_header("Last-Modified", http_date(blob.last_modified))
+    handler.set_header("Accept-Ranges", "bytes")
+    if blob.cache_control is not None:
+        handler.set_header("Cache-Control", blob.cache_control)
 
 
 async def send_blob(handler: ApiHandler, blob: Blob) -> None:
@@ -72,13 +100,7 @@ async def send_blob(handler: ApiHandler, blob: Blob) -> None:
                           handler.request.headers)
         if decision.status == 416:
             raise e.RangeNotSatisfiable(meta={"size": blob.size})
-        handler.set_status(decision.status)
-        handler.set_header("ETag", etag)
-        if blob.last_modified is not None:
-            handler.set_header("Last-Modified", http_date(blob.last_modified))
-        handler.set_header("Accept-Ranges", "bytes")
-        if blob.cache_control is not None:
-            handler.set_header("Cache-Control", blob.cache_control)
+        _validators(handler, blob, etag, decision.status)
         if decision.status == 304:
             handler.finish()
             return
