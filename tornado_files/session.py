@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from uuid import uuid4
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import EmptySelection, TooManyFiles
+from tornado_files.errors import BackendUnavailable, EmptySelection, TooManyFiles
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, new_hasher
 from tornado_files.metadata.base import IntentJournal
 from tornado_files.models import StoredBlob, utcnow
@@ -69,6 +69,7 @@ class UploadSession:
         self.store = store
         self._intents = intents
         self._journaled: list[str] = []  # keys with an intent, in order
+        self._unsure = False  # a writer's opening failed: what the store holds is unknown
         self._sniffer = sniffer
         self._offload = offload
         self._sniff_bytes = sniff_bytes
@@ -101,7 +102,13 @@ class UploadSession:
         # sweeper finds (tornado_files/sweeper.py), without ever listing the store.
         await self._intents.add_intent(file_id, self.store.name, utcnow())
         self._journaled.append(file_id)
-        writer = await self.store.open_writer(file_id)
+        try:
+            writer = await self.store.open_writer(file_id)
+        except BackendUnavailable:
+            # The store may have begun the upload and never said so (it stalled, we gave up):
+            # the intent stays, and the sweeper settles the key once the store answers.
+            self._unsure = True
+            raise
         ingest = FileIngest(
             sink=writer, sniffer=self._sniffer, lane=self._offload.lane(),
             sniff_bytes=self._sniff_bytes, check_type=self.policy.check_mime,
@@ -178,7 +185,7 @@ class UploadSession:
                 removed = False
                 log.exception("cleanup of blob %s failed; its intent stays for the sweeper",
                               part.id)
-        if removed:
+        if removed and not self._unsure:
             await self._clear_intents()
 
     def _require_current(self) -> FilePart:

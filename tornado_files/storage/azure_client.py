@@ -23,11 +23,16 @@ from tornado_files.storage.azure_settings import AzureCredentials, AzureSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Seconds: to connect, and of silence on an open connection (docs/object-storage.md).
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 15
 
 
 def make_container(settings: AzureSettings, creds: AzureCredentials,
                    connections: int = 16) -> ContainerClient:
-    """A container client; few retries and short timeouts so a dead store is a quick 503."""
+    """A container client; few retries and short timeouts so a dead store is a quick 503: a
+    store that stalls costs one call two attempts of ``READ_TIMEOUT`` and a back-off of 1-2 s,
+    about 32 s."""
     # requests keeps 10 connections per host by default; the pool has ``connections`` threads.
     session = requests.Session()
     adapter = HTTPAdapter(pool_maxsize=connections)
@@ -37,7 +42,7 @@ def make_container(settings: AzureSettings, creds: AzureCredentials,
         # One retry after about a second (the SDK's default waits 15 s and more, three times).
         "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1,
                                          random_jitter_range=1),
-        "connection_timeout": 5, "read_timeout": 60,
+        "connection_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT,
         # Downloads fetch 1 MiB per ranged GET (the SDK's first GET would buffer 32 MiB).
         "max_single_get_size": 1024 * 1024, "max_chunk_get_size": 1024 * 1024,
         "transport": RequestsTransport(session=session, session_owner=True)}

@@ -28,9 +28,12 @@ from tornado_files.storage.gcs_settings import GOOGLE_ENDPOINT, GcsCredentials, 
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Seconds: connect, then read. A dead store must turn into a 503 quickly, not hang uploads.
-TIMEOUT = (5.0, 60.0)
-# The SDK retries for up to 120 s by default; a few seconds are enough to ride out a blip.
+# Seconds: connect, then of silence on an open connection. A dead store must turn into a 503
+# quickly, not hang uploads (docs/object-storage.md).
+TIMEOUT = (5.0, 15.0)
+# The SDK retries for up to 120 s by default; a few seconds are enough to ride out a blip. The
+# deadline is checked before each retry, so a call that stalled for a read timeout is not
+# tried again: one attempt, about 15 s, on a store that stalls.
 RETRY = DEFAULT_RETRY.with_timeout(2.0)
 
 

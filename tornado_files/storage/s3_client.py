@@ -22,17 +22,25 @@ from tornado_files.storage.s3_settings import S3Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Codes that mean "no such object / upload": a missing key is not an outage.
+# Seconds: to connect, and of silence on an open connection (docs/object-storage.md).
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 15
 MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 
 
 def make_client(settings: S3Settings, connections: int = 16) -> Any:
     """A botocore S3 client for ``settings``; credentials from the standard AWS chain. Few
     retries and short timeouts: a dead store must turn into a 503 quickly, not hang uploads.
+    A store that stalls (takes the connection, never answers) costs one call at most two
+    attempts of ``READ_TIMEOUT`` plus a back-off under a second: about 31 s.
     """
     config = BotoConfig(
         region_name=settings.region or "us-east-1",
-        connect_timeout=5, read_timeout=60,
-        retries={"max_attempts": 2, "mode": "standard"},
+        # read_timeout is per socket read (a large part still streams): silence, not length.
+        connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+        # Attempts in all, the first one included (botocore's ``max_attempts`` counts retries
+        # only: 2 meant three attempts of 60 s each, three minutes on a stalled store).
+        retries={"total_max_attempts": 2, "mode": "standard"},
         max_pool_connections=connections,
         # Path-style for S3-compatible services (MinIO, Ceph, moto) whose buckets have no DNS.
         s3={"addressing_style": "path" if settings.endpoint else "auto"},
