@@ -42,10 +42,13 @@ def make_container(settings: AzureSettings, creds: AzureCredentials,
         # One retry after about a second (the SDK's default waits 15 s and more, three times).
         "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1,
                                          random_jitter_range=1),
-        "connection_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT,
         # Downloads fetch 1 MiB per ranged GET (the SDK's first GET would buffer 32 MiB).
         "max_single_get_size": 1024 * 1024, "max_chunk_get_size": 1024 * 1024,
-        "transport": RequestsTransport(session=session, session_owner=True)}
+        # The timeouts go to the transport: one passed in ignores the client's own
+        # ``read_timeout`` and keeps azure-core's default of 300 s.
+        "transport": RequestsTransport(session=session, session_owner=True,
+                                       connection_timeout=CONNECT_TIMEOUT,
+                                       read_timeout=READ_TIMEOUT)}
     url = account_url(settings, creds.account)
     if creds.connection_string and not settings.endpoint:
         return ContainerClient.from_connection_string(
