@@ -15,8 +15,8 @@ import http.client
 import json
 import os
 import signal
-import subprocess
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Iterator

@@ -10,8 +10,8 @@ from typing import Any
 from tornado.web import StaticFileHandler
 
 from tornado_files.auth.principal import Scope
-from tornado_files.health import CheckStalled
 from tornado_files.errors import InsufficientStorage, NotFound
+from tornado_files.health import CheckStalled
 from tornado_files.metrics import CONTENT_TYPE
 from tornado_files.web.access import AUTHENTICATED, PUBLIC, Rule
 from tornado_files.web.base import ApiHandler
@@ -59,7 +59,6 @@ class HealthHandler(ApiHandler):
             return
         self.write_json({"status": "ok" if ok else "unavailable", "checks": checks},
                         status=200 if ok else 503)
-
 
     async def _check(self, name: str, target: Any) -> str:
         """``ok``, ``low_space`` or ``unavailable``: ``target.ping()`` through the
