@@ -146,4 +146,5 @@ def test_an_upload_to_a_stalled_store_is_a_quick_503_and_leaves_nothing_unswept(
         with closing(sqlite3.connect(server.data_dir / "metadata.sqlite3")) as db:
             journal = {key for (key,) in db.execute("SELECT key FROM intents WHERE store = ?",
                                                     (store.kind,))}
+        assert len(journal) == 1
         assert {name.removeprefix(PREFIX) for name in store.in_progress()} <= journal

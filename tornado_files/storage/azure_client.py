@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import requests
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError, ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import ContainerClient, ExponentialRetry
 from requests.adapters import HTTPAdapter
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BackendTimedOut, BackendUnavailable, BlobNotFound
 from tornado_files.storage.azure_settings import AzureCredentials, AzureSettings, account_url
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,9 @@ def azure_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
         raise BlobNotFound() from None
     except AzureError as exc:
         log.warning("Azure %s failed: %s", action, type(exc).__name__)
-        raise BackendUnavailable() from None
+        # Sent, but no answer (a read timeout among them): it may still take effect.
+        raise (BackendTimedOut if isinstance(exc, ServiceResponseError) else BackendUnavailable)(
+            ) from None
 
 
 class AzureCalls:

@@ -23,7 +23,7 @@ from google.resumable_media.common import DataCorruption, InvalidResponse
 from requests.adapters import HTTPAdapter
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BackendTimedOut, BackendUnavailable, BlobNotFound
 from tornado_files.storage.gcs_settings import GOOGLE_ENDPOINT, GcsCredentials, GcsSettings
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,10 @@ def gcs_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
     except (api_errors.GoogleAPIError, GoogleAuthError, requests.RequestException,
             InvalidResponse, DataCorruption) as exc:
         log.warning("GCS %s failed: %s", action, type(exc).__name__)
-        raise BackendUnavailable() from None
+        # A read timeout, raised as it is or as the cause of the retry's RetryError.
+        timed_out = isinstance(exc, requests.ReadTimeout) or isinstance(
+            exc.__cause__, requests.ReadTimeout)
+        raise (BackendTimedOut if timed_out else BackendUnavailable)() from None
 
 
 class GcsCalls:

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BackendTimedOut, BackendUnavailable, BlobNotFound
 from tornado_files.storage.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def s3_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
         raise BackendUnavailable() from None
     except BotoCoreError as exc:
         log.warning("S3 %s failed: %s", action, exc)
-        raise BackendUnavailable() from None
+        raise (BackendTimedOut if isinstance(exc, ReadTimeoutError) else BackendUnavailable)(
+            ) from None
 
 
 class S3Calls:
