@@ -75,8 +75,8 @@ def azure_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
     except AzureError as exc:
         log.warning("Azure %s failed: %s", action, type(exc).__name__)
         # Sent, but no answer (a read timeout among them): it may still take effect.
-        raise (BackendTimedOut if isinstance(exc, ServiceResponseError) else BackendUnavailable)(
-            ) from None
+        timed_out = isinstance(exc, ServiceResponseError)
+        raise (BackendTimedOut() if timed_out else BackendUnavailable()) from None
 
 
 class AzureCalls:

@@ -82,7 +82,7 @@ def gcs_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
         # A read timeout, raised as it is or as the cause of the retry's RetryError.
         timed_out = isinstance(exc, requests.ReadTimeout) or isinstance(
             exc.__cause__, requests.ReadTimeout)
-        raise (BackendTimedOut if timed_out else BackendUnavailable)() from None
+        raise (BackendTimedOut() if timed_out else BackendUnavailable()) from None
 
 
 class GcsCalls:

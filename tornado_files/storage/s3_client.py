@@ -21,10 +21,10 @@ from tornado_files.storage.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Codes that mean "no such object / upload": a missing key is not an outage.
 # Seconds: to connect, and of silence on an open connection (docs/object-storage.md).
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 15
+# Codes that mean "no such object / upload": a missing key is not an outage.
 MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 
 
@@ -72,8 +72,8 @@ def s3_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
         raise BackendUnavailable() from None
     except BotoCoreError as exc:
         log.warning("S3 %s failed: %s", action, exc)
-        raise (BackendTimedOut if isinstance(exc, ReadTimeoutError) else BackendUnavailable)(
-            ) from None
+        timed_out = isinstance(exc, ReadTimeoutError)  # sent, no answer: may still take effect
+        raise (BackendTimedOut() if timed_out else BackendUnavailable()) from None
 
 
 class S3Calls:
