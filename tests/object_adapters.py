@@ -80,6 +80,11 @@ class S3Objects(ObjectStore):
     def stop_service(self) -> None:
         self.service.stop()
 
+    def standin_pid(self) -> int:
+        standin = self.service.standin
+        assert standin is not None, "own() runs on a moto of its own"
+        return standin.process.pid
+
 
 class AzureObjects(ObjectStore):
     kind: ClassVar[str] = "azure"
@@ -155,6 +160,9 @@ class AzureObjects(ObjectStore):
     def stop_service(self) -> None:
         self.azurite.stop()
 
+    def standin_pid(self) -> int:
+        return self.azurite.standin.process.pid
+
 
 class GcsObjects(ObjectStore):
     kind: ClassVar[str] = "gcs"
@@ -225,6 +233,9 @@ class GcsObjects(ObjectStore):
 
     def stop_service(self) -> None:
         self.emulator.stop()
+
+    def standin_pid(self) -> int:
+        return self.emulator.standin.process.pid
 
 
 PROVIDERS: list[type[ObjectStore]] = [S3Objects, AzureObjects, GcsObjects]

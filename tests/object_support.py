@@ -130,3 +130,8 @@ storage = "{self.kind}"
     @abstractmethod
     def stop_service(self) -> None:
         """Stop the stand-in this adapter runs on (one of its own, see ``own``)."""
+
+    @abstractmethod
+    def standin_pid(self) -> int:
+        """The PID of the stand-in this adapter runs on (one of its own, see ``own``), for
+        tests that stop it (SIGSTOP) to make the store stall."""

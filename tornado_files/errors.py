@@ -197,6 +197,12 @@ class BackendUnavailable(TornadoFilesError):
     default_detail = "A storage backend did not answer; try again later"
 
 
+class BackendTimedOut(BackendUnavailable):
+    """A store call sent its request and gave up waiting for the answer (the store stalled):
+    the call may still take effect later, e.g. a part landing after the upload's abort, so
+    what it wrote is settled by the sweeper, not assumed gone. Answered as its parent."""
+
+
 class RejectedByHook(TornadoFilesError):
     """The ``upload.pre_create`` hook answered non-2xx (docs/deploying.md, Webhooks): its
     JSON ``detail``, when it gave one, is the detail."""

@@ -13,6 +13,7 @@ from tornado_files.auth.authenticator import Authenticator
 from tornado_files.blocking import Offload
 from tornado_files.config import Config
 from tornado_files.errors import InternalError
+from tornado_files.health import STARTUP_DEADLINE, StoreChecks, answering_within
 from tornado_files.hooks.events import Events, Wakeup
 from tornado_files.hooks.http import HookHttp
 from tornado_files.ingest import HashCache
@@ -67,6 +68,10 @@ class Services:
     job_signals: JobSignals = field(default_factory=JobSignals)
     # Serving or draining (the readiness probes say which).
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    # The readiness probe's store checks: single-flight, each bounded (tornado_files/health.py).
+    health: StoreChecks = field(default_factory=StoreChecks)
+    # Seconds each blob store's start-up check (marker, then its own start-up) may take.
+    startup_deadline: float = STARTUP_DEADLINE
     # The running sha256 of resumable uploads, shared by every handler and the sweeper.
     hashes: HashCache = field(default_factory=HashCache)
     # This application's Prometheus registry and metrics (``metrics.Metrics``; GET /metrics).
@@ -105,9 +110,14 @@ class Services:
         await self.leases.startup()
         # Before a store creates its folders: an absent or foreign one is refused, not
         # silently replaced by an empty tree (store_identity).
-        await verify_stores(self.blob_stores.values(), self.metadata, write=True)
+        # Each step within a deadline: a store that stalls is the one start-up line, not a
+        # wait for as long as its SDK retries.
         for store in self.blob_stores.values():
-            await store.startup()
+            async with answering_within(store, self.startup_deadline):
+                await verify_stores([store], self.metadata, write=True)
+        for store in self.blob_stores.values():
+            async with answering_within(store, self.startup_deadline):
+                await store.startup()
 
     async def settle(self, within: float) -> bool:
         """Wait (at most ``within`` seconds) until every request in flight has settled;

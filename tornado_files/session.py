@@ -8,12 +8,18 @@ may report a closed connection after we already answered with an error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from uuid import uuid4
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, EmptySelection, TooManyFiles
+from tornado_files.errors import (
+    BackendTimedOut,
+    BackendUnavailable,
+    EmptySelection,
+    TooManyFiles,
+)
 from tornado_files.ingest import FileFacts, FileIngest, FileOrigin, new_hasher
 from tornado_files.metadata.base import IntentJournal
 from tornado_files.models import StoredBlob, utcnow
@@ -69,6 +75,7 @@ class UploadSession:
         self.store = store
         self._intents = intents
         self._journaled: list[str] = []  # keys with an intent, in order
+        self._unsure = False  # a store call timed out: what the store will hold is unknown
         self._sniffer = sniffer
         self._offload = offload
         self._sniff_bytes = sniff_bytes
@@ -101,7 +108,8 @@ class UploadSession:
         # sweeper finds (tornado_files/sweeper.py), without ever listing the store.
         await self._intents.add_intent(file_id, self.store.name, utcnow())
         self._journaled.append(file_id)
-        writer = await self.store.open_writer(file_id)
+        with self._watch():
+            writer = await self.store.open_writer(file_id)
         ingest = FileIngest(
             sink=writer, sniffer=self._sniffer, lane=self._offload.lane(),
             sniff_bytes=self._sniff_bytes, check_type=self.policy.check_mime,
@@ -114,7 +122,8 @@ class UploadSession:
 
     async def feed(self, chunk: bytes) -> None:
         """Count, sniff, hash and write one chunk of the current file (``FileIngest``)."""
-        await self._require_current().ingest.feed(chunk)
+        with self._watch():
+            await self._require_current().ingest.feed(chunk)
 
     async def end_file(self, declared_type: str | None) -> None:
         """Close the current file (its writer ``end``s: nothing stays open until commit); a
@@ -125,10 +134,12 @@ class UploadSession:
             part.declared_type = declared_type
         if part.original_filename == "" and part.ingest.size == 0:
             raise EmptySelection()
-        sniffed = await part.ingest.finish(whole=True)
+        with self._watch():
+            sniffed = await part.ingest.finish(whole=True)
         # Release the part's file (or buffered chunks) now, not at commit: a request of many
         # parts then holds one writer's resources at a time (DESIGN.md invariant 7).
-        await part.writer.end()
+        with self._watch():
+            await part.writer.end()
         sha256 = part.ingest.sha256()
         assert sniffed is not None
         assert sha256 is not None
@@ -141,7 +152,8 @@ class UploadSession:
             raise RuntimeError("commit with a file still open")
         try:
             for part in self.files:
-                part.blob = await part.writer.commit()
+                with self._watch():
+                    part.blob = await part.writer.commit()
         except BaseException:
             await self.abort()
             raise
@@ -182,8 +194,19 @@ class UploadSession:
                 removed = False
                 log.exception("cleanup of blob %s failed; its intent stays for the sweeper",
                               part.id)
-        if removed:
+        if removed and not self._unsure:
             await self._clear_intents()
+
+    @contextmanager
+    def _watch(self) -> Iterator[None]:
+        """A store call that timed out (``BackendTimedOut``: the store stalled and we gave up)
+        may still take effect later — a part landing after our abort: the intents then stay,
+        and the sweeper settles those keys after its grace period."""
+        try:
+            yield
+        except BackendTimedOut:
+            self._unsure = True
+            raise
 
     def _require_current(self) -> FilePart:
         self._check_open()

@@ -12,22 +12,27 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import requests
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError, ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import ContainerClient, ExponentialRetry
 from requests.adapters import HTTPAdapter
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BackendTimedOut, BackendUnavailable, BlobNotFound
 from tornado_files.storage.azure_settings import AzureCredentials, AzureSettings, account_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Seconds: to connect, and of silence on an open connection (docs/object-storage.md).
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 15
 
 
 def make_container(settings: AzureSettings, creds: AzureCredentials,
                    connections: int = 16) -> ContainerClient:
-    """A container client; few retries and short timeouts so a dead store is a quick 503."""
+    """A container client; few retries and short timeouts so a dead store is a quick 503: a
+    store that stalls costs one call two attempts of ``READ_TIMEOUT`` and a back-off of 1-2 s,
+    about 32 s."""
     # requests keeps 10 connections per host by default; the pool has ``connections`` threads.
     session = requests.Session()
     adapter = HTTPAdapter(pool_maxsize=connections)
@@ -37,10 +42,13 @@ def make_container(settings: AzureSettings, creds: AzureCredentials,
         # One retry after about a second (the SDK's default waits 15 s and more, three times).
         "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1,
                                          random_jitter_range=1),
-        "connection_timeout": 5, "read_timeout": 60,
         # Downloads fetch 1 MiB per ranged GET (the SDK's first GET would buffer 32 MiB).
         "max_single_get_size": 1024 * 1024, "max_chunk_get_size": 1024 * 1024,
-        "transport": RequestsTransport(session=session, session_owner=True)}
+        # The timeouts go to the transport: one passed in ignores the client's own
+        # ``read_timeout`` and keeps azure-core's default of 300 s.
+        "transport": RequestsTransport(session=session, session_owner=True,
+                                       connection_timeout=CONNECT_TIMEOUT,
+                                       read_timeout=READ_TIMEOUT)}
     url = account_url(settings, creds.account)
     if creds.connection_string and not settings.endpoint:
         return ContainerClient.from_connection_string(
@@ -66,7 +74,9 @@ def azure_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
         raise BlobNotFound() from None
     except AzureError as exc:
         log.warning("Azure %s failed: %s", action, type(exc).__name__)
-        raise BackendUnavailable() from None
+        # Sent, but no answer (a read timeout among them): it may still take effect.
+        timed_out = isinstance(exc, ServiceResponseError)
+        raise (BackendTimedOut() if timed_out else BackendUnavailable()) from None
 
 
 class AzureCalls:

@@ -23,14 +23,17 @@ from google.resumable_media.common import DataCorruption, InvalidResponse
 from requests.adapters import HTTPAdapter
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BackendTimedOut, BackendUnavailable, BlobNotFound
 from tornado_files.storage.gcs_settings import GOOGLE_ENDPOINT, GcsCredentials, GcsSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Seconds: connect, then read. A dead store must turn into a 503 quickly, not hang uploads.
-TIMEOUT = (5.0, 60.0)
-# The SDK retries for up to 120 s by default; a few seconds are enough to ride out a blip.
+# Seconds: connect, then of silence on an open connection. A dead store must turn into a 503
+# quickly, not hang uploads (docs/object-storage.md).
+TIMEOUT = (5.0, 15.0)
+# The SDK retries for up to 120 s by default; a few seconds are enough to ride out a blip. The
+# deadline is checked before each retry, so a call that stalled for a read timeout is not
+# tried again: one attempt, about 15 s, on a store that stalls.
 RETRY = DEFAULT_RETRY.with_timeout(2.0)
 
 
@@ -76,7 +79,10 @@ def gcs_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
     except (api_errors.GoogleAPIError, GoogleAuthError, requests.RequestException,
             InvalidResponse, DataCorruption) as exc:
         log.warning("GCS %s failed: %s", action, type(exc).__name__)
-        raise BackendUnavailable() from None
+        # A read timeout, raised as it is or as the cause of the retry's RetryError.
+        timed_out = isinstance(exc, requests.ReadTimeout) or isinstance(
+            exc.__cause__, requests.ReadTimeout)
+        raise (BackendTimedOut() if timed_out else BackendUnavailable()) from None
 
 
 class GcsCalls:

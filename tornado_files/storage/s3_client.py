@@ -13,14 +13,17 @@ from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from tornado_files.blocking import Offload
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BackendTimedOut, BackendUnavailable, BlobNotFound
 from tornado_files.storage.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Seconds: to connect, and of silence on an open connection (docs/object-storage.md).
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 15
 # Codes that mean "no such object / upload": a missing key is not an outage.
 MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 
@@ -28,14 +31,19 @@ MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 def make_client(settings: S3Settings, connections: int = 16) -> Any:
     """A botocore S3 client for ``settings``; credentials from the standard AWS chain. Few
     retries and short timeouts: a dead store must turn into a 503 quickly, not hang uploads.
+    A store that stalls (takes the connection, never answers) costs one call at most two
+    attempts of ``READ_TIMEOUT`` plus a back-off under a second: about 31 s.
     """
     config = BotoConfig(
         region_name=settings.region or "us-east-1",
         # Presigned URLs in SigV4: botocore still signs them in SigV2 for us-east-1 and custom
         # endpoints, which AWS refuses for buckets created since June 2020.
         signature_version="s3v4",
-        connect_timeout=5, read_timeout=60,
-        retries={"max_attempts": 2, "mode": "standard"},
+        # read_timeout is per socket read (a large part still streams): silence, not length.
+        connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+        # Attempts in all, the first one included (botocore's ``max_attempts`` counts retries
+        # only: 2 meant three attempts of 60 s each, three minutes on a stalled store).
+        retries={"total_max_attempts": 2, "mode": "standard"},
         max_pool_connections=connections,
         # Path-style for S3-compatible services (MinIO, Ceph, moto) whose buckets have no DNS.
         s3={"addressing_style": "path" if settings.endpoint else "auto"},
@@ -67,7 +75,8 @@ def s3_errors(action: str, missing_ok: bool = False) -> Iterator[None]:
         raise BackendUnavailable() from None
     except BotoCoreError as exc:
         log.warning("S3 %s failed: %s", action, exc)
-        raise BackendUnavailable() from None
+        timed_out = isinstance(exc, ReadTimeoutError)  # sent, no answer: may still take effect
+        raise (BackendTimedOut() if timed_out else BackendUnavailable()) from None
 
 
 class S3Calls:

@@ -16,6 +16,7 @@ by closing the connection so the client sees the response cut short.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -42,6 +43,8 @@ log = logging.getLogger("tornado_files.web")
 JSON_TYPE = "application/json; charset=UTF-8"
 # Room for one read past any cap we count, so Tornado's own body limit never fires first.
 READ_SLACK = 4 * 1024 * 1024
+# Seconds an error answer waits for the request's clean-up (aborting what it wrote).
+CLEANUP_WAIT = 5.0
 
 
 @web.stream_request_body
@@ -58,6 +61,7 @@ class ApiHandler(RequestHandler):
     bytes_out = 0
 
     _failed = False
+    _cleanup_task: Future[None] | None = None
     _cleaned = False
     _cleaning = False
     _cleanup_done = False
@@ -229,7 +233,16 @@ class ApiHandler(RequestHandler):
         """The exit for errors outside Tornado's own flow: undo the request's writes, then log
         and answer exactly as for an error raised by a handler method."""
         self._failed = True
-        await self._cleanup_once()
+        # Wait for the clean-up, but not for as long as a stalled store would hold it: the
+        # answer goes out after ``CLEANUP_WAIT`` s and the clean-up goes on (shutdown waits for
+        # it: ``settled``); what it cannot undo keeps its intent for the sweeper.
+        self._cleanup_task = asyncio.ensure_future(self._cleanup_once())
+        try:
+            async with asyncio.timeout(CLEANUP_WAIT):
+                await asyncio.shield(self._cleanup_task)
+        except TimeoutError:
+            log.warning("answering %s %s before its clean-up ended", self.request.method,
+                        self.request.path)
         self.log_exception(type(exc), exc, exc.__traceback__)
         self.send_error(status_of(self._error_of(exc)), exc_info=(type(exc), exc, None),
                         linger=linger)

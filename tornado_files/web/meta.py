@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,7 @@ from tornado.web import StaticFileHandler
 
 from tornado_files.auth.principal import Scope
 from tornado_files.errors import InsufficientStorage, NotFound
+from tornado_files.health import CheckStalled
 from tornado_files.metrics import CONTENT_TYPE
 from tornado_files.web.access import AUTHENTICATED, PUBLIC, Rule
 from tornado_files.web.base import ApiHandler
@@ -45,29 +47,35 @@ class HealthHandler(ApiHandler):
 
     async def get(self) -> None:
         services = self.services
-        checks: dict[str, str] = {}
-        ok = True
         probes: list[tuple[str, Any]] = [("metadata", services.metadata)]
         probes += [(f"storage:{name}", store) for name, store in services.blob_stores.items()]
-        for name, target in probes:
-            try:
-                await target.ping()
-                checks[name] = "ok"
-            except InsufficientStorage:
-                # Below min_free_space: uploads are refused until space is freed.
-                checks[name] = "low_space"
-                ok = False
-            except Exception as exc:
-                # The reason stays in the log: no driver or path text reaches the client.
-                log.warning("health check %s failed: %s", name, exc)
-                checks[name] = "unavailable"
-                ok = False
+        # All at once: a stalled store costs the probe one deadline, not one per store.
+        results = await asyncio.gather(*(self._check(name, target) for name, target in probes))
+        checks = dict(zip((name for name, _ in probes), results, strict=True))
+        ok = all(result == "ok" for result in results)
         if services.lifecycle.draining:
             self._draining = True
             self.write_json({"status": "draining", "checks": checks}, status=503)
             return
         self.write_json({"status": "ok" if ok else "unavailable", "checks": checks},
                         status=200 if ok else 503)
+
+    async def _check(self, name: str, target: Any) -> str:
+        """``ok``, ``low_space`` or ``unavailable``: ``target.ping()`` through the
+        single-flight, time-bounded checks of ``Services.health`` (tornado_files/health.py)."""
+        try:
+            await self.services.health.check(name, target.ping)
+        except InsufficientStorage:
+            return "low_space"  # below min_free_space: uploads are refused until space is freed
+        except CheckStalled:
+            log.warning("health check %s failed: no answer within %g s", name,
+                        self.services.health.deadline)
+            return "unavailable"
+        except Exception as exc:
+            # The reason stays in the log: no driver or path text reaches the client.
+            log.warning("health check %s failed: %s", name, exc)
+            return "unavailable"
+        return "ok"
 
 
 class MetricsHandler(ApiHandler):
