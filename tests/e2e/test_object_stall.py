@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.object_adapters import PROVIDERS
+from tests.object_adapters import PROVIDERS, S3Objects
 from tests.object_support import PREFIX, ObjectStore
 from tests.serverproc import ROOT, ServerProcess, free_port, running_server
 
@@ -105,19 +105,24 @@ def test_readyz_answers_503_within_its_deadline_and_probes_share_one_check(
         assert ready_again(server, within=SDK_BOUND)
 
 
-def test_start_up_against_a_stalled_store_ends_in_one_line(tmp_path: Path,
-                                                          own_store: ObjectStore) -> None:
-    store = own_store
-    (tmp_path / "c.toml").write_text(store.config())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
-    with stalled(store):
-        began = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"),
-             "--config", str(tmp_path / "c.toml"), "--port", str(free_port())],
-            capture_output=True, text=True, timeout=90, cwd=tmp_path, env=env | store.env(),
-            check=False)
-        took = time.monotonic() - began
+def test_start_up_against_a_stalled_store_ends_in_one_line(tmp_path: Path) -> None:
+    # On S3 only: the 30 s deadline is the same code for every store (services.py, unit-tested
+    # in test_health_checks.py); S3 reaches it, Azure's would take as long, and GCS's SDK gives
+    # up before it — about 50 s of the suite spared.
+    store = S3Objects.own()
+    try:
+        (tmp_path / "c.toml").write_text(store.config())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
+        with stalled(store):
+            began = time.monotonic()
+            result = subprocess.run(
+                [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"),
+                 "--config", str(tmp_path / "c.toml"), "--port", str(free_port())],
+                capture_output=True, text=True, timeout=90, cwd=tmp_path,
+                env=env | store.env(), check=False)
+            took = time.monotonic() - began
+    finally:
+        store.stop_service()
     assert result.returncode == 2
     assert result.stderr.startswith("server.py: error: cannot write to ")
     assert result.stderr.count("\n") == 1, result.stderr
