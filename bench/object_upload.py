@@ -62,7 +62,7 @@ def gridfs() -> Iterator[Store]:
     standin = start_standin()
     try:
         config = f'mongodb_uri = "{standin.uri(fresh_database())}"\n' + ROUTE.format("gridfs")
-        pid = standin.process.pid if standin.process else None
+        pid = standin.standin.process.pid if standin.standin else None
         yield Store("GridFS (mongoeco)", config, path="/api/bench", standin_pid=pid)
     finally:
         standin.stop()
@@ -74,7 +74,7 @@ def s3() -> Iterator[Store]:
     try:
         config = (f'[s3]\nbucket = "{service.new_bucket()}"\nendpoint = "{service.endpoint}"\n'
                   + ROUTE.format("s3"))
-        pid = service.process.pid if service.process else None
+        pid = service.standin.process.pid if service.standin else None
         yield Store("S3 (moto)", config, path="/api/bench", standin_pid=pid)
     finally:
         service.stop()
@@ -87,7 +87,7 @@ def azure() -> Iterator[Store]:
         config = (f'[azure]\ncontainer = "{azurite.new_container()}"\n'
                   f'endpoint = "{azurite.endpoint}"\n' + ROUTE.format("azure"))
         env = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
-        yield Store("Azure (azurite)", config, env, "/api/bench", azurite.process.pid)
+        yield Store("Azure (azurite)", config, env, "/api/bench", azurite.standin.process.pid)
     finally:
         azurite.stop()
 

@@ -84,7 +84,8 @@ def _upload_args(kind: str, sample: Path) -> list[str]:
 def _cpu(run: Running) -> tuple[float, float]:
     """(server CPU s, stand-in CPU s) now."""
     ours = proc_figures(run.process.pid)[1]
-    theirs = proc_figures(run.mongodb.process.pid)[1] if run.mongodb is not None else 0.0
+    standin = run.mongodb.standin if run.mongodb is not None else None
+    theirs = proc_figures(standin.process.pid)[1] if standin is not None else 0.0
     return ours, theirs
 
 
