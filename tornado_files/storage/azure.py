@@ -19,16 +19,15 @@ from azure.storage.blob import BlobClient, BlobSasPermissions, generate_blob_sas
 
 from tornado_files.blocking import Offload
 from tornado_files.config import ConfigError
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BlobNotFound
 from tornado_files.models import StoredBlob
+from tornado_files.storage import object_marker
 from tornado_files.storage.azure_client import AzureCalls, make_container
 from tornado_files.storage.azure_io import AzureBlobReader, AzureBlobWriter
 from tornado_files.storage.azure_partial import AzurePartialWriter, PartialBlobs
 from tornado_files.storage.azure_settings import AzureCredentials, AzureSettings, credentials_from
-from tornado_files.storage.disk import MARKER
 
 log = logging.getLogger(__name__)
-PING_BLOB = ".tornado-files-ping"
 URL_LIFETIME = 300  # seconds a SAS download URL stays valid (as S3's presigned URLs)
 LIST_PAGE = 1000
 AZURE_THREADS = 16  # eight uploads each with two blocks in flight
@@ -118,15 +117,21 @@ class AzureBlobStore:
         return f"{blob.url}?{sas}"
 
     async def ping(self) -> None:
-        """A small PUT: reachable is not enough, the container must take writes."""
-        blob = self.calls.container.get_blob_client(self.prefix + PING_BLOB)
-        await self.calls.must("ping", lambda: blob.upload_blob(b"ok", overwrite=True))
+        await object_marker.ping(self)
 
     async def startup(self) -> None:
-        try:
-            await self.ping()
-        except (BackendUnavailable, BlobNotFound):
-            raise self.unusable() from None
+        await object_marker.check_writable(self)
+
+    async def read_small(self, name: str, limit: int) -> bytes | None:
+        blob = self.calls.container.get_blob_client(name)
+        data = await self.calls.run(
+            "read", lambda: blob.download_blob(offset=0, length=limit).readall(),
+            missing_ok=True)
+        return None if data is None else bytes(data)
+
+    async def write_small(self, name: str, data: bytes) -> None:
+        blob = self.calls.container.get_blob_client(name)
+        await self.calls.must("write", lambda: blob.upload_blob(data, overwrite=True))
 
     async def close(self) -> None:
         self.calls.container.close()
@@ -212,29 +217,10 @@ class AzureBlobStore:
 
     # -- MarkedStore (store_identity.py) --------------------------------------------------
     async def read_marker(self) -> str | None:
-        """Also the first call at start-up: an unreachable container is ``unusable``."""
-        blob = self.calls.container.get_blob_client(self.prefix + MARKER)
-        try:
-            data = await self.calls.run(
-                "read marker", lambda: blob.download_blob(offset=0, length=256).readall(),
-                missing_ok=True)
-        except BackendUnavailable:
-            raise self.unusable() from None
-        if data is None:
-            return None
-        return bytes(data).decode("ascii", "replace").strip() or None
+        return await object_marker.read_marker(self)
 
     async def write_marker(self, store_id: str) -> str:
-        present = await self.read_marker()
-        if present is not None:
-            return present
-        blob = self.calls.container.get_blob_client(self.prefix + MARKER)
-        try:
-            await self.calls.must("write marker", lambda: blob.upload_blob(
-                store_id.encode("ascii"), overwrite=True))
-        except (BackendUnavailable, BlobNotFound):  # NotFound here: no such container
-            raise self.unusable() from None
-        return store_id
+        return await object_marker.write_marker(self, store_id)
 
     async def has_blobs(self) -> bool:
         return bool(await self.list_keys(None, 1))

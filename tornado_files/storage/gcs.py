@@ -20,16 +20,15 @@ from typing import Any
 
 from tornado_files.blocking import Offload
 from tornado_files.config import ConfigError
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BlobNotFound
 from tornado_files.models import StoredBlob
-from tornado_files.storage.disk import MARKER
+from tornado_files.storage import object_marker
 from tornado_files.storage.gcs_client import RETRY, TIMEOUT, GcsCalls, make_client
 from tornado_files.storage.gcs_io import GcsBlobReader, GcsBlobWriter
 from tornado_files.storage.gcs_partial import GcsPartialReader, GcsPartialWriter, Segments
 from tornado_files.storage.gcs_settings import GcsSettings, credentials_from, emulator_endpoint
 
 log = logging.getLogger(__name__)
-PING_OBJECT = ".tornado-files-ping"
 URL_LIFETIME = 300  # seconds a signed download URL stays valid (as S3's presigned URLs)
 LIST_PAGE = 1000  # GCS's own largest page for listings
 GCS_THREADS = 16  # eight uploads each with two chunks in flight
@@ -115,16 +114,22 @@ class GcsBlobStore:
         return url
 
     async def ping(self) -> None:
-        """A small write: reachable is not enough, the bucket must take writes."""
-        blob = self.calls.bucket.blob(self.prefix + PING_OBJECT)
-        await self.calls.must("ping", lambda: blob.upload_from_string(
-            b"ok", content_type="text/plain", retry=RETRY, timeout=TIMEOUT))
+        await object_marker.ping(self)
 
     async def startup(self) -> None:
-        try:
-            await self.ping()
-        except (BackendUnavailable, BlobNotFound):
-            raise self.unusable() from None
+        await object_marker.check_writable(self)
+
+    async def read_small(self, name: str, limit: int) -> bytes | None:
+        blob = self.calls.bucket.blob(name)
+        data = await self.calls.run("read", lambda: blob.download_as_bytes(
+            start=0, end=limit - 1, raw_download=True, checksum=None, retry=RETRY,
+            timeout=TIMEOUT), missing_ok=True)
+        return None if data is None else bytes(data)
+
+    async def write_small(self, name: str, data: bytes) -> None:
+        blob = self.calls.bucket.blob(name)
+        await self.calls.must("write", lambda: blob.upload_from_string(
+            data, content_type="text/plain", retry=RETRY, timeout=TIMEOUT))
 
     async def close(self) -> None:
         self.calls.client.close()
@@ -199,30 +204,10 @@ class GcsBlobStore:
 
     # -- MarkedStore (store_identity.py) --------------------------------------------------
     async def read_marker(self) -> str | None:
-        """Also the first call at start-up: an unreachable bucket is ``unusable``."""
-        blob = self.calls.bucket.blob(self.prefix + MARKER)
-        try:
-            data = await self.calls.run("read marker", lambda: blob.download_as_bytes(
-                start=0, end=255, raw_download=True, checksum=None, retry=RETRY,
-                timeout=TIMEOUT), missing_ok=True)
-        except BackendUnavailable:
-            raise self.unusable() from None
-        if data is None:
-            return None
-        return bytes(data).decode("ascii", "replace").strip() or None
+        return await object_marker.read_marker(self)
 
     async def write_marker(self, store_id: str) -> str:
-        present = await self.read_marker()
-        if present is not None:
-            return present
-        blob = self.calls.bucket.blob(self.prefix + MARKER)
-        try:
-            await self.calls.must("write marker", lambda: blob.upload_from_string(
-                store_id.encode("ascii"), content_type="text/plain", retry=RETRY,
-                timeout=TIMEOUT))
-        except (BackendUnavailable, BlobNotFound):  # NotFound here: no such bucket
-            raise self.unusable() from None
-        return store_id
+        return await object_marker.write_marker(self, store_id)
 
     async def has_blobs(self) -> bool:
         return bool(await self.list_keys(None, 1))

@@ -17,16 +17,15 @@ from typing import Any
 
 from tornado_files.blocking import Offload
 from tornado_files.config import ConfigError
-from tornado_files.errors import BackendUnavailable, BlobNotFound
+from tornado_files.errors import BlobNotFound
 from tornado_files.models import StoredBlob, utcnow
-from tornado_files.storage.disk import MARKER
+from tornado_files.storage import object_marker
 from tornado_files.storage.s3_client import S3Calls, make_client
 from tornado_files.storage.s3_io import S3BlobReader, S3BlobWriter
 from tornado_files.storage.s3_partial import S3PartialReader, S3PartialWriter, Segments
 from tornado_files.storage.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
-PING_OBJECT = ".tornado-files-ping"
 # Seconds a presigned download URL stays valid: long enough for a client to follow the 302,
 # short so that a URL seen in a log or a history soon stops working.
 URL_LIFETIME = 300
@@ -108,14 +107,24 @@ class S3BlobStore:
         return url
 
     async def ping(self) -> None:
-        """A small PUT: reachable is not enough, the bucket must take writes."""
-        await self.calls.call("ping", "put_object", Key=self.prefix + PING_OBJECT, Body=b"ok")
+        await object_marker.ping(self)
+
+    async def read_small(self, name: str, limit: int) -> bytes | None:
+        answer = await self.calls.call("read", "get_object", missing_ok=True, Key=name)
+        if answer is None:
+            return None
+        body = answer["Body"]
+        try:
+            data: bytes = await self.calls.run("read", lambda: body.read(limit))
+        finally:
+            body.close()
+        return data
+
+    async def write_small(self, name: str, data: bytes) -> None:
+        await self.calls.call("write", "put_object", Key=name, Body=data)
 
     async def startup(self) -> None:
-        try:
-            await self.ping()
-        except BackendUnavailable:
-            raise self.unusable() from None
+        await object_marker.check_writable(self)
         await self.abort_stale_uploads(utcnow() - timedelta(seconds=self.stale_after))
 
     async def close(self) -> None:
@@ -236,29 +245,10 @@ class S3BlobStore:
 
     # -- MarkedStore (store_identity.py) --------------------------------------------------
     async def read_marker(self) -> str | None:
-        """Also the first call at start-up (store_identity runs before ``startup``): an
-        unreachable bucket is the start-up line of ``unusable``, not a generic one."""
-        try:
-            answer = await self.calls.call("read marker", "get_object", missing_ok=True,
-                                           Key=self.prefix + MARKER)
-        except BackendUnavailable:
-            raise self.unusable() from None
-        if answer is None:
-            return None
-        body = answer["Body"]
-        data: bytes = await self.calls.run("read marker", lambda: body.read(256))
-        return data.decode("ascii", "replace").strip() or None
+        return await object_marker.read_marker(self)
 
     async def write_marker(self, store_id: str) -> str:
-        present = await self.read_marker()
-        if present is not None:
-            return present
-        try:
-            await self.calls.call("write marker", "put_object", Key=self.prefix + MARKER,
-                                  Body=store_id.encode("ascii"))
-        except (BackendUnavailable, BlobNotFound):
-            raise self.unusable() from None
-        return store_id
+        return await object_marker.write_marker(self, store_id)
 
     async def has_blobs(self) -> bool:
         return bool(await self.list_keys(None, 1))
