@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tusclient import client as tus_client
@@ -98,16 +99,20 @@ def test_a_large_upload_in_bounded_memory(object_server: ServerProcess, store: O
     assert store.sha256(name) == digest.hexdigest()
 
 
-def test_a_store_nothing_answers_at_stops_start_up_with_one_line(tmp_path, store: ObjectStore):
-    port = free_port()
-    table, refusal = store.unreachable(port)
-    (tmp_path / "c.toml").write_text(table)
+def start_up(tmp_path: Path, config: str, store: ObjectStore) -> subprocess.CompletedProcess[str]:
+    """``server.py`` with ``config``, expected to stop at start-up (bounded: 60 s)."""
+    (tmp_path / "c.toml").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"),
          "--config", str(tmp_path / "c.toml"), "--port", str(free_port())],
         capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env | store.env(),
         check=False)
+
+
+def test_a_store_nothing_answers_at_stops_start_up_with_one_line(tmp_path, store: ObjectStore):
+    table, refusal = store.unreachable(free_port())
+    result = start_up(tmp_path, table, store)
     assert result.returncode == 2
     assert result.stderr == f"server.py: error: {refusal}\n"
 
@@ -117,13 +122,7 @@ def test_a_missing_bucket_stops_start_up_with_one_line(tmp_path, store: ObjectSt
     # refused with "not found", which must be the start-up line too, not a traceback.
     name = getattr(store, "bucket", None) or getattr(store, "container", "")
     missing = f"nothere{os.getpid()}"
-    (tmp_path / "c.toml").write_text(store.config().replace(f'"{name}"', f'"{missing}"'))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_FILES_")}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "server.py"), "--data-dir", str(tmp_path / "d"),
-         "--config", str(tmp_path / "c.toml"), "--port", str(free_port())],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env | store.env(),
-        check=False)
+    result = start_up(tmp_path, store.config().replace(f'"{name}"', f'"{missing}"'), store)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("server.py: error: cannot write to ")
     assert missing in result.stderr
