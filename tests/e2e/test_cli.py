@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import closing, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -47,8 +48,8 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
 
 
 def cli(server_url: str, *args: str, state: Path | None = None, timeout: float = 120,
-        env: dict[str, str] | None = None, cwd: Path | None = None
-        ) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None, cwd: Path | None = None, text: bool = True
+        ) -> subprocess.CompletedProcess[Any]:
     """``tornado-files ARGS`` with ``TORNADO_FILES_URL`` set, ``TORNADO_FILES_TOKEN`` only if
     ``env`` sets it (whatever the calling shell has), and ``--state`` after an upload's; run
     in ``cwd`` if given (this checkout stays importable: it is put on ``PYTHONPATH``)."""
@@ -58,7 +59,7 @@ def cli(server_url: str, *args: str, state: Path | None = None, timeout: float =
     if cwd is not None:
         full_env["PYTHONPATH"] = cli_env(server_url)["PYTHONPATH"]
     return subprocess.run([sys.executable, "-m", "tornado_files", *args, *extra],
-                          capture_output=True, text=True, timeout=timeout, env=full_env,
+                          capture_output=True, text=text, timeout=timeout, env=full_env,
                           check=False, cwd=cwd)
 
 

@@ -22,10 +22,12 @@ from contextlib import closing
 
 import pytest
 
+from tests.e2e.test_cli import cli
 from tests.e2e.test_mongo_server import curl, random_file
 from tests.e2e.test_shutdown import answer_of
 from tests.object_support import MIB
 from tests.serverproc import running_server
+from tornado_files.client.downloads import part_path
 
 pytestmark = pytest.mark.slow
 
@@ -165,6 +167,31 @@ def test_redirect_downloads_come_from_the_store_with_name_and_type(tmp_path, sto
         status, _ = curl("-L", "-r", "100-199", "-o", str(out), url)
         assert status == 206
         assert out.read_bytes() == content[100:200]
+
+
+def test_the_cli_downloads_and_resumes_through_a_redirect(tmp_path, store):
+    # ``tornado-files download`` follows the 302 to the store (without our credentials) and
+    # resumes a part file there with Range alone: the store's ETag is not our sha256.
+    clip = random_file(tmp_path / "clip.bin", 3 * MIB + 5)
+    content = clip.read_bytes()
+    with running_server(tmp_path, config=store.config(download="redirect"),
+                        env=store.env()) as server:
+        status, body = curl("--data-binary", f"@{clip}", "-H", "Content-Type: application/x-raw",
+                            server.url + store.route)
+        assert status == 201, body
+        resource = json.loads(body)
+        whole = tmp_path / "whole.bin"
+        result = cli(server.url, "download", resource["id"], "-o", str(whole))
+        assert result.returncode == 0, result.stderr
+        assert whole.read_bytes() == content
+        resumed = tmp_path / "resumed.bin"
+        part_path(resumed, resource["sha256"]).write_bytes(content[:MIB])  # an earlier run's
+        result = cli(server.url, "download", resource["id"], "-o", str(resumed))
+        assert result.returncode == 0, result.stderr
+        assert resumed.read_bytes() == content
+        piped = cli(server.url, "download", resource["id"], "-o", "-", text=False)
+        assert piped.returncode == 0, piped.stderr
+        assert piped.stdout == content
 
 
 def headers_of(raw: bytes) -> dict[str, str]:

@@ -136,6 +136,19 @@ def usable_token(token: str | None) -> str | None:
     return token or None
 
 
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _connection_to(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    """A connection to ``url``'s host and the request target (path and query) there."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ClientError(f"the server redirected to a URL that is not http(s): {url[:100]}")
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return cls(parts.hostname, parts.port, timeout=timeout), target
+
+
 class Api:
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0) -> None:
         parts = urlsplit(base_url)
@@ -177,22 +190,37 @@ class Api:
     @contextmanager
     def stream(self, path: str, headers: dict[str, str] | None = None,
                ok: tuple[int, ...] = (200,)) -> Iterator[Stream]:
-        """GET with the body left on the socket, read chunk by chunk (downloads)."""
+        """GET with the body left on the socket, read chunk by chunk (downloads). A redirect
+        (a route with ``download = "redirect"``: 302 to the object store's signed URL) is
+        followed once, without our credentials, and without ``If-Range``: the store's ETag is
+        not our sha256, and the signed URL names one immutable object."""
         connection = self._connection()
         try:
-            try:
-                connection.request("GET", self._parts.path.rstrip("/") + path,
-                                   headers=self.headers(headers))
-                raw = connection.getresponse()
-                refused = raw.read() if raw.status not in ok else b""
-            except (OSError, http.client.HTTPException) as exc:
-                raise ClientError(f"cannot reach {self.base_url}: {_reason(exc)}",
-                                  exit_code=3) from None
+            target = self._parts.path.rstrip("/") + path
+            raw = self._get(connection, target, self.headers(headers), self.base_url)
+            location = raw.getheader("Location")
+            if raw.status in REDIRECTS and location:
+                raw.read()
+                connection.close()
+                connection, target = _connection_to(location, self._timeout)
+                kept = {k: v for k, v in (headers or {}).items() if k.lower() != "if-range"}
+                raw = self._get(connection, target, {"User-Agent": "tornado-files-cli", **kept},
+                                location.split("?", 1)[0])
+            refused = raw.read() if raw.status not in ok else b""
             if raw.status not in ok:
                 raise refusal(raw.status, raw.headers, refused)
             yield Stream(raw, self.base_url)
         finally:
             connection.close()
+
+    @staticmethod
+    def _get(connection: http.client.HTTPConnection, target: str, headers: dict[str, str],
+             where: str) -> http.client.HTTPResponse:
+        try:
+            connection.request("GET", target, headers=headers)
+            return connection.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ClientError(f"cannot reach {where}: {_reason(exc)}", exit_code=3) from None
 
     def _exchange(self, connection: http.client.HTTPConnection, method: str, path: str,
                   headers: dict[str, str], body: bytes | Iterable[bytes] | None,
