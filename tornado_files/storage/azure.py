@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -26,18 +25,12 @@ from tornado_files.storage.azure_client import AzureCalls, make_container
 from tornado_files.storage.azure_io import AzureBlobReader, AzureBlobWriter
 from tornado_files.storage.azure_partial import AzurePartialWriter, PartialBlobs
 from tornado_files.storage.azure_settings import AzureCredentials, AzureSettings, credentials_from
+from tornado_files.storage.objects import OUR_KEY, our_key
 
 log = logging.getLogger(__name__)
 URL_LIFETIME = 300  # seconds a SAS download URL stays valid (as S3's presigned URLs)
 LIST_PAGE = 1000
 AZURE_THREADS = 16  # eight uploads each with two blocks in flight
-OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _our_key(key: str) -> str:
-    if not OUR_KEY.match(key):
-        raise BlobNotFound()
-    return key
 
 
 class AzureBlobStore:
@@ -140,16 +133,16 @@ class AzureBlobStore:
 
     # -- PartialBlobStore (azure_partial.py) ----------------------------------------------
     async def create_partial(self, key: str) -> None:
-        await self.partials.create(_our_key(key))
+        await self.partials.create(our_key(key))
 
     async def resume(self, key: str, offset: int) -> AzurePartialWriter:
-        return await self.partials.resume(_our_key(key), offset)
+        return await self.partials.resume(our_key(key), offset)
 
     async def open_partial_reader(self, key: str, length: int) -> AzureBlobReader:
-        return await self.partials.open_reader(_our_key(key), length)
+        return await self.partials.open_reader(our_key(key), length)
 
     async def finalize(self, key: str, length: int) -> StoredBlob:
-        return await self.partials.finalize(_our_key(key), length)
+        return await self.partials.finalize(our_key(key), length)
 
     async def discard_partial(self, key: str) -> None:
         """Only the partial blob: a finalized blob is another blob, never touched here."""

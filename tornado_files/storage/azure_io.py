@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from tornado_files.storage.azure import AzureBlobStore
 
 log = logging.getLogger(__name__)
-READ_CHUNK = 1024 * 1024  # bytes handed to the client at a time
 
 
 def block_id(number: int) -> str:
@@ -95,10 +94,11 @@ def _next_chunk(pieces: Iterator[bytes]) -> bytes | None:
 
 class AzureBlobReader:
     """Implements ``BlobReader``: each ``iter_range`` is one ranged download of exactly
-    ``[start, end)``, read in ``READ_CHUNK`` pieces on the pool. The SDK makes it several
-    GETs (``max_single_get_size``, then ``max_chunk_get_size`` each) and holds each GET's
-    body whole before handing it over, so one GET for a whole range would hold the range in
-    memory: a DELETE meanwhile ends the download short (``BlobNotFound``, logged here)."""
+    ``[start, end)``, read in 1 MiB pieces (the client's GET size, azure_client.py) on the
+    pool. The SDK makes it several GETs (``max_single_get_size``, then ``max_chunk_get_size``
+    each) and holds each GET's body whole before handing it over, so one GET for a whole
+    range would hold the range in memory: a DELETE meanwhile ends the download short
+    (``BlobNotFound``, logged here)."""
 
     def __init__(self, store: AzureBlobStore, blob_name: str, size: int) -> None:
         self.size = size

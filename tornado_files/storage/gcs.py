@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,20 +24,14 @@ from tornado_files.models import StoredBlob
 from tornado_files.storage import object_marker
 from tornado_files.storage.gcs_client import RETRY, TIMEOUT, GcsCalls, make_client
 from tornado_files.storage.gcs_io import GcsBlobReader, GcsBlobWriter
-from tornado_files.storage.gcs_partial import GcsPartialReader, GcsPartialWriter, Segments
+from tornado_files.storage.gcs_partial import GcsPartialWriter, Segments
 from tornado_files.storage.gcs_settings import GcsSettings, credentials_from, emulator_endpoint
+from tornado_files.storage.objects import OUR_KEY, SegmentReader, our_key
 
 log = logging.getLogger(__name__)
 URL_LIFETIME = 300  # seconds a signed download URL stays valid (as S3's presigned URLs)
 LIST_PAGE = 1000  # GCS's own largest page for listings
 GCS_THREADS = 16  # eight uploads each with two chunks in flight
-OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _our_key(key: str) -> str:
-    if not OUR_KEY.match(key):
-        raise BlobNotFound()
-    return key
 
 
 class GcsBlobStore:
@@ -88,7 +81,7 @@ class GcsBlobStore:
         return await GcsBlobWriter.open(self, key)
 
     async def open_reader(self, key: str) -> GcsBlobReader:
-        head = await self.segments.head(self.object_key(_our_key(key)))
+        head = await self.segments.head(self.object_key(our_key(key)))
         if head is None:
             raise BlobNotFound()
         pinned = self.calls.bucket.blob(head.name, generation=head.generation)
@@ -139,16 +132,16 @@ class GcsBlobStore:
 
     # -- PartialBlobStore (gcs_partial.py) ------------------------------------------------
     async def create_partial(self, key: str) -> None:
-        _our_key(key)  # an empty partial has no segments
+        our_key(key)  # an empty partial has no segments
 
     async def resume(self, key: str, offset: int) -> GcsPartialWriter:
-        return await self.segments.resume(_our_key(key), offset)
+        return await self.segments.resume(our_key(key), offset)
 
-    async def open_partial_reader(self, key: str, length: int) -> GcsPartialReader:
-        return await self.segments.open_reader(_our_key(key), length)
+    async def open_partial_reader(self, key: str, length: int) -> SegmentReader:
+        return await self.segments.open_reader(our_key(key), length)
 
     async def finalize(self, key: str, length: int) -> StoredBlob:
-        return await self.segments.finalize(_our_key(key), length)
+        return await self.segments.finalize(our_key(key), length)
 
     async def discard_partial(self, key: str) -> None:
         """Only the segments: a finalized blob is another object, never touched here."""

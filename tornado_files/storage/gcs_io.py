@@ -26,13 +26,13 @@ from tornado_files.errors import BackendUnavailable, BlobNotFound
 from tornado_files.models import StoredBlob
 from tornado_files.storage.gcs_client import TIMEOUT, GcsError
 from tornado_files.storage.gcs_settings import CHUNK_UNIT
+from tornado_files.storage.objects import READ_CHUNK
 from tornado_files.storage.parts import PartPipeline
 
 if TYPE_CHECKING:
     from tornado_files.storage.gcs import GcsBlobStore
 
 log = logging.getLogger(__name__)
-READ_CHUNK = 1024 * 1024  # bytes read from a download, handed to the client at a time
 MAX_OBJECT = 5 * 1024 ** 4  # GCS's object size limit, 5 TiB (cloud.google.com quotas)
 CANCELLED = (499, 404, 410)  # a cancelled session answers 499; a gone one 404/410
 

@@ -16,14 +16,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tornado_files.errors import BackendUnavailable, BlobNotFound, InternalError
 from tornado_files.models import StoredBlob
 from tornado_files.storage.gcs_client import RETRY, TIMEOUT
-from tornado_files.storage.gcs_io import READ_CHUNK
+from tornado_files.storage.objects import SegmentReader
 from tornado_files.storage.parts import IN_FLIGHT, PartPipeline
 
 if TYPE_CHECKING:
@@ -111,9 +110,9 @@ class Segments:
             start += size
         raise BlobNotFound()  # fewer bytes stored than the offset says
 
-    async def open_reader(self, key: str, length: int) -> GcsPartialReader:
+    async def open_reader(self, key: str, length: int) -> SegmentReader:
         segments, _ = await self.listing(key)
-        return GcsPartialReader(self, [(b.name, int(b.size)) for b in segments], length)
+        return SegmentReader(self.read, [(b.name, int(b.size)) for b in segments], length)
 
     async def head(self, name: str) -> Any:
         """The object ``name`` with its metadata, or None."""
@@ -199,35 +198,3 @@ class GcsPartialWriter:
 
     async def close(self) -> None:
         await self._pipe.drain()
-
-
-class GcsPartialReader:
-    """Implements ``BlobReader`` over segments listed at open; a segment shorter than listed,
-    or a range past the stored bytes, is logged and ``BackendUnavailable``."""
-
-    def __init__(self, segments: Segments, items: list[tuple[str, int]], size: int) -> None:
-        self.size = size
-        self._segments = segments
-        self._items = items
-
-    async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
-        base = 0
-        for name, size in self._items:
-            low, high = max(start, base), min(end, base + size)
-            for piece in range(low, high, READ_CHUNK):
-                stop = min(piece + READ_CHUNK, high)
-                try:
-                    data = await self._segments.read(name, piece - base, stop - base)
-                except BlobNotFound:
-                    data = b""
-                if len(data) != stop - piece:
-                    log.error("segment %s holds fewer bytes than listed", name)
-                    raise BackendUnavailable()
-                yield data
-            base += size
-        if end > base and end > start:
-            log.error("a partial holds %d bytes, %d were asked for", base, end)
-            raise BackendUnavailable()
-
-    async def close(self) -> None:
-        return None

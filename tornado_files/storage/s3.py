@@ -10,7 +10,6 @@ Partial blobs (tus) are segment objects under ``<prefix>.partial/<key>/`` (s3_pa
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +19,10 @@ from tornado_files.config import ConfigError
 from tornado_files.errors import BlobNotFound
 from tornado_files.models import StoredBlob, utcnow
 from tornado_files.storage import object_marker
+from tornado_files.storage.objects import OUR_KEY, SegmentReader, our_key
 from tornado_files.storage.s3_client import S3Calls, make_client
 from tornado_files.storage.s3_io import S3BlobReader, S3BlobWriter
-from tornado_files.storage.s3_partial import S3PartialReader, S3PartialWriter, Segments
+from tornado_files.storage.s3_partial import S3PartialWriter, Segments
 from tornado_files.storage.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,6 @@ LIST_PAGE = 1000  # S3's own page size for listings
 # two parts in flight.
 S3_THREADS = 16
 # Keys this server generates (not gridfs_io's: importing it would load PyMongo).
-OUR_KEY = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _our_key(key: str) -> str:
-    if not OUR_KEY.match(key):
-        raise BlobNotFound()
-    return key
 
 
 class S3BlobStore:
@@ -134,16 +127,16 @@ class S3BlobStore:
 
     # -- PartialBlobStore (s3_partial.py) -------------------------------------------------
     async def create_partial(self, key: str) -> None:
-        _our_key(key)  # an empty partial has no segments
+        our_key(key)  # an empty partial has no segments
 
     async def resume(self, key: str, offset: int) -> S3PartialWriter:
-        return await self.segments.resume(_our_key(key), offset)
+        return await self.segments.resume(our_key(key), offset)
 
-    async def open_partial_reader(self, key: str, length: int) -> S3PartialReader:
-        return await self.segments.open_reader(_our_key(key), length)
+    async def open_partial_reader(self, key: str, length: int) -> SegmentReader:
+        return await self.segments.open_reader(our_key(key), length)
 
     async def finalize(self, key: str, length: int) -> StoredBlob:
-        return await self.segments.finalize(_our_key(key), length)
+        return await self.segments.finalize(our_key(key), length)
 
     async def discard_partial(self, key: str) -> None:
         """Only the segments: a finalized blob is another object, never touched here."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado_files.errors import BackendUnavailable, BlobNotFound
 from tornado_files.models import StoredBlob
+from tornado_files.storage.objects import READ_CHUNK
 from tornado_files.storage.parts import PartPipeline
 from tornado_files.storage.s3_settings import MAX_PARTS, part_size_for
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from tornado_files.storage.s3 import S3BlobStore
 
 log = logging.getLogger(__name__)
-READ_CHUNK = 1024 * 1024  # bytes handed to the client at a time
 
 
 class S3BlobWriter:

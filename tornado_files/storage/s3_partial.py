@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tornado_files.errors import BackendUnavailable, BlobNotFound, InternalError
 from tornado_files.models import StoredBlob
+from tornado_files.storage.objects import SegmentReader
 from tornado_files.storage.parts import IN_FLIGHT
-from tornado_files.storage.s3_io import READ_CHUNK
 from tornado_files.storage.s3_settings import MAX_PARTS, part_size_for
 
 if TYPE_CHECKING:
@@ -111,9 +110,9 @@ class Segments:
             start += size
         raise BlobNotFound()  # fewer bytes stored than the offset says
 
-    async def open_reader(self, key: str, length: int) -> S3PartialReader:
+    async def open_reader(self, key: str, length: int) -> SegmentReader:
         items = await self.listing(key)
-        return S3PartialReader(self, [(i["Key"], int(i["Size"])) for i in items], length)
+        return SegmentReader(self.read, [(i["Key"], int(i["Size"])) for i in items], length)
 
     async def finalize(self, key: str, length: int) -> StoredBlob:
         name = self.store.object_key(key)
@@ -198,32 +197,3 @@ class S3PartialWriter:
         flying, self._flying = self._flying, []
         await asyncio.gather(*flying, return_exceptions=True)
         self._buffer = bytearray()
-
-
-class S3PartialReader:
-    """Implements ``BlobReader`` over segments listed at open; a segment shorter than listed,
-    or a range past the stored bytes, is logged and ``BackendUnavailable``."""
-
-    def __init__(self, segments: Segments, items: list[tuple[str, int]], size: int) -> None:
-        self.size = size
-        self._segments = segments
-        self._items = items
-
-    async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
-        base = 0
-        for name, size in self._items:
-            low, high = max(start, base), min(end, base + size)
-            for piece in range(low, high, READ_CHUNK):
-                stop = min(piece + READ_CHUNK, high)
-                data = await self._segments.read(name, piece - base, stop - base)
-                if len(data) != stop - piece:
-                    log.error("segment %s holds fewer bytes than listed", name)
-                    raise BackendUnavailable()
-                yield data
-            base += size
-        if end > base and end > start:
-            log.error("a partial holds %d bytes, %d were asked for", base, end)
-            raise BackendUnavailable()
-
-    async def close(self) -> None:
-        return None
